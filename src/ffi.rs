@@ -1,0 +1,481 @@
+//! The C ABI: thin wrappers that check pointers, convert arguments, catch
+//! panics and report failure through `errno` as the sockets API does.
+//! Doc comments here become the documentation in `include/rsock.h`.
+
+#![allow(non_camel_case_types)]
+// These functions are called from C, which has no `unsafe`: pointer validity
+// is the caller's side of the contract documented on each function.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use crate::ops;
+use crate::shim;
+use crate::sys::{self, AddrIn, AddrOut, Error, Result};
+use crate::token::{Inner, Token};
+use libc::{c_char, c_int, c_void, intptr_t, size_t, sockaddr, socklen_t};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// A cancellation token. Opaque; reference-counted; create it with
+/// `rsock_token_new` or `rsock_token_child` and release each reference with
+/// `rsock_token_unref`. All token functions may be called from any thread.
+pub struct rsock_token {
+    _opaque: [u8; 0],
+}
+
+/// A socket: `int` on POSIX, `SOCKET` on Windows (defined in the header).
+#[cfg(unix)]
+pub type rsock_socket = c_int;
+
+/// `struct pollfd` on POSIX, `WSAPOLLFD` on Windows (defined in the header).
+#[cfg(unix)]
+pub type rsock_pollfd = libc::pollfd;
+
+/// A Winsock-1.1-style blocking hook: called on the waiting thread while one
+/// of its rsock calls waits. The return value is ignored.
+pub type rsock_blocking_hook = Option<unsafe extern "C" fn() -> c_int>;
+
+/// `rsock_block` event: the socket is readable (or has a pending connection).
+pub const RSOCK_READABLE: c_int = 1;
+/// `rsock_block` event: the socket is writable (or a connect finished).
+pub const RSOCK_WRITABLE: c_int = 2;
+/// Timeout value that waits for ever.
+pub const RSOCK_INFINITE: c_int = -1;
+
+/// Runs `body` behind the panic boundary; on error sets errno and returns `fail`.
+fn guard<T>(fail: T, body: impl FnOnce() -> Result<T>) -> T {
+    let r = catch_unwind(AssertUnwindSafe(body)).unwrap_or(Err(Error(sys::ENOTRECOVERABLE)));
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            sys::set_last_error(e.0);
+            fail
+        }
+    }
+}
+
+fn inval<T>() -> Result<T> {
+    Err(Error(sys::EINVAL))
+}
+
+fn raw(t: *const rsock_token) -> *const Inner {
+    t.cast()
+}
+
+/// Runs `f` with the token `t`, or the thread's own token for NULL.
+fn with_token<R>(t: *mut rsock_token, f: impl FnOnce(&Token) -> R) -> R {
+    if t.is_null() {
+        f(&shim::thread_token())
+    } else {
+        // SAFETY: a non-NULL token passed by the caller is a live reference
+        // (using a released token is undefined, as documented).
+        unsafe { Token::with_raw(raw(t), f) }
+    }
+}
+
+/// A token the caller must pass (NULL is EINVAL).
+fn with_some_token<R>(t: *const rsock_token, f: impl FnOnce(&Token) -> Result<R>) -> Result<R> {
+    if t.is_null() {
+        return inval();
+    }
+    // SAFETY: as in with_token.
+    unsafe { Token::with_raw(raw(t), f) }
+}
+
+fn to_isize(r: Result<usize>) -> Result<intptr_t> {
+    r.map(|n| n as intptr_t)
+}
+
+/// # Safety
+/// `buf` valid for writes of `len` bytes unless `len` is 0.
+unsafe fn buf_mut<'a>(buf: *mut c_void, len: size_t) -> Result<&'a mut [u8]> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if buf.is_null() || len > isize::MAX as usize {
+        return inval();
+    }
+    // SAFETY: per the function's contract.
+    Ok(unsafe { std::slice::from_raw_parts_mut(buf.cast(), len) })
+}
+
+/// # Safety
+/// `buf` valid for reads of `len` bytes unless `len` is 0.
+unsafe fn buf_ref<'a>(buf: *const c_void, len: size_t) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if buf.is_null() || len > isize::MAX as usize {
+        return inval();
+    }
+    // SAFETY: per the function's contract.
+    Ok(unsafe { std::slice::from_raw_parts(buf.cast(), len) })
+}
+
+/// # Safety
+/// If `addr` is non-NULL, `addrlen` must point at its size.
+unsafe fn addr_out(addr: *mut sockaddr, addrlen: *mut socklen_t) -> Result<AddrOut> {
+    if addr.is_null() {
+        return Ok(AddrOut::NONE);
+    }
+    if addrlen.is_null() {
+        return inval();
+    }
+    // SAFETY: per the function's contract.
+    Ok(unsafe { AddrOut::new(addr, addrlen) })
+}
+
+// ---------------------------------------------------------------- tokens
+
+/// Creates a cancellation token with one reference, owned by the caller.
+/// Holds no file descriptor and makes no system call.
+/// Returns NULL with `ENOMEM` if memory runs out.
+#[no_mangle]
+pub extern "C" fn rsock_token_new() -> *mut rsock_token {
+    guard(std::ptr::null_mut(), || {
+        Ok(Token::new().into_raw() as *mut rsock_token)
+    })
+}
+
+/// Creates a child of `parent` with one reference, owned by the caller. The
+/// child is cancelled whenever `parent` or any of its ancestors is cancelled
+/// (and stays so until the child itself is reset); cancelling the child
+/// leaves the parent alone. A child of a cancelled parent is born cancelled.
+/// The child keeps its parent alive. NULL `parent`: returns NULL with EINVAL.
+#[no_mangle]
+pub extern "C" fn rsock_token_child(parent: *mut rsock_token) -> *mut rsock_token {
+    guard(std::ptr::null_mut(), || {
+        with_some_token(parent, |p| Ok(p.child().into_raw() as *mut rsock_token))
+    })
+}
+
+/// Adds a reference to `token` and returns it; the caller owns the new
+/// reference. NULL: returns NULL with EINVAL.
+#[no_mangle]
+pub extern "C" fn rsock_token_ref(token: *mut rsock_token) -> *mut rsock_token {
+    guard(std::ptr::null_mut(), || {
+        if token.is_null() {
+            return inval();
+        }
+        // SAFETY: the caller holds a reference to `token`.
+        let extra = unsafe { Token::clone_raw(raw(token)) };
+        Ok(extra.into_raw() as *mut rsock_token)
+    })
+}
+
+/// Releases one reference; the last one frees the token. Threads still
+/// blocked on the token must hold their own reference. Using a token after
+/// releasing its last reference is undefined. NULL does nothing.
+#[no_mangle]
+pub extern "C" fn rsock_token_unref(token: *mut rsock_token) {
+    guard((), || {
+        if !token.is_null() {
+            // SAFETY: the caller gives up one reference it owns.
+            drop(unsafe { Token::from_raw(raw(token)) });
+        }
+        Ok(())
+    })
+}
+
+/// Cancels `token` and all its descendants: every call waiting on them
+/// fails at once with RSOCK_ECANCELED, and so does every later call until
+/// `rsock_token_reset`. Callable from any thread and from a signal handler
+/// (async-signal-safe: no lock, no allocation; errno is preserved).
+/// Returns 0, or -1 with EINVAL for NULL.
+#[no_mangle]
+pub extern "C" fn rsock_cancel(token: *mut rsock_token) -> c_int {
+    if token.is_null() {
+        sys::set_last_error(sys::EINVAL);
+        return -1;
+    }
+    // SAFETY: the caller holds a reference; cancel uses only atomics and write().
+    unsafe { Token::with_raw(raw(token), |t| t.cancel()) };
+    0
+}
+
+/// Returns 1 if calls on `token` would fail with RSOCK_ECANCELED (it or an
+/// ancestor was cancelled and it was not reset since), else 0. NULL: 0.
+#[no_mangle]
+pub extern "C" fn rsock_is_cancelled(token: *const rsock_token) -> c_int {
+    guard(0, || {
+        if token.is_null() {
+            return Ok(0);
+        }
+        with_some_token(token, |t| Ok(t.is_cancelled() as c_int))
+    })
+}
+
+/// Re-arms a cancelled token for reuse. A child whose parent is still
+/// cancelled stays cancelled. Calls already failing are not affected.
+/// Returns 0, or -1 with EINVAL for NULL.
+#[no_mangle]
+pub extern "C" fn rsock_token_reset(token: *mut rsock_token) -> c_int {
+    guard(-1, || {
+        with_some_token(token, |t| {
+            t.reset();
+            Ok(0)
+        })
+    })
+}
+
+// ---------------------------------------------------------------- waits
+
+/// Waits until `sock` is ready for `events` (RSOCK_READABLE and/or
+/// RSOCK_WRITABLE), `token` is cancelled, or `timeout_ms` passes
+/// (RSOCK_INFINITE: no limit; 0: check once). Returns the ready subset (> 0);
+/// an error or hang-up on the socket counts as ready for every requested
+/// event. Otherwise -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT, EBADF for an
+/// invalid socket, EINVAL for bad `events` or `timeout_ms`, or the system's
+/// error. NULL `token`: the calling thread's own token.
+#[no_mangle]
+pub extern "C" fn rsock_block(
+    token: *mut rsock_token,
+    sock: rsock_socket,
+    events: c_int,
+    timeout_ms: c_int,
+) -> c_int {
+    guard(-1, || {
+        with_token(token, |t| ops::block(t, sock, events, timeout_ms))
+    })
+}
+
+/// `poll()` over `nfds` entries of `fds`, cancellable: returns the number of
+/// entries with events (their `revents` set, as `poll` does), 0 when
+/// `timeout_ms` passes, or -1 with RSOCK_ECANCELED or the system's error.
+/// `fds` may be NULL when `nfds` is 0 (a cancellable sleep); otherwise NULL
+/// is EINVAL. NULL `token`: the calling thread's own token.
+#[no_mangle]
+pub extern "C" fn rsock_poll(
+    token: *mut rsock_token,
+    fds: *mut rsock_pollfd,
+    nfds: size_t,
+    timeout_ms: c_int,
+) -> c_int {
+    guard(-1, || {
+        let fds: &mut [rsock_pollfd] = if nfds == 0 {
+            &mut []
+        } else if fds.is_null()
+            || nfds > (isize::MAX as usize) / std::mem::size_of::<rsock_pollfd>()
+        {
+            return inval();
+        } else {
+            // SAFETY: the caller passes `nfds` valid entries.
+            unsafe { std::slice::from_raw_parts_mut(fds, nfds) }
+        };
+        with_token(token, |t| ops::poll(t, fds, timeout_ms)).map(|n| n as c_int)
+    })
+}
+
+// ---------------------------------------------------------------- socket calls
+
+/// `recv()`, cancellable, with a timeout. Returns the byte count (0 at end
+/// of stream), or -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's
+/// error. A cancelled or timed-out call has consumed nothing. Works on
+/// blocking and non-blocking sockets and leaves the mode unchanged. With
+/// MSG_WAITALL on a stream it waits for `len` bytes; if cancelled, timed out
+/// or failing after some arrived, it returns that partial count.
+/// `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
+#[no_mangle]
+pub extern "C" fn rsock_recv(
+    token: *mut rsock_token,
+    sock: rsock_socket,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    timeout_ms: c_int,
+) -> intptr_t {
+    guard(-1, || {
+        // SAFETY: the caller passes a buffer of `len` bytes.
+        let buf = unsafe { buf_mut(buf, len)? };
+        with_token(token, |t| {
+            to_isize(ops::recv(t, sock, buf, flags, timeout_ms))
+        })
+    })
+}
+
+/// `send()`, cancellable, with a timeout: returns once all `len` bytes are
+/// queued, like a blocking `send`. If cancelled, timed out or failing after
+/// some bytes were queued it returns that partial count; with nothing queued
+/// it returns -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error.
+/// `flags` are passed on (add MSG_NOSIGNAL to avoid SIGPIPE). `buf` may be
+/// NULL only when `len` is 0. NULL `token`: the thread's token.
+#[no_mangle]
+pub extern "C" fn rsock_send(
+    token: *mut rsock_token,
+    sock: rsock_socket,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    timeout_ms: c_int,
+) -> intptr_t {
+    guard(-1, || {
+        // SAFETY: the caller passes a buffer of `len` bytes.
+        let buf = unsafe { buf_ref(buf, len)? };
+        with_token(token, |t| {
+            to_isize(ops::send(t, sock, buf, flags, timeout_ms))
+        })
+    })
+}
+
+/// `recvfrom()`, cancellable, with a timeout. `from` and `fromlen` as for
+/// `recvfrom` (both may be NULL; `from` without `fromlen` is EINVAL). A
+/// cancelled or timed-out call has consumed nothing: the datagram is still
+/// queued. Errors as for `rsock_recv`. NULL `token`: the thread's token.
+#[no_mangle]
+pub extern "C" fn rsock_recvfrom(
+    token: *mut rsock_token,
+    sock: rsock_socket,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    from: *mut sockaddr,
+    fromlen: *mut socklen_t,
+    timeout_ms: c_int,
+) -> intptr_t {
+    guard(-1, || {
+        // SAFETY: the caller passes a buffer of `len` bytes and an address buffer.
+        let (buf, from) = unsafe { (buf_mut(buf, len)?, addr_out(from, fromlen)?) };
+        with_token(token, |t| {
+            to_isize(ops::recvfrom(t, sock, buf, flags, from, timeout_ms))
+        })
+    })
+}
+
+/// `sendto()`, cancellable, with a timeout. A datagram is sent whole or not
+/// at all; on a stream socket it behaves like `rsock_send`. `to` may be NULL
+/// (connected socket) only with `tolen` 0. NULL `token`: the thread's token.
+#[no_mangle]
+pub extern "C" fn rsock_sendto(
+    token: *mut rsock_token,
+    sock: rsock_socket,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    to: *const sockaddr,
+    tolen: socklen_t,
+    timeout_ms: c_int,
+) -> intptr_t {
+    guard(-1, || {
+        if to.is_null() && tolen != 0 {
+            return inval();
+        }
+        // SAFETY: the caller passes a buffer of `len` bytes and an address of `tolen` bytes.
+        let (buf, to) = unsafe { (buf_ref(buf, len)?, AddrIn::new(to, tolen)) };
+        with_token(token, |t| {
+            to_isize(ops::sendto(t, sock, buf, flags, to, timeout_ms))
+        })
+    })
+}
+
+/// `accept()`, cancellable, with a timeout. Returns the new socket (in
+/// blocking mode, owned by the caller), or RSOCK_INVALID_SOCKET with
+/// RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error. A cancelled or
+/// timed-out call leaves the pending connection queued. `addr`/`addrlen` as
+/// for `accept` (both may be NULL). On a blocking listener the socket is
+/// switched to non-blocking mode only for the instant of each attempt.
+/// NULL `token`: the thread's token.
+#[no_mangle]
+pub extern "C" fn rsock_accept(
+    token: *mut rsock_token,
+    sock: rsock_socket,
+    addr: *mut sockaddr,
+    addrlen: *mut socklen_t,
+    timeout_ms: c_int,
+) -> rsock_socket {
+    guard(-1, || {
+        // SAFETY: the caller passes an address buffer or NULL.
+        let addr = unsafe { addr_out(addr, addrlen)? };
+        with_token(token, |t| ops::accept(t, sock, addr, timeout_ms))
+    })
+}
+
+/// `connect()`, cancellable, with a timeout. Returns 0 once connected, or -1
+/// with RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error (e.g.
+/// ECONNREFUSED). The socket's blocking mode is restored. After a cancelled
+/// or timed-out connect the socket's state is unspecified: close it (as
+/// after a cancelled connect in Winsock 1.1). `addr` NULL: EINVAL.
+/// NULL `token`: the thread's token.
+#[no_mangle]
+pub extern "C" fn rsock_connect(
+    token: *mut rsock_token,
+    sock: rsock_socket,
+    addr: *const sockaddr,
+    addrlen: socklen_t,
+    timeout_ms: c_int,
+) -> c_int {
+    guard(-1, || {
+        if addr.is_null() {
+            return inval();
+        }
+        // SAFETY: the caller passes an address of `addrlen` bytes.
+        let to = unsafe { AddrIn::new(addr, addrlen) };
+        with_token(token, |t| ops::connect(t, sock, to, timeout_ms)).map(|()| 0)
+    })
+}
+
+// ---------------------------------------------------------------- errors
+
+/// The calling thread's last error code: `errno` on POSIX,
+/// `WSAGetLastError()` on Windows.
+#[no_mangle]
+pub extern "C" fn rsock_last_error() -> c_int {
+    sys::last_error()
+}
+
+/// A static, NUL-terminated description of an error code; never NULL, never
+/// to be freed. Unknown codes give "unknown error".
+#[no_mangle]
+pub extern "C" fn rsock_strerror(code: c_int) -> *const c_char {
+    crate::error::describe_c(code).as_ptr()
+}
+
+// ---------------------------------------------------------------- migration shim
+
+/// Installs `hook` as the calling thread's blocking hook and returns the
+/// previous one (NULL if none). While an rsock call on this thread waits,
+/// the hook is called repeatedly, at least every 10 ms. From inside the hook,
+/// `rsock_cancel_blocking_call` cancels the waiting call, and any other
+/// blocking rsock call fails at once with RSOCK_EINPROGRESS. NULL removes
+/// the hook. Affects only the calling thread.
+#[no_mangle]
+pub extern "C" fn rsock_set_blocking_hook(hook: rsock_blocking_hook) -> rsock_blocking_hook {
+    shim::set_blocking_hook(hook)
+}
+
+/// Removes the calling thread's blocking hook. Returns 0.
+#[no_mangle]
+pub extern "C" fn rsock_unhook_blocking_hook() -> c_int {
+    shim::set_blocking_hook(None);
+    0
+}
+
+/// Returns 1 while the calling thread is inside a blocking rsock call (so:
+/// from its blocking hook, or a signal handler on that thread), else 0.
+#[no_mangle]
+pub extern "C" fn rsock_is_blocking() -> c_int {
+    shim::is_blocking() as c_int
+}
+
+/// Cancels the calling thread's outstanding rsock call (call it from the
+/// blocking hook): that call fails with RSOCK_ECANCELED as soon as the hook
+/// returns. Affects that one call only; no token is cancelled. Returns 0, or
+/// -1 with EINVAL when no call is outstanding on this thread. To cancel a
+/// thread's call from another thread, use `rsock_cancel(rsock_thread_token())`
+/// obtained on that thread.
+#[no_mangle]
+pub extern "C" fn rsock_cancel_blocking_call() -> c_int {
+    guard(-1, || shim::cancel_blocking_call().map(|()| 0))
+}
+
+/// Returns a new reference (owned by the caller; release it with
+/// `rsock_token_unref`) to the calling thread's own token: the token that
+/// calls made with a NULL token on this thread use. Another thread may
+/// `rsock_cancel` it; that cancel is sticky like any other, so reset it with
+/// `rsock_token_reset` before the thread's next NULL-token call. The token
+/// outlives the thread while references remain.
+#[no_mangle]
+pub extern "C" fn rsock_thread_token() -> *mut rsock_token {
+    guard(std::ptr::null_mut(), || {
+        Ok(shim::thread_token().into_raw() as *mut rsock_token)
+    })
+}
+
+const _: () = assert!(RSOCK_READABLE == ops::READABLE && RSOCK_WRITABLE == ops::WRITABLE);

@@ -1,0 +1,289 @@
+//! Cancellable socket operations: try the call without blocking, and wait
+//! (cancellably, with a deadline) only when it would block.
+
+use crate::shim::Call;
+use crate::sys::{self, AddrIn, AddrOut, Error, PollFd, RawSocket, Result};
+use crate::token::Token;
+use crate::wait::{check_cancel, wait, wait_one, Deadline};
+
+/// `rsock_block` event bits.
+pub const READABLE: i32 = 1;
+/// `rsock_block` event bits.
+pub const WRITABLE: i32 = 2;
+
+fn check_sock(sock: RawSocket) -> Result<()> {
+    if sock < 0 {
+        return Err(Error(sys::EBADF));
+    }
+    Ok(())
+}
+
+/// Common prologue: argument checks, the one-call-per-thread rule, and the
+/// cancel check that makes a cancel landing before the call win.
+fn begin(token: &Token, sock: RawSocket, timeout_ms: i32) -> Result<(Call, Deadline)> {
+    check_sock(sock)?;
+    let dl = Deadline::check(timeout_ms)?;
+    let call = Call::enter()?;
+    check_cancel(&call, token)?;
+    Ok((call, dl))
+}
+
+/// Waits until `sock` is ready for `events` (READABLE | WRITABLE); returns
+/// the ready subset. An error or hang-up counts as every requested event.
+pub fn block(token: &Token, sock: RawSocket, events: i32, timeout_ms: i32) -> Result<i32> {
+    if events == 0 || events & !(READABLE | WRITABLE) != 0 {
+        return Err(Error(sys::EINVAL));
+    }
+    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    let mut ev = 0;
+    if events & READABLE != 0 {
+        ev |= sys::POLLIN;
+    }
+    if events & WRITABLE != 0 {
+        ev |= sys::POLLOUT;
+    }
+    let rev = wait_one(&call, token, sock, ev, &mut dl)?;
+    if rev & sys::POLLNVAL != 0 {
+        return Err(Error(sys::EBADF));
+    }
+    if rev & (sys::POLLERR | sys::POLLHUP) != 0 {
+        return Ok(events);
+    }
+    let mut ready = 0;
+    if rev & sys::POLLIN != 0 {
+        ready |= READABLE;
+    }
+    if rev & sys::POLLOUT != 0 {
+        ready |= WRITABLE;
+    }
+    Ok(ready & events)
+}
+
+/// `poll` over the caller's descriptors, cancellable. Returns the number of
+/// entries with events, 0 on timeout (as `poll` does).
+pub fn poll(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize> {
+    let mut dl = Deadline::check(timeout_ms)?;
+    let call = Call::enter()?;
+    check_cancel(&call, token)?;
+    POLL_BUF.with(|buf| {
+        let mut all = buf.try_borrow_mut().map_err(|_| Error(sys::EINPROGRESS))?;
+        all.clear();
+        all.extend(fds.iter().map(|p| PollFd {
+            fd: p.fd,
+            events: p.events,
+            revents: 0,
+        }));
+        all.push(PollFd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        });
+        let n = match wait(&call, token, &mut all, &mut dl) {
+            Err(e) if e.0 == sys::ETIMEDOUT => 0,
+            r => r?,
+        };
+        for (dst, src) in fds.iter_mut().zip(all.iter()) {
+            dst.revents = src.revents;
+        }
+        Ok(n)
+    })
+}
+
+thread_local! {
+    static POLL_BUF: std::cell::RefCell<Vec<PollFd>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Repeats a non-blocking attempt until it completes, waiting for `events`
+/// whenever it would block.
+fn retry<T>(
+    call: &Call,
+    token: &Token,
+    sock: RawSocket,
+    events: i16,
+    dl: &mut Deadline,
+    mut attempt: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    loop {
+        match attempt() {
+            Err(e) if e.would_block() => {}
+            Err(e) if e.0 == sys::EINTR => continue,
+            r => return r,
+        }
+        wait_one(call, token, sock, events, dl)?;
+    }
+}
+
+/// Transfers until `len` bytes are done (send, or recv with MSG_WAITALL on a
+/// stream). A cancel, timeout or error after some progress returns the
+/// count so far, as a blocking call interrupted part-way does.
+fn transfer_all(
+    call: &Call,
+    token: &Token,
+    sock: RawSocket,
+    events: i16,
+    len: usize,
+    dl: &mut Deadline,
+    mut attempt: impl FnMut(usize) -> Result<usize>,
+) -> Result<usize> {
+    let mut done = 0;
+    loop {
+        match retry(call, token, sock, events, dl, || attempt(done)) {
+            Ok(0) if len > 0 => return Ok(done), // end of stream
+            Ok(n) => {
+                done += n;
+                if done >= len {
+                    return Ok(done);
+                }
+            }
+            Err(_) if done > 0 => return Ok(done),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `recv`, cancellable. A cancelled or timed-out call consumed nothing.
+pub fn recv(
+    token: &Token,
+    sock: RawSocket,
+    buf: &mut [u8],
+    flags: i32,
+    timeout_ms: i32,
+) -> Result<usize> {
+    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    if flags & sys::MSG_WAITALL != 0 && sys::is_stream(sock) {
+        let len = buf.len();
+        let flags = flags & !sys::MSG_WAITALL;
+        return transfer_all(&call, token, sock, sys::POLLIN, len, &mut dl, |done| {
+            sys::recv(sock, &mut buf[done..], flags)
+        });
+    }
+    retry(&call, token, sock, sys::POLLIN, &mut dl, || {
+        sys::recv(sock, buf, flags)
+    })
+}
+
+/// `recvfrom`, cancellable. A cancelled or timed-out call consumed nothing.
+pub fn recvfrom(
+    token: &Token,
+    sock: RawSocket,
+    buf: &mut [u8],
+    flags: i32,
+    from: AddrOut,
+    timeout_ms: i32,
+) -> Result<usize> {
+    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    retry(&call, token, sock, sys::POLLIN, &mut dl, || {
+        sys::recvfrom(sock, buf, flags, from)
+    })
+}
+
+/// `send`, cancellable: returns once all of `buf` is queued, or the partial
+/// count if cancelled, timed out or failed after some bytes were queued.
+pub fn send(
+    token: &Token,
+    sock: RawSocket,
+    buf: &[u8],
+    flags: i32,
+    timeout_ms: i32,
+) -> Result<usize> {
+    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    transfer_all(
+        &call,
+        token,
+        sock,
+        sys::POLLOUT,
+        buf.len(),
+        &mut dl,
+        |done| sys::send(sock, &buf[done..], flags),
+    )
+}
+
+/// `sendto`, cancellable (datagrams go whole or not at all; on a stream it
+/// behaves like `send`).
+pub fn sendto(
+    token: &Token,
+    sock: RawSocket,
+    buf: &[u8],
+    flags: i32,
+    to: AddrIn,
+    timeout_ms: i32,
+) -> Result<usize> {
+    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    transfer_all(
+        &call,
+        token,
+        sock,
+        sys::POLLOUT,
+        buf.len(),
+        &mut dl,
+        |done| sys::sendto(sock, &buf[done..], flags, to),
+    )
+}
+
+/// Runs `f` with `sock` in non-blocking mode, restoring a blocking socket
+/// afterwards.
+fn nonblocking<T>(
+    sock: RawSocket,
+    was_nonblocking: bool,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    if was_nonblocking {
+        return f();
+    }
+    sys::set_nonblocking(sock, true)?;
+    let r = f();
+    let restored = sys::set_nonblocking(sock, false);
+    match (r, restored) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+/// `accept`, cancellable. A cancelled or timed-out call leaves the pending
+/// connection queued. The new socket is in blocking mode.
+pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) -> Result<RawSocket> {
+    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    let nb = sys::is_nonblocking(sock)?;
+    // A blocking listener is made non-blocking only around each attempt.
+    retry(&call, token, sock, sys::POLLIN, &mut dl, || {
+        nonblocking(sock, nb, || sys::accept(sock, from))
+    })
+}
+
+/// `connect`, cancellable. After a cancel or timeout the socket must be
+/// closed. The socket's blocking mode is restored in every case.
+pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> Result<()> {
+    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    let nb = sys::is_nonblocking(sock)?;
+    nonblocking(sock, nb, || loop {
+        match sys::connect(sock, to) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.0 == sys::EINTR => continue,
+            Err(e) if e.0 == sys::EINPROGRESS || e.0 == sys::EALREADY => {
+                let rev = wait_one(&call, token, sock, sys::POLLOUT, &mut dl)?;
+                if rev & sys::POLLNVAL != 0 {
+                    return Err(Error(sys::EBADF));
+                }
+                return match sys::take_socket_error(sock)? {
+                    0 => Ok(()),
+                    err => Err(Error(err)),
+                };
+            }
+            // A local (AF_UNIX) listener with a full backlog refuses a
+            // non-blocking connect instead of queueing it: retry shortly.
+            Err(e) if e.would_block() => {
+                let mut slice = dl.slice(10)?;
+                let mut only_wake = [PollFd {
+                    fd: -1,
+                    events: 0,
+                    revents: 0,
+                }];
+                match wait(&call, token, &mut only_wake, &mut slice) {
+                    Err(e) if e.0 == sys::ETIMEDOUT => {}
+                    r => return r.map(|_| ()),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    })
+}

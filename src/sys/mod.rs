@@ -1,0 +1,37 @@
+//! The platform layer: everything that touches the operating system.
+//!
+//! The rest of the crate sees only this small interface: the socket type and
+//! error codes, a wake descriptor (a per-thread object that `rsock_cancel`
+//! signals), `poll`, and non-blocking attempts of the socket calls. A Windows
+//! implementation would provide the same items in its own module.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::*;
+
+/// An OS error code (`errno` on POSIX).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Error(pub i32);
+
+impl Error {
+    /// Whether a non-blocking attempt failed only because it would block.
+    pub fn would_block(self) -> bool {
+        self.0 == EAGAIN || self.0 == EWOULDBLOCK
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (os error {})",
+            crate::error::describe(self.0),
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

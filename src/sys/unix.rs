@@ -1,0 +1,362 @@
+//! POSIX implementation of the platform layer. Linux uses `eventfd` for wake
+//! descriptors; other Unix systems use a non-blocking pipe.
+
+use super::{Error, Result};
+use libc::{c_int, c_void, sockaddr, socklen_t};
+
+pub type RawSocket = c_int;
+pub type PollFd = libc::pollfd;
+
+pub const ECANCELED: i32 = libc::ECANCELED;
+pub const ETIMEDOUT: i32 = libc::ETIMEDOUT;
+pub const EINPROGRESS: i32 = libc::EINPROGRESS;
+pub const EALREADY: i32 = libc::EALREADY;
+pub const EINVAL: i32 = libc::EINVAL;
+pub const EBADF: i32 = libc::EBADF;
+pub const EINTR: i32 = libc::EINTR;
+pub const EAGAIN: i32 = libc::EAGAIN;
+pub const EWOULDBLOCK: i32 = libc::EWOULDBLOCK;
+pub const ENOTRECOVERABLE: i32 = libc::ENOTRECOVERABLE;
+
+pub const POLLIN: i16 = libc::POLLIN;
+pub const POLLOUT: i16 = libc::POLLOUT;
+pub const POLLERR: i16 = libc::POLLERR;
+pub const POLLHUP: i16 = libc::POLLHUP;
+pub const POLLNVAL: i16 = libc::POLLNVAL;
+
+pub const MSG_WAITALL: c_int = libc::MSG_WAITALL;
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "emscripten"))]
+fn errno_ptr() -> *mut c_int {
+    // SAFETY: returns the calling thread's errno slot; always valid.
+    unsafe { libc::__errno_location() }
+}
+#[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+fn errno_ptr() -> *mut c_int {
+    // SAFETY: returns the calling thread's errno slot; always valid.
+    unsafe { libc::__error() }
+}
+#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+fn errno_ptr() -> *mut c_int {
+    // SAFETY: returns the calling thread's errno slot; always valid.
+    unsafe { libc::__errno() }
+}
+
+/// The calling thread's last OS error.
+pub fn last_error() -> i32 {
+    // SAFETY: errno_ptr() points at this thread's errno.
+    unsafe { *errno_ptr() }
+}
+
+/// Sets the calling thread's OS error, as the sockets API would.
+pub fn set_last_error(code: i32) {
+    // SAFETY: errno_ptr() points at this thread's errno.
+    unsafe { *errno_ptr() = code }
+}
+
+fn check(ret: isize) -> Result<usize> {
+    if ret < 0 {
+        Err(Error(last_error()))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// A wake descriptor: readable once signalled, until drained.
+pub struct WakeFd {
+    read: c_int,
+    write: c_int,
+}
+
+impl WakeFd {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn new() -> Result<WakeFd> {
+        // SAFETY: plain system call with constant flags.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(Error(last_error()));
+        }
+        Ok(WakeFd {
+            read: fd,
+            write: fd,
+        })
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub fn new() -> Result<WakeFd> {
+        let mut fds = [-1 as c_int; 2];
+        // SAFETY: fds has room for the two descriptors pipe() writes.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } < 0 {
+            return Err(Error(last_error()));
+        }
+        let w = WakeFd {
+            read: fds[0],
+            write: fds[1],
+        };
+        for fd in fds {
+            // SAFETY: fd was just returned by pipe() and is owned by `w`.
+            let ok = unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == 0
+                    && libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) == 0
+            };
+            if !ok {
+                return Err(Error(last_error()));
+            }
+        }
+        Ok(w)
+    }
+
+    /// The descriptor to poll for readability.
+    pub fn poll_fd(&self) -> c_int {
+        self.read
+    }
+
+    /// The value `signal` takes.
+    pub fn signal_handle(&self) -> c_int {
+        self.write
+    }
+
+    /// Empties the descriptor so that it is no longer readable.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reads into a local buffer of the given size.
+            let n = unsafe { libc::read(self.read, buf.as_mut_ptr().cast(), buf.len()) };
+            // eventfd empties in one read of 8 bytes; a pipe may need more.
+            if n <= 0 || (self.read == self.write) || (n as usize) < buf.len() {
+                if n < 0 && last_error() == EINTR {
+                    continue;
+                }
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for WakeFd {
+    fn drop(&mut self) {
+        // SAFETY: the descriptors are owned by this object and closed once.
+        unsafe {
+            libc::close(self.read);
+            if self.write != self.read {
+                libc::close(self.write);
+            }
+        }
+    }
+}
+
+/// Signals a wake descriptor. Async-signal-safe: one `write`, errno preserved.
+/// The caller guarantees that `handle` stays open for the duration.
+pub fn signal(handle: c_int) {
+    let saved = last_error();
+    let one: u64 = 1;
+    // A full pipe or counter means it is already signalled: nothing to do.
+    // SAFETY: writes 8 bytes from a local value.
+    unsafe { libc::write(handle, (&one as *const u64).cast(), 8) };
+    set_last_error(saved);
+}
+
+/// `poll`, with the error as a value. EINTR is returned to the caller.
+pub fn poll(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
+    // SAFETY: fds is a valid, exclusively borrowed slice of pollfd.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    check(n as isize)
+}
+
+/// One non-blocking `recv` attempt (MSG_DONTWAIT: the socket's mode is untouched).
+pub fn recv(sock: RawSocket, buf: &mut [u8], flags: c_int) -> Result<usize> {
+    // SAFETY: buf is valid for writes of buf.len() bytes.
+    let n = unsafe {
+        libc::recv(
+            sock,
+            buf.as_mut_ptr().cast::<c_void>(),
+            buf.len(),
+            flags | libc::MSG_DONTWAIT,
+        )
+    };
+    check(n)
+}
+
+/// One non-blocking `send` attempt.
+pub fn send(sock: RawSocket, buf: &[u8], flags: c_int) -> Result<usize> {
+    // SAFETY: buf is valid for reads of buf.len() bytes.
+    let n = unsafe {
+        libc::send(
+            sock,
+            buf.as_ptr().cast::<c_void>(),
+            buf.len(),
+            flags | libc::MSG_DONTWAIT,
+        )
+    };
+    check(n)
+}
+
+/// An address buffer handed in by the caller (`struct sockaddr *` + length),
+/// either both NULL or both valid.
+#[derive(Clone, Copy)]
+pub struct AddrOut {
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+}
+
+impl AddrOut {
+    pub const NONE: AddrOut = AddrOut {
+        addr: std::ptr::null_mut(),
+        len: std::ptr::null_mut(),
+    };
+
+    /// # Safety
+    /// `addr` must be valid for writes of `*len` bytes and `len` valid for
+    /// reads and writes, or `addr` NULL.
+    pub unsafe fn new(addr: *mut sockaddr, len: *mut socklen_t) -> AddrOut {
+        AddrOut { addr, len }
+    }
+}
+
+/// An address handed in by the caller (`const struct sockaddr *` + length).
+#[derive(Clone, Copy)]
+pub struct AddrIn {
+    addr: *const sockaddr,
+    len: socklen_t,
+}
+
+impl AddrIn {
+    pub const NONE: AddrIn = AddrIn {
+        addr: std::ptr::null(),
+        len: 0,
+    };
+
+    /// # Safety
+    /// `addr` must be valid for reads of `len` bytes, or NULL.
+    pub unsafe fn new(addr: *const sockaddr, len: socklen_t) -> AddrIn {
+        AddrIn { addr, len }
+    }
+}
+
+/// One non-blocking `recvfrom` attempt.
+pub fn recvfrom(sock: RawSocket, buf: &mut [u8], flags: c_int, from: AddrOut) -> Result<usize> {
+    // SAFETY: buf is valid for writes; `from` is valid per AddrOut::new.
+    let n = unsafe {
+        libc::recvfrom(
+            sock,
+            buf.as_mut_ptr().cast::<c_void>(),
+            buf.len(),
+            flags | libc::MSG_DONTWAIT,
+            from.addr,
+            from.len,
+        )
+    };
+    check(n)
+}
+
+/// One non-blocking `sendto` attempt.
+pub fn sendto(sock: RawSocket, buf: &[u8], flags: c_int, to: AddrIn) -> Result<usize> {
+    // SAFETY: buf is valid for reads; `to` is valid per AddrIn::new.
+    let n = unsafe {
+        libc::sendto(
+            sock,
+            buf.as_ptr().cast::<c_void>(),
+            buf.len(),
+            flags | libc::MSG_DONTWAIT,
+            to.addr,
+            to.len,
+        )
+    };
+    check(n)
+}
+
+/// Whether the descriptor is in non-blocking mode.
+pub fn is_nonblocking(sock: RawSocket) -> Result<bool> {
+    // SAFETY: F_GETFL takes no pointer argument.
+    let fl = unsafe { libc::fcntl(sock, libc::F_GETFL) };
+    if fl < 0 {
+        return Err(Error(last_error()));
+    }
+    Ok(fl & libc::O_NONBLOCK != 0)
+}
+
+/// Sets or clears non-blocking mode.
+pub fn set_nonblocking(sock: RawSocket, on: bool) -> Result<()> {
+    // SAFETY: F_GETFL/F_SETFL take no pointer argument.
+    unsafe {
+        let fl = libc::fcntl(sock, libc::F_GETFL);
+        if fl < 0 {
+            return Err(Error(last_error()));
+        }
+        let new = if on {
+            fl | libc::O_NONBLOCK
+        } else {
+            fl & !libc::O_NONBLOCK
+        };
+        if new != fl && libc::fcntl(sock, libc::F_SETFL, new) < 0 {
+            return Err(Error(last_error()));
+        }
+    }
+    Ok(())
+}
+
+/// One `accept` on a socket the caller has made non-blocking. The new
+/// socket is returned in blocking mode on every system.
+pub fn accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
+    // SAFETY: `from` is valid per AddrOut::new.
+    let fd = unsafe { libc::accept(sock, from.addr, from.len) };
+    if fd < 0 {
+        return Err(Error(last_error()));
+    }
+    // BSD-derived systems let the new socket inherit O_NONBLOCK; Linux does not.
+    if cfg!(not(any(target_os = "linux", target_os = "android"))) {
+        if let Err(e) = set_nonblocking(fd, false) {
+            // SAFETY: fd was just accepted and is owned here.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
+    }
+    Ok(fd)
+}
+
+/// One `connect` on a socket the caller has made non-blocking.
+pub fn connect(sock: RawSocket, to: AddrIn) -> Result<()> {
+    // SAFETY: `to` is valid per AddrIn::new.
+    let r = unsafe { libc::connect(sock, to.addr, to.len) };
+    if r < 0 {
+        return Err(Error(last_error()));
+    }
+    Ok(())
+}
+
+/// The pending error of a socket (`SO_ERROR`), which reading clears.
+pub fn take_socket_error(sock: RawSocket) -> Result<i32> {
+    let mut err: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: err and len are valid locals of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            sock,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(Error(last_error()));
+    }
+    Ok(err)
+}
+
+/// Whether `sock` is a stream socket (partial transfers are possible).
+pub fn is_stream(sock: RawSocket) -> bool {
+    let mut ty: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: ty and len are valid locals of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            sock,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut c_int).cast(),
+            &mut len,
+        )
+    };
+    r == 0 && ty == libc::SOCK_STREAM
+}

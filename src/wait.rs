@@ -1,0 +1,141 @@
+//! The cancellable wait: poll the caller's sockets plus the thread's wake
+//! descriptor until a socket is ready, the token is cancelled, or the
+//! deadline passes.
+
+use crate::shim::Call;
+use crate::sys::{self, Error, PollFd};
+use crate::token::Token;
+use crate::waiter::with_waiter;
+use std::time::{Duration, Instant};
+
+/// Longest wait between two calls of a blocking hook.
+const HOOK_INTERVAL_MS: u64 = 10;
+
+/// A timeout turned into a monotonic deadline when the call first waits, so
+/// that calls which never wait never read the clock.
+pub(crate) struct Deadline {
+    timeout_ms: i32,
+    at: Option<Instant>,
+}
+
+impl Deadline {
+    /// `timeout_ms` must be `-1` (infinite) or `>= 0`.
+    pub(crate) fn new(timeout_ms: i32) -> Deadline {
+        Deadline {
+            timeout_ms,
+            at: None,
+        }
+    }
+
+    pub(crate) fn check(timeout_ms: i32) -> sys::Result<Deadline> {
+        if timeout_ms < -1 {
+            return Err(Error(sys::EINVAL));
+        }
+        Ok(Deadline::new(timeout_ms))
+    }
+
+    /// A deadline at most `max_ms` from now within this one; ETIMEDOUT if
+    /// this one has passed.
+    pub(crate) fn slice(&mut self, max_ms: u64) -> sys::Result<Deadline> {
+        match self.remaining_ms() {
+            Some(0) => Err(Error(sys::ETIMEDOUT)),
+            left => Ok(Deadline::new(left.map_or(max_ms, |l| l.min(max_ms)) as i32)),
+        }
+    }
+
+    /// Milliseconds left, rounded up; `None` for an infinite wait.
+    fn remaining_ms(&mut self) -> Option<u64> {
+        if self.timeout_ms < 0 {
+            return None;
+        }
+        let now = Instant::now();
+        let at = *self
+            .at
+            .get_or_insert_with(|| now + Duration::from_millis(self.timeout_ms as u64));
+        let left = at.saturating_duration_since(now);
+        Some(left.as_micros().div_ceil(1000) as u64)
+    }
+}
+
+/// Fails with ECANCELED if the token (or the thread's hook) cancelled the call.
+pub(crate) fn check_cancel(call: &Call, token: &Token) -> sys::Result<()> {
+    if token.is_cancelled() || call.cancel_requested() {
+        return Err(Error(sys::ECANCELED));
+    }
+    Ok(())
+}
+
+/// Waits on `fds[..n-1]`; the last entry is filled with the wake descriptor.
+/// Returns the number of caller entries with events (> 0), or ECANCELED,
+/// ETIMEDOUT, or the error of `poll`. EINTR resumes with the time left.
+pub(crate) fn wait(
+    call: &Call,
+    token: &Token,
+    fds: &mut [PollFd],
+    dl: &mut Deadline,
+) -> sys::Result<usize> {
+    let last = fds.len() - 1;
+    with_waiter(|w| {
+        let reg = w.register(token);
+        fds[last] = PollFd {
+            fd: reg.poll_fd(),
+            events: sys::POLLIN,
+            revents: 0,
+        };
+        loop {
+            // Registered before this check: a cancel from here on signals us.
+            check_cancel(call, token)?;
+            let left = dl.remaining_ms();
+            let mut slice = left;
+            if call.has_hook() {
+                call.run_hook();
+                check_cancel(call, token)?;
+                slice = Some(left.map_or(HOOK_INTERVAL_MS, |l| l.min(HOOK_INTERVAL_MS)));
+            }
+            let ms = slice.map_or(-1, |s| s.min(i32::MAX as u64) as i32);
+            match sys::poll(fds, ms) {
+                Err(e) if e.0 == sys::EINTR => continue,
+                Err(e) => return Err(e),
+                Ok(0) => {
+                    if left == Some(0) {
+                        return Err(Error(sys::ETIMEDOUT));
+                    }
+                }
+                Ok(mut n) => {
+                    if fds[last].revents != 0 {
+                        reg.drain();
+                        fds[last].revents = 0;
+                        n -= 1;
+                    }
+                    if n > 0 {
+                        return Ok(n);
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Waits for one socket; returns its `revents`.
+pub(crate) fn wait_one(
+    call: &Call,
+    token: &Token,
+    sock: sys::RawSocket,
+    events: i16,
+    dl: &mut Deadline,
+) -> sys::Result<i16> {
+    let mut fds = [
+        PollFd {
+            fd: sock,
+            events,
+            revents: 0,
+        },
+        PollFd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        },
+    ];
+    wait(call, token, &mut fds, dl)?;
+    Ok(fds[0].revents)
+}
