@@ -1,0 +1,54 @@
+# Quick start without CMake: `make demo` builds and runs the demo,
+# `make test` runs every test (Rust, header check, C tests).
+CARGO ?= cargo
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARN := -std=c99 -Wall -Wextra -Werror
+BUILD := build/make
+LIB := target/release/librsock.a
+LDLIBS := -lpthread -ldl -lm
+ifeq ($(shell uname -s),Linux)
+LDLIBS += -lrt
+endif
+
+C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
+
+.PHONY: all demo test rust-test c-test header lib clean
+all: lib
+
+lib:
+	$(CARGO) build --release --lib
+
+demo: lib $(BUILD)/cancel_demo
+	$(BUILD)/cancel_demo
+
+$(BUILD)/cancel_demo: examples-c/cancel_demo.c include/rsock.h $(LIB) | $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) -Iinclude $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/test_%: tests/c/test_%.c tests/c/rtest.h include/rsock.h $(LIB) | $(BUILD)
+	$(CC) $(CFLAGS) -Wall -Wextra -Werror -Iinclude -Itests/c $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD):
+	mkdir -p $@
+
+$(LIB): lib
+
+test: rust-test c-test
+
+rust-test:
+	$(CARGO) test
+
+c-test: lib $(C_TESTS)
+	@pass=0; fail=0; \
+	for t in $(C_TESTS); do \
+	  echo "== $$t"; \
+	  if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	done; \
+	echo "c tests: $$pass passed, $$fail failed"; \
+	test $$fail -eq 0
+
+header:
+	RSOCK_BLESS=1 $(CARGO) test --test header
+
+clean:
+	rm -rf $(BUILD)

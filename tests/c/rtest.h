@@ -1,0 +1,173 @@
+/* A tiny test harness and socket helpers shared by the C tests. */
+#ifndef RTEST_H
+#define RTEST_H
+
+#define _GNU_SOURCE
+#include "rsock.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static int rt_failures;
+static int rt_checks;
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        rt_checks++;                                                           \
+        if (!(cond)) {                                                         \
+            rt_failures++;                                                     \
+            fprintf(stderr, "%s:%d: check failed: %s (errno %d: %s)\n",        \
+                    __FILE__, __LINE__, #cond, errno, strerror(errno));        \
+        }                                                                      \
+    } while (0)
+
+/* A call that must fail with -1 and the given error. */
+#define CHECK_ERR(expr, code)                                                  \
+    do {                                                                       \
+        errno = 0;                                                             \
+        long rt_r = (long)(expr);                                              \
+        int rt_e = rsock_last_error();                                         \
+        rt_checks++;                                                           \
+        if (rt_r != -1 || rt_e != (code)) {                                    \
+            rt_failures++;                                                     \
+            fprintf(stderr, "%s:%d: %s returned %ld, error %d (%s); "          \
+                    "expected -1, error %d (%s)\n", __FILE__, __LINE__, #expr, \
+                    rt_r, rt_e, rsock_strerror(rt_e), (int)(code),             \
+                    rsock_strerror(code));                                     \
+        }                                                                      \
+    } while (0)
+
+/* Fatal: the test cannot go on (setup failure). */
+#define REQUIRE(cond)                                                          \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: required: %s (errno %d: %s)\n", __FILE__,  \
+                    __LINE__, #cond, errno, strerror(errno));                  \
+            exit(2);                                                           \
+        }                                                                      \
+    } while (0)
+
+#define RUN(fn)                                                                \
+    do {                                                                       \
+        int rt_before = rt_failures;                                           \
+        fn();                                                                  \
+        printf("%s %s\n", rt_failures == rt_before ? "ok  " : "FAIL", #fn);    \
+        fflush(stdout);                                                        \
+    } while (0)
+
+static inline int rt_finish(const char *suite) {
+    printf("%s: %d checks, %d failed\n", suite, rt_checks, rt_failures);
+    return rt_failures ? 1 : 0;
+}
+
+/* Kills the process if a test hangs: a lost wake-up must fail, not stall. */
+static inline void rt_watchdog(unsigned seconds) { alarm(seconds); }
+
+static inline double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static inline void sleep_ms(double ms) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)((ms - ts.tv_sec * 1000.0) * 1e6);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Number of open descriptors in this process. */
+static inline int fd_count(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) d = opendir("/dev/fd");
+    REQUIRE(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+static inline int is_nonblocking(int fd) { return (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
+
+static inline void set_nonblocking(int fd, int on) {
+    int fl = fcntl(fd, F_GETFL);
+    REQUIRE(fl >= 0);
+    REQUIRE(fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) == 0);
+}
+
+static inline void unix_pair(int sv[2]) { REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0); }
+
+/* A listening TCP socket on 127.0.0.1 with an ephemeral port. */
+static inline int tcp_listener(int backlog, struct sockaddr_in *addr) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(l >= 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(l, (struct sockaddr *)&a, sizeof a) == 0);
+    REQUIRE(listen(l, backlog) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(getsockname(l, (struct sockaddr *)&a, &len) == 0);
+    if (addr) *addr = a;
+    return l;
+}
+
+/* A connected TCP pair over loopback: sv[0] client, sv[1] server side. */
+static inline void tcp_pair(int sv[2]) {
+    struct sockaddr_in a;
+    int l = tcp_listener(1, &a);
+    sv[0] = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(sv[0] >= 0);
+    REQUIRE(connect(sv[0], (struct sockaddr *)&a, sizeof a) == 0);
+    sv[1] = accept(l, NULL, NULL);
+    REQUIRE(sv[1] >= 0);
+    int one = 1;
+    setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    close(l);
+}
+
+static inline void close_pair(int sv[2]) {
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* Bytes waiting to be read on a socket, without consuming them. */
+static inline int pending(int fd) {
+    char buf[65536];
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 ? 0 : (int)n;
+}
+
+static inline unsigned rt_rand(unsigned *state) {
+    *state = *state * 1103515245u + 12345u;
+    return (*state >> 8) & 0xffffff;
+}
+
+/* Busy-waits for about `us` microseconds (finer than sleeping). */
+static inline void spin_us(double us) {
+    double end = now_ms() + us / 1000.0;
+    while (now_ms() < end) {
+    }
+}
+
+#endif

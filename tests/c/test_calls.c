@@ -1,0 +1,469 @@
+/* The cancellable socket calls: results, errors, nothing lost, modes. */
+#include "rtest.h"
+
+#include <arpa/inet.h>
+
+struct canceller {
+    rsock_token *tok;
+    double delay_ms;
+    pthread_t th;
+};
+
+static void *cancel_later(void *arg) {
+    struct canceller *c = arg;
+    sleep_ms(c->delay_ms);
+    rsock_cancel(c->tok);
+    return NULL;
+}
+
+static void start_cancel(struct canceller *c, rsock_token *tok, double delay_ms) {
+    c->tok = tok;
+    c->delay_ms = delay_ms;
+    REQUIRE(pthread_create(&c->th, NULL, cancel_later, c) == 0);
+}
+
+static void join_cancel(struct canceller *c) { pthread_join(c->th, NULL); }
+
+static void recv_ready_timeout_and_zero(void) {
+    rsock_token *t = rsock_token_new();
+    int sv[2];
+    unix_pair(sv);
+    char buf[16];
+    CHECK(send(sv[1], "hello", 5, 0) == 5);
+    CHECK(rsock_recv(t, sv[0], buf, sizeof buf, 0, RSOCK_INFINITE) == 5 && memcmp(buf, "hello", 5) == 0);
+
+    double t0 = now_ms();
+    CHECK_ERR(rsock_recv(t, sv[0], buf, sizeof buf, 0, 50), RSOCK_ETIMEDOUT);
+    CHECK(now_ms() - t0 >= 49);
+    /* Timeout 0 checks once. */
+    CHECK_ERR(rsock_recv(t, sv[0], buf, sizeof buf, 0, 0), RSOCK_ETIMEDOUT);
+    CHECK(send(sv[1], "x", 1, 0) == 1);
+    CHECK(rsock_recv(t, sv[0], buf, sizeof buf, 0, 0) == 1);
+    /* End of stream. */
+    close(sv[1]);
+    CHECK(rsock_recv(t, sv[0], buf, sizeof buf, 0, 1000) == 0);
+    close(sv[0]);
+    rsock_token_unref(t);
+}
+
+static void recv_cancel_consumes_nothing(void) {
+    rsock_token *t = rsock_token_new();
+    int sv[2];
+    tcp_pair(sv);
+    char buf[16];
+    struct canceller c;
+    start_cancel(&c, t, 30);
+    double t0 = now_ms();
+    CHECK_ERR(rsock_recv(t, sv[0], buf, sizeof buf, 0, 5000), RSOCK_ECANCELED);
+    CHECK(now_ms() - t0 < 2000);
+    join_cancel(&c);
+    CHECK(send(sv[1], "abc", 3, 0) == 3);
+    sleep_ms(20);
+    /* A cancel that landed before the call: fails, and the bytes stay queued. */
+    CHECK_ERR(rsock_recv(t, sv[0], buf, sizeof buf, 0, 1000), RSOCK_ECANCELED);
+    CHECK(pending(sv[0]) == 3);
+    CHECK(rsock_token_reset(t) == 0);
+    /* Timed out: also nothing consumed (MSG_PEEK is honoured as well). */
+    CHECK(rsock_recv(t, sv[0], buf, 1, MSG_PEEK, 1000) == 1 && buf[0] == 'a');
+    CHECK(rsock_recv(t, sv[0], buf, sizeof buf, 0, 1000) == 3 && memcmp(buf, "abc", 3) == 0);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
+static void recv_waitall_gathers_a_full_buffer(void) {
+    int sv[2];
+    unix_pair(sv);
+    rsock_token *t = rsock_token_new();
+    CHECK(send(sv[1], "12345", 5, 0) == 5);
+    struct canceller c;
+    start_cancel(&c, t, 60); /* cancels after the call returned: harmless */
+    CHECK(send(sv[1], "67890", 5, 0) == 5);
+    char buf[10];
+    CHECK(rsock_recv(t, sv[0], buf, 10, MSG_WAITALL, 1000) == 10 && memcmp(buf, "1234567890", 10) == 0);
+    /* A cancel part-way returns what arrived. */
+    CHECK(send(sv[1], "ab", 2, 0) == 2);
+    CHECK(rsock_recv(t, sv[0], buf, 10, MSG_WAITALL, 2000) == 2);
+    join_cancel(&c);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
+/* Every call leaves the socket's blocking mode as it found it. */
+static void modes_left_as_found(void) {
+    rsock_token *t = rsock_token_new();
+    for (int nb = 0; nb <= 1; nb++) {
+        int sv[2];
+        tcp_pair(sv);
+        set_nonblocking(sv[0], nb);
+        char buf[4];
+        CHECK_ERR(rsock_recv(t, sv[0], buf, 4, 0, 0), RSOCK_ETIMEDOUT);
+        CHECK(is_nonblocking(sv[0]) == nb);
+        CHECK(rsock_send(t, sv[0], "ab", 2, 0, 1000) == 2);
+        CHECK(is_nonblocking(sv[0]) == nb);
+        CHECK(rsock_recv(t, sv[1], buf, 4, 0, 1000) == 2);
+        CHECK(rsock_block(t, sv[0], RSOCK_WRITABLE, 0) == RSOCK_WRITABLE);
+        CHECK(is_nonblocking(sv[0]) == nb);
+        close_pair(sv);
+
+        struct sockaddr_in a;
+        int l = tcp_listener(8, &a);
+        set_nonblocking(l, nb);
+        CHECK_ERR(rsock_accept(t, l, NULL, NULL, 0), RSOCK_ETIMEDOUT);
+        CHECK(is_nonblocking(l) == nb);
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        set_nonblocking(c, nb);
+        CHECK(rsock_connect(t, c, (struct sockaddr *)&a, sizeof a, 1000) == 0);
+        CHECK(is_nonblocking(c) == nb);
+        int s = rsock_accept(t, l, NULL, NULL, 1000);
+        CHECK(s >= 0);
+        CHECK(is_nonblocking(l) == nb);
+        CHECK(s >= 0 && is_nonblocking(s) == 0); /* accepted sockets are blocking */
+        close(s);
+        close(c);
+        close(l);
+    }
+    rsock_token_unref(t);
+}
+
+static void udp_recvfrom_sendto(void) {
+    rsock_token *t = rsock_token_new();
+    int a = socket(AF_INET, SOCK_DGRAM, 0), b = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(b, (struct sockaddr *)&addr, sizeof addr) == 0);
+    socklen_t alen = sizeof addr;
+    REQUIRE(getsockname(b, (struct sockaddr *)&addr, &alen) == 0);
+
+    char buf[64];
+    struct sockaddr_in from;
+    socklen_t flen = sizeof from;
+    CHECK_ERR(rsock_recvfrom(t, b, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen, 20), RSOCK_ETIMEDOUT);
+    CHECK(rsock_sendto(t, a, "dgram", 5, 0, (struct sockaddr *)&addr, sizeof addr, 1000) == 5);
+    sleep_ms(10);
+    rsock_cancel(t);
+    CHECK_ERR(rsock_recvfrom(t, b, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen, 1000), RSOCK_ECANCELED);
+    rsock_token_reset(t);
+    flen = sizeof from;
+    CHECK(rsock_recvfrom(t, b, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen, 1000) == 5);
+    CHECK(memcmp(buf, "dgram", 5) == 0 && flen == sizeof from && from.sin_family == AF_INET);
+    /* Addresses are optional, as for recvfrom. */
+    CHECK(rsock_sendto(t, a, "x", 1, 0, (struct sockaddr *)&addr, sizeof addr, 1000) == 1);
+    CHECK(rsock_recvfrom(t, b, buf, sizeof buf, 0, NULL, NULL, 1000) == 1);
+    CHECK_ERR(rsock_recvfrom(t, b, buf, sizeof buf, 0, (struct sockaddr *)&from, NULL, 0), EINVAL);
+    CHECK_ERR(rsock_sendto(t, a, "x", 1, 0, NULL, 4, 0), EINVAL);
+    close(a);
+    close(b);
+    rsock_token_unref(t);
+}
+
+static void accept_cancel_leaves_connection_queued(void) {
+    rsock_token *t = rsock_token_new();
+    struct sockaddr_in a;
+    int l = tcp_listener(8, &a);
+    struct canceller c;
+    start_cancel(&c, t, 30);
+    CHECK(rsock_accept(t, l, NULL, NULL, 5000) == RSOCK_INVALID_SOCKET && errno == RSOCK_ECANCELED);
+    join_cancel(&c);
+    int cl = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(cl, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(rsock_accept(t, l, NULL, NULL, 1000) == RSOCK_INVALID_SOCKET && errno == RSOCK_ECANCELED);
+    rsock_token_reset(t);
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof peer;
+    int s = rsock_accept(t, l, (struct sockaddr *)&peer, &plen, 1000);
+    CHECK(s >= 0 && peer.sin_family == AF_INET);
+    CHECK(rsock_accept(t, l, NULL, NULL, 0) == RSOCK_INVALID_SOCKET && errno == RSOCK_ETIMEDOUT);
+    close(s);
+    close(cl);
+    close(l);
+    rsock_token_unref(t);
+}
+
+/* A loopback address whose connects hang: its accept queue is full, so the
+   kernel drops further SYNs. Returns the listener; fills `a`. */
+static int hanging_listener(struct sockaddr_in *a, int fillers[4]) {
+    int l = tcp_listener(0, a);
+    for (int i = 0; i < 4; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fillers[i], (struct sockaddr *)a, sizeof *a);
+    }
+    sleep_ms(50);
+    return l;
+}
+
+static void connect_results(void) {
+    rsock_token *t = rsock_token_new();
+    struct sockaddr_in a;
+    int l = tcp_listener(8, &a);
+    close(l); /* nobody listens there now */
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_ERR(rsock_connect(t, c, (struct sockaddr *)&a, sizeof a, 1000), ECONNREFUSED);
+    close(c);
+
+    int fill[4];
+    l = hanging_listener(&a, fill);
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    double t0 = now_ms();
+    CHECK_ERR(rsock_connect(t, c, (struct sockaddr *)&a, sizeof a, 100), RSOCK_ETIMEDOUT);
+    CHECK(now_ms() - t0 >= 99);
+    CHECK(is_nonblocking(c) == 0);
+    close(c);
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    struct canceller cc;
+    start_cancel(&cc, t, 30);
+    CHECK_ERR(rsock_connect(t, c, (struct sockaddr *)&a, sizeof a, 5000), RSOCK_ECANCELED);
+    join_cancel(&cc);
+    close(c);
+    for (int i = 0; i < 4; i++) close(fill[i]);
+    close(l);
+    CHECK_ERR(rsock_connect(t, 3000, (struct sockaddr *)&a, sizeof a, 0), RSOCK_ECANCELED);
+    rsock_token_unref(t);
+}
+
+/* rsock_send returns the exact count queued when it stops part-way. */
+static void send_partial_counts_are_exact(void) {
+    rsock_token *t = rsock_token_new();
+    enum { BIG = 8 << 20 };
+    char *buf = malloc(BIG);
+    REQUIRE(buf);
+    memset(buf, 'z', BIG);
+    for (int round = 0; round < 2; round++) {
+        int sv[2];
+        tcp_pair(sv);
+        intptr_t n;
+        if (round == 0) {
+            n = rsock_send(t, sv[0], buf, BIG, 0, 100); /* times out part-way */
+        } else {
+            struct canceller c;
+            start_cancel(&c, t, 50);
+            n = rsock_send(t, sv[0], buf, BIG, 0, RSOCK_INFINITE);
+            join_cancel(&c);
+            rsock_token_reset(t);
+        }
+        CHECK(n > 0 && n < BIG);
+        shutdown(sv[0], SHUT_WR);
+        long total = 0;
+        intptr_t r;
+        while ((r = rsock_recv(t, sv[1], buf, BIG, 0, 2000)) > 0) total += r;
+        CHECK(r == 0);
+        CHECK(total == n);
+        close_pair(sv);
+    }
+    /* Nothing queued yet and cancelled: -1, not 0. */
+    int sv[2];
+    unix_pair(sv);
+    rsock_cancel(t);
+    CHECK_ERR(rsock_send(t, sv[0], "x", 1, 0, 1000), RSOCK_ECANCELED);
+    close_pair(sv);
+    free(buf);
+    rsock_token_unref(t);
+}
+
+struct reader {
+    int fd;
+    long total;
+};
+
+static void *drain_all(void *arg) {
+    struct reader *r = arg;
+    char buf[65536];
+    ssize_t n;
+    while ((n = recv(r->fd, buf, sizeof buf, 0)) > 0) r->total += n;
+    return NULL;
+}
+
+static void send_blocks_until_all_queued(void) {
+    rsock_token *t = rsock_token_new();
+    enum { BIG = 16 << 20 };
+    char *buf = calloc(1, BIG);
+    int sv[2];
+    tcp_pair(sv);
+    set_nonblocking(sv[0], 1); /* also on a non-blocking socket */
+    struct reader r = {sv[1], 0};
+    pthread_t th;
+    pthread_create(&th, NULL, drain_all, &r);
+    CHECK(rsock_send(t, sv[0], buf, BIG, 0, RSOCK_INFINITE) == BIG);
+    CHECK(is_nonblocking(sv[0]) == 1);
+    shutdown(sv[0], SHUT_WR);
+    pthread_join(th, NULL);
+    CHECK(r.total == BIG);
+    close_pair(sv);
+    free(buf);
+    rsock_token_unref(t);
+}
+
+static volatile sig_atomic_t usr1_count;
+static void on_usr1(int sig) {
+    (void)sig;
+    usr1_count++;
+}
+
+struct pester {
+    pthread_t target;
+    volatile int stop;
+};
+
+static void *pester_thread(void *arg) {
+    struct pester *p = arg;
+    while (!p->stop) {
+        pthread_kill(p->target, SIGUSR1);
+        sleep_ms(2);
+    }
+    return NULL;
+}
+
+/* A signal during a wait is not a cancellation: the wait resumes with the
+   time left. */
+static void eintr_resumes_with_remaining_time(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1; /* no SA_RESTART: poll fails with EINTR */
+    sigaction(SIGUSR1, &sa, NULL);
+    rsock_token *t = rsock_token_new();
+    int sv[2];
+    unix_pair(sv);
+    struct pester p = {pthread_self(), 0};
+    pthread_t th;
+    usr1_count = 0;
+    pthread_create(&th, NULL, pester_thread, &p);
+    char c;
+    double t0 = now_ms();
+    CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 300), RSOCK_ETIMEDOUT);
+    double el = now_ms() - t0;
+    CHECK(el >= 299 && el < 3000);
+    p.stop = 1;
+    pthread_join(th, NULL);
+    CHECK(usr1_count > 10);
+    close_pair(sv);
+    rsock_token_unref(t);
+    signal(SIGUSR1, SIG_DFL);
+}
+
+static void block_events(void) {
+    rsock_token *t = rsock_token_new();
+    int sv[2];
+    unix_pair(sv);
+    CHECK(rsock_block(t, sv[0], RSOCK_WRITABLE, 1000) == RSOCK_WRITABLE);
+    CHECK(rsock_block(t, sv[0], RSOCK_READABLE | RSOCK_WRITABLE, 1000) == RSOCK_WRITABLE);
+    CHECK_ERR(rsock_block(t, sv[0], RSOCK_READABLE, 20), RSOCK_ETIMEDOUT);
+    CHECK(send(sv[1], "q", 1, 0) == 1);
+    CHECK(rsock_block(t, sv[0], RSOCK_READABLE | RSOCK_WRITABLE, 1000) == (RSOCK_READABLE | RSOCK_WRITABLE));
+    CHECK(rsock_block(t, sv[0], RSOCK_READABLE, 1000) == RSOCK_READABLE);
+    CHECK(pending(sv[0]) == 1);
+    close_pair(sv);
+
+    /* A reset connection counts as ready for every requested event, and the
+       next call reports the error. */
+    tcp_pair(sv);
+    struct linger lg = {1, 0};
+    setsockopt(sv[1], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(sv[1]);
+    sleep_ms(20);
+    CHECK(rsock_block(t, sv[0], RSOCK_READABLE, 1000) == RSOCK_READABLE);
+    char c;
+    CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 1000), ECONNRESET);
+    close(sv[0]);
+
+    /* Hang-up while waiting only for writability of a full socket. */
+    unix_pair(sv);
+    set_nonblocking(sv[0], 1);
+    char junk[4096] = {0};
+    while (send(sv[0], junk, sizeof junk, 0) > 0) {
+    }
+    CHECK_ERR(rsock_block(t, sv[0], RSOCK_WRITABLE, 0), RSOCK_ETIMEDOUT);
+    close(sv[1]);
+    CHECK(rsock_block(t, sv[0], RSOCK_WRITABLE, 1000) == RSOCK_WRITABLE);
+    close(sv[0]);
+
+    struct canceller cc;
+    unix_pair(sv);
+    start_cancel(&cc, t, 30);
+    CHECK_ERR(rsock_block(t, sv[0], RSOCK_READABLE, RSOCK_INFINITE), RSOCK_ECANCELED);
+    join_cancel(&cc);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
+static void poll_many(void) {
+    rsock_token *t = rsock_token_new();
+    int a[2], b[2];
+    unix_pair(a);
+    unix_pair(b);
+    rsock_pollfd fds[3] = {{a[0], POLLIN, 0}, {-1, POLLIN, 0}, {b[0], POLLIN, 0}};
+    CHECK(rsock_poll(t, fds, 3, 20) == 0); /* timeout: 0, as poll() */
+    CHECK(send(b[1], "p", 1, 0) == 1);
+    fds[2].revents = 77;
+    CHECK(rsock_poll(t, fds, 3, 1000) == 1);
+    CHECK(fds[0].revents == 0 && fds[1].revents == 0 && fds[2].revents == POLLIN);
+    double t0 = now_ms();
+    CHECK(rsock_poll(t, NULL, 0, 30) == 0); /* a cancellable sleep */
+    CHECK(now_ms() - t0 >= 29);
+    CHECK_ERR(rsock_poll(t, NULL, 2, 0), EINVAL);
+    struct canceller cc;
+    start_cancel(&cc, t, 30);
+    fds[2].fd = a[1];
+    fds[2].events = POLLIN;
+    CHECK_ERR(rsock_poll(t, fds, 3, RSOCK_INFINITE), RSOCK_ECANCELED);
+    join_cancel(&cc);
+    close_pair(a);
+    close_pair(b);
+    rsock_token_unref(t);
+}
+
+static void bad_arguments(void) {
+    rsock_token *t = rsock_token_new();
+    int sv[2];
+    unix_pair(sv);
+    char buf[4];
+    struct sockaddr_in a = {0};
+    socklen_t al = sizeof a;
+    CHECK_ERR(rsock_recv(t, -1, buf, 4, 0, 0), EBADF);
+    CHECK_ERR(rsock_send(t, -1, buf, 4, 0, 0), EBADF);
+    CHECK_ERR(rsock_recvfrom(t, -1, buf, 4, 0, NULL, NULL, 0), EBADF);
+    CHECK_ERR(rsock_sendto(t, -1, buf, 4, 0, NULL, 0, 0), EBADF);
+    CHECK_ERR(rsock_accept(t, -1, NULL, NULL, 0), EBADF);
+    CHECK_ERR(rsock_connect(t, -1, (struct sockaddr *)&a, sizeof a, 0), EBADF);
+    CHECK_ERR(rsock_block(t, -1, RSOCK_READABLE, 0), EBADF);
+    CHECK_ERR(rsock_recv(t, 4000, buf, 4, 0, 0), EBADF); /* closed descriptor */
+    CHECK_ERR(rsock_block(t, 4000, RSOCK_READABLE, 0), EBADF);
+    CHECK_ERR(rsock_recv(t, sv[0], NULL, 4, 0, 0), EINVAL);
+    CHECK_ERR(rsock_send(t, sv[0], NULL, 4, 0, 0), EINVAL);
+    CHECK_ERR(rsock_recv(t, sv[0], buf, (size_t)-1, 0, 0), EINVAL);
+    CHECK_ERR(rsock_recv(t, sv[0], buf, 4, 0, -2), EINVAL);
+    CHECK_ERR(rsock_block(t, sv[0], 0, 0), EINVAL);
+    CHECK_ERR(rsock_block(t, sv[0], 8, 0), EINVAL);
+    CHECK_ERR(rsock_block(t, sv[0], RSOCK_READABLE, -5), EINVAL);
+    CHECK_ERR(rsock_poll(t, NULL, 0, -9), EINVAL);
+    CHECK_ERR(rsock_connect(t, sv[0], NULL, 0, 0), EINVAL);
+    CHECK_ERR(rsock_accept(t, sv[0], (struct sockaddr *)&a, NULL, 0), EINVAL);
+    /* Errors from the system pass through unchanged. */
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    CHECK_ERR(rsock_recv(t, p[0], buf, 4, 0, 0), ENOTSOCK);
+    CHECK_ERR(rsock_accept(t, sv[0], (struct sockaddr *)&a, &al, 0), EINVAL); /* not listening */
+    close(p[0]);
+    close(p[1]);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
+int main(void) {
+    rt_watchdog(120);
+    signal(SIGPIPE, SIG_IGN);
+    RUN(recv_ready_timeout_and_zero);
+    RUN(recv_cancel_consumes_nothing);
+    RUN(recv_waitall_gathers_a_full_buffer);
+    RUN(modes_left_as_found);
+    RUN(udp_recvfrom_sendto);
+    RUN(accept_cancel_leaves_connection_queued);
+    RUN(connect_results);
+    RUN(send_partial_counts_are_exact);
+    RUN(send_blocks_until_all_queued);
+    RUN(eintr_resumes_with_remaining_time);
+    RUN(block_events);
+    RUN(poll_many);
+    RUN(bad_arguments);
+    return rt_finish("test_calls");
+}
