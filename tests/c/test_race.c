@@ -1,0 +1,325 @@
+/* Races for real: cancel against every phase of a call, cancel storms with
+   exact byte accounting, many waiters, signal handlers, thread churn. Every
+   test is bounded by the watchdog: a lost wake-up fails instead of hanging. */
+#include "rtest.h"
+
+#include <sched.h>
+#include <stdatomic.h>
+
+/* ---- cancel racing with the start, the wait and the end of a call ---- */
+
+enum { KIND_RECV, KIND_BLOCK, KIND_POLL, KIND_ACCEPT, KIND_CHILD, KIND_COUNT };
+
+static struct {
+    atomic_int go;   /* iteration number the worker may start */
+    atomic_int done; /* iteration number the worker finished */
+    rsock_token *root, *child;
+    int sock, listener;
+    int bad; /* iterations that did not end in ECANCELED */
+} race;
+
+static void *race_worker(void *arg) {
+    int iters = *(int *)arg;
+    for (int i = 1; i <= iters; i++) {
+        while (atomic_load(&race.go) < i) sched_yield();
+        int kind = i % KIND_COUNT;
+        long r;
+        char c;
+        rsock_pollfd p = {race.sock, POLLIN, 0};
+        switch (kind) {
+        case KIND_RECV: r = rsock_recv(race.root, race.sock, &c, 1, 0, RSOCK_INFINITE); break;
+        case KIND_BLOCK: r = rsock_block(race.root, race.sock, RSOCK_READABLE, RSOCK_INFINITE); break;
+        case KIND_POLL: r = rsock_poll(race.root, &p, 1, RSOCK_INFINITE); break;
+        case KIND_ACCEPT: r = rsock_accept(race.root, race.listener, NULL, NULL, RSOCK_INFINITE); break;
+        default: r = rsock_recv(race.child, race.sock, &c, 1, 0, RSOCK_INFINITE); break;
+        }
+        if (r != -1 || rsock_last_error() != RSOCK_ECANCELED) race.bad++;
+        atomic_store(&race.done, i);
+    }
+    return NULL;
+}
+
+static void no_lost_wakeup_in_any_interleaving(void) {
+    int iters = 20000;
+    int sv[2];
+    unix_pair(sv);
+    race.sock = sv[0];
+    race.listener = tcp_listener(4, NULL);
+    race.root = rsock_token_new();
+    race.child = rsock_token_child(race.root);
+    pthread_t th;
+    pthread_create(&th, NULL, race_worker, &iters);
+    unsigned seed = 12345;
+    for (int i = 1; i <= iters; i++) {
+        rsock_token_reset(race.root);
+        rsock_token_reset(race.child);
+        atomic_store(&race.go, i);
+        /* 0-60 us: before the call starts, while it registers, or while it waits. */
+        spin_us(rt_rand(&seed) % 60);
+        rsock_cancel(race.root);
+        while (atomic_load(&race.done) < i) sched_yield();
+    }
+    pthread_join(th, NULL);
+    CHECK(race.bad == 0);
+    close_pair(sv);
+    close(race.listener);
+    rsock_token_unref(race.child);
+    rsock_token_unref(race.root);
+}
+
+/* ---- cancel storm against a byte stream ---- */
+
+static unsigned char pattern(long i) { return (unsigned char)((i * 7 + (i >> 11)) % 251); }
+
+struct stream {
+    int fd;
+    long total;
+    rsock_token *tok;
+    atomic_int finished;
+    long got;
+    long mismatches;
+    long cancels_seen;
+};
+
+static void *stream_writer(void *arg) {
+    struct stream *s = arg;
+    unsigned char buf[65536];
+    unsigned seed = 99;
+    long off = 0;
+    while (off < s->total) {
+        long len = 1 + rt_rand(&seed) % sizeof buf;
+        if (len > s->total - off) len = s->total - off;
+        for (long k = 0; k < len; k++) buf[k] = pattern(off + k);
+        intptr_t n = rsock_send(s->tok, s->fd, buf, (size_t)len, 0, RSOCK_INFINITE);
+        if (n > 0) off += n;
+        if (n < len) {
+            if (n < 0 && rsock_last_error() != RSOCK_ECANCELED) break;
+            rsock_token_reset(s->tok);
+        }
+    }
+    shutdown(s->fd, SHUT_WR);
+    return NULL;
+}
+
+static void *stream_reader(void *arg) {
+    struct stream *s = arg;
+    unsigned char buf[65536];
+    unsigned seed = 7;
+    for (;;) {
+        size_t len = 1 + rt_rand(&seed) % sizeof buf;
+        intptr_t n = rsock_recv(s->tok, s->fd, buf, len, 0, RSOCK_INFINITE);
+        if (n == 0) break;
+        if (n < 0) {
+            if (rsock_last_error() != RSOCK_ECANCELED) break;
+            s->cancels_seen++;
+            rsock_token_reset(s->tok);
+            continue;
+        }
+        for (intptr_t k = 0; k < n; k++)
+            if (buf[k] != pattern(s->got + k)) s->mismatches++;
+        s->got += n;
+    }
+    atomic_store(&s->finished, 1);
+    return NULL;
+}
+
+static void storm(int use_tcp) {
+    int sv[2];
+    if (use_tcp) tcp_pair(sv);
+    else unix_pair(sv);
+    long total = 64L << 20;
+    struct stream w = {sv[0], total, rsock_token_new(), 0, 0, 0, 0};
+    struct stream r = {sv[1], total, rsock_token_new(), 0, 0, 0, 0};
+    pthread_t tw, tr;
+    pthread_create(&tw, NULL, stream_writer, &w);
+    pthread_create(&tr, NULL, stream_reader, &r);
+    unsigned seed = 4242;
+    long cancels = 0;
+    while (!atomic_load(&r.finished)) {
+        spin_us(rt_rand(&seed) % 200);
+        rsock_cancel((rt_rand(&seed) & 1) ? r.tok : w.tok);
+        cancels++;
+    }
+    pthread_join(tw, NULL);
+    pthread_join(tr, NULL);
+    CHECK(r.got == total);
+    CHECK(r.mismatches == 0);
+    CHECK(cancels > 100 && r.cancels_seen > 10);
+    printf("     %s: %ld bytes, %ld cancels sent, %ld seen by the reader\n", use_tcp ? "tcp" : "unix", r.got,
+           cancels, r.cancels_seen);
+    close_pair(sv);
+    rsock_token_unref(w.tok);
+    rsock_token_unref(r.tok);
+}
+
+static void cancel_storm_loses_no_byte(void) {
+    storm(0);
+    storm(1);
+}
+
+/* ---- one cancel wakes every waiter, including grandchildren's ---- */
+
+struct waiter {
+    rsock_token *tok;
+    int fd;
+    long result;
+    int err;
+    atomic_int *started;
+};
+
+static void *wait_forever(void *arg) {
+    struct waiter *w = arg;
+    char c;
+    atomic_fetch_add(w->started, 1);
+    w->result = rsock_recv(w->tok, w->fd, &c, 1, 0, RSOCK_INFINITE);
+    w->err = rsock_last_error();
+    return NULL;
+}
+
+static void sixty_four_waiters_one_cancel(void) {
+    enum { N = 64 };
+    rsock_token *root = rsock_token_new();
+    rsock_token *child = rsock_token_child(root);
+    rsock_token *grand = rsock_token_child(child);
+    struct waiter ws[N];
+    pthread_t th[N];
+    int pairs[N][2];
+    atomic_int started = 0;
+    for (int i = 0; i < N; i++) {
+        unix_pair(pairs[i]);
+        ws[i] = (struct waiter){i % 3 == 0 ? root : i % 3 == 1 ? child : grand, pairs[i][0], 0, 0, &started};
+        pthread_create(&th[i], NULL, wait_forever, &ws[i]);
+    }
+    while (atomic_load(&started) < N) sched_yield();
+    sleep_ms(100); /* let them all reach the wait */
+    double t0 = now_ms();
+    rsock_cancel(root);
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    double el = now_ms() - t0;
+    int ok = 0;
+    for (int i = 0; i < N; i++) ok += ws[i].result == -1 && ws[i].err == RSOCK_ECANCELED;
+    CHECK(ok == N);
+    printf("     %d waiters woken in %.2f ms\n", ok, el);
+    for (int i = 0; i < N; i++) close_pair(pairs[i]);
+    rsock_token_unref(grand);
+    rsock_token_unref(child);
+    rsock_token_unref(root);
+}
+
+/* ---- rsock_cancel from a signal handler ---- */
+
+static rsock_token *volatile sig_tok;
+static void on_cancel_signal(int sig) {
+    (void)sig;
+    int saved = errno;
+    rsock_cancel(sig_tok);
+    if (errno != saved) abort(); /* rsock_cancel preserves errno */
+}
+
+static struct {
+    atomic_int go, done;
+    int sock;
+    int bad;
+} sigrace;
+
+static void *sig_worker(void *arg) {
+    int iters = *(int *)arg;
+    for (int i = 1; i <= iters; i++) {
+        while (atomic_load(&sigrace.go) < i) sched_yield();
+        char c;
+        long r = rsock_recv(sig_tok, sigrace.sock, &c, 1, 0, RSOCK_INFINITE);
+        if (r != -1 || rsock_last_error() != RSOCK_ECANCELED) sigrace.bad++;
+        atomic_store(&sigrace.done, i);
+    }
+    return NULL;
+}
+
+static void *idle_thread(void *arg) {
+    (void)arg;
+    for (;;) pause();
+    return NULL;
+}
+
+static void cancel_from_signal_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_cancel_signal;
+    sigaction(SIGUSR2, &sa, NULL);
+    sig_tok = rsock_token_new();
+    int sv[2];
+    unix_pair(sv);
+    sigrace.sock = sv[0];
+    int iters = 3000;
+    pthread_t worker, bystander;
+    pthread_create(&worker, NULL, sig_worker, &iters);
+    pthread_create(&bystander, NULL, idle_thread, NULL);
+    unsigned seed = 1;
+    for (int i = 1; i <= iters; i++) {
+        rsock_token_reset(sig_tok);
+        atomic_store(&sigrace.go, i);
+        spin_us(rt_rand(&seed) % 80);
+        /* The handler runs on the waiting thread itself, or on another. */
+        pthread_kill(i % 2 ? worker : bystander, SIGUSR2);
+        while (atomic_load(&sigrace.done) < i) sched_yield();
+    }
+    pthread_join(worker, NULL);
+    pthread_cancel(bystander);
+    pthread_join(bystander, NULL);
+    CHECK(sigrace.bad == 0);
+    close_pair(sv);
+    rsock_token_unref(sig_tok);
+    signal(SIGUSR2, SIG_DFL);
+}
+
+/* ---- 2,000 short-lived threads: descriptors come back ---- */
+
+static int churn_sock;
+static void *short_lived(void *arg) {
+    long i = (long)arg;
+    char c;
+    if (i % 2) {
+        rsock_token *t = rsock_token_new();
+        if (rsock_recv(t, churn_sock, &c, 1, 0, 1) != -1 || rsock_last_error() != RSOCK_ETIMEDOUT) return (void *)1;
+        rsock_token_unref(t);
+    } else {
+        /* The thread's own token (NULL), freed when the thread exits. */
+        if (rsock_block(NULL, churn_sock, RSOCK_READABLE, 1) != -1) return (void *)1;
+    }
+    return NULL;
+}
+
+static void thread_churn_returns_descriptors(void) {
+    int sv[2];
+    unix_pair(sv);
+    churn_sock = sv[0];
+    int before = fd_count();
+    int failures = 0, peak = 0;
+    enum { TOTAL = 2000, BATCH = 50 };
+    for (int b = 0; b < TOTAL / BATCH; b++) {
+        pthread_t th[BATCH];
+        for (long i = 0; i < BATCH; i++) REQUIRE(pthread_create(&th[i], NULL, short_lived, (void *)i) == 0);
+        int n = fd_count();
+        if (n > peak) peak = n;
+        for (int i = 0; i < BATCH; i++) {
+            void *r;
+            pthread_join(th[i], &r);
+            failures += r != NULL;
+        }
+    }
+    CHECK(failures == 0);
+    CHECK(fd_count() == before);
+    CHECK(peak <= before + BATCH);
+    printf("     descriptors: %d before, peak %d, %d after\n", before, peak, fd_count());
+    close_pair(sv);
+}
+
+int main(void) {
+    rt_watchdog(240);
+    signal(SIGPIPE, SIG_IGN);
+    RUN(no_lost_wakeup_in_any_interleaving);
+    RUN(cancel_storm_loses_no_byte);
+    RUN(sixty_four_waiters_one_cancel);
+    RUN(cancel_from_signal_handler);
+    RUN(thread_churn_returns_descriptors);
+    return rt_finish("test_race");
+}

@@ -1,0 +1,162 @@
+/* System-call economy, observed by interposing the calls rsock makes: this
+   program defines poll/eventfd/pipe/write/close itself, so the statically
+   linked library's calls land here and are counted, then forwarded. */
+#include "rtest.h"
+
+#include <dlfcn.h>
+#include <sys/syscall.h>
+
+static __thread int counting;
+static __thread int n_poll, n_fdops, n_write;
+
+static void count_start(void) {
+    n_poll = n_fdops = n_write = 0;
+    counting = 1;
+}
+static void count_stop(void) { counting = 0; }
+
+int poll(struct pollfd *fds, nfds_t n, int timeout) {
+    static int (*real)(struct pollfd *, nfds_t, int);
+    if (!real) real = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT, "poll");
+    if (counting) n_poll++;
+    return real(fds, n, timeout);
+}
+
+int eventfd(unsigned int initval, int flags) {
+    if (counting) n_fdops++;
+    return (int)syscall(SYS_eventfd2, initval, flags);
+}
+
+int pipe(int fds[2]) {
+    if (counting) n_fdops++;
+    return (int)syscall(SYS_pipe2, fds, 0);
+}
+
+int close(int fd) {
+    if (counting) n_fdops++;
+    return (int)syscall(SYS_close, fd);
+}
+
+ssize_t write(int fd, const void *buf, size_t len) {
+    if (counting) n_write++;
+    return syscall(SYS_write, fd, buf, len);
+}
+
+struct delayed {
+    int fd;
+    double ms;
+};
+static void *send_later(void *arg) {
+    struct delayed *d = arg;
+    sleep_ms(d->ms);
+    if (send(d->fd, "late", 4, 0) != 4) abort();
+    return NULL;
+}
+
+static void try_first_poll_only_when_needed(void) {
+    rsock_token *t = rsock_token_new();
+    int sv[2];
+    unix_pair(sv);
+    char buf[8];
+    CHECK(send(sv[1], "now", 3, 0) == 3);
+    count_start();
+    CHECK(rsock_recv(t, sv[0], buf, sizeof buf, 0, 1000) == 3);
+    CHECK(rsock_send(t, sv[0], "out", 3, 0, 1000) == 3);
+    count_stop();
+    CHECK(n_poll == 0); /* data was there, the buffer had room: no poll */
+
+    /* Warm up this thread's wake descriptor, then one wait = one poll. */
+    CHECK_ERR(rsock_recv(t, sv[0], buf, 1, MSG_PEEK, 0), RSOCK_ETIMEDOUT);
+    struct delayed d = {sv[1], 30};
+    pthread_t th;
+    pthread_create(&th, NULL, send_later, &d);
+    count_start();
+    CHECK(rsock_recv(t, sv[0], buf, sizeof buf, 0, 5000) == 4);
+    count_stop();
+    pthread_join(th, NULL);
+    CHECK(n_poll == 1);
+    CHECK(n_fdops == 0);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
+static void token_lifecycle_makes_no_system_call(void) {
+    count_start();
+    rsock_token *t = rsock_token_new();
+    rsock_token *c = rsock_token_child(t);
+    rsock_token *r = rsock_token_ref(c);
+    rsock_cancel(t);
+    rsock_cancel(c);
+    (void)rsock_is_cancelled(c);
+    rsock_token_reset(t);
+    rsock_token_unref(r);
+    rsock_token_unref(c);
+    rsock_token_unref(t);
+    count_stop();
+    CHECK(n_poll == 0 && n_fdops == 0 && n_write == 0);
+}
+
+static void steady_state_waits_open_nothing(void) {
+    rsock_token *t = rsock_token_new();
+    int sv[2];
+    unix_pair(sv);
+    char c;
+    CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 1), RSOCK_ETIMEDOUT); /* first wait on this thread */
+    int before = fd_count();
+    count_start();
+    for (int i = 0; i < 200; i++) CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, i % 2), RSOCK_ETIMEDOUT);
+    count_stop();
+    CHECK(n_fdops == 0);
+    CHECK(fd_count() == before);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
+/* When no wake descriptor can be had, a call that must wait fails with
+   EMFILE at once; one that need not wait still works. */
+struct emfile_result {
+    int sock;
+    long r_wait, r_ready;
+    int e_wait;
+    double elapsed;
+};
+static void *emfile_thread(void *arg) {
+    struct emfile_result *e = arg;
+    char c;
+    double t0 = now_ms();
+    e->r_wait = rsock_recv(NULL, e->sock, &c, 1, 0, 2000);
+    e->e_wait = rsock_last_error();
+    e->elapsed = now_ms() - t0;
+    return NULL;
+}
+
+static void descriptor_exhaustion_fails_with_emfile(void) {
+    int sv[2];
+    unix_pair(sv);
+    struct rlimit old, lim;
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    lim = old;
+    lim.rlim_cur = 64;
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &lim) == 0);
+    int dups[64], nd = 0;
+    int d;
+    while (nd < 64 && (d = dup(0)) >= 0) dups[nd++] = d;
+    struct emfile_result e = {sv[0], 0, 0, 0, 0};
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, emfile_thread, &e) == 0);
+    pthread_join(th, NULL);
+    CHECK(e.r_wait == -1 && e.e_wait == EMFILE);
+    CHECK(e.elapsed < 1000);
+    for (int i = 0; i < nd; i++) close(dups[i]);
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    close_pair(sv);
+}
+
+int main(void) {
+    rt_watchdog(60);
+    RUN(try_first_poll_only_when_needed);
+    RUN(token_lifecycle_makes_no_system_call);
+    RUN(steady_state_waits_open_nothing);
+    RUN(descriptor_exhaustion_fails_with_emfile);
+    return rt_finish("test_syscalls");
+}
