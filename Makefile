@@ -13,7 +13,7 @@ endif
 
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all demo test rust-test c-test header lib clean
+.PHONY: all demo test rust-test header-check c-test header lib clean
 all: lib
 
 lib:
@@ -33,7 +33,17 @@ $(BUILD):
 
 $(LIB): lib
 
-test: rust-test c-test
+test: rust-test header-check c-test
+
+# include/rsock.h compiles on its own as C99 and, where a C++ compiler
+# exists, as C++. (Drift from the sources is checked by `cargo test`.)
+CXX ?= c++
+header-check: | $(BUILD)
+	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/header_alone.c -o $(BUILD)/header_c99.o
+	@if command -v $(CXX) >/dev/null 2>&1; then \
+	  echo "$(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/header_alone.cpp"; \
+	  $(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/header_alone.cpp -o $(BUILD)/header_cxx.o; \
+	else echo "no C++ compiler: C++ header check skipped"; fi
 
 rust-test:
 	$(CARGO) test

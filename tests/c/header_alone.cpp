@@ -1,0 +1,11 @@
+// rsock.h must compile on its own as C++ (extern "C" linkage included).
+#include "rsock.h"
+
+int rsock_header_alone_cxx();
+int rsock_header_alone_cxx() {
+    rsock_token *t = rsock_token_new();
+    rsock_blocking_hook previous = rsock_set_blocking_hook(nullptr);
+    rsock_set_blocking_hook(previous);
+    rsock_token_unref(t);
+    return RSOCK_ECANCELED;
+}

@@ -1,0 +1,44 @@
+# ctest driver: installs the built rsock into a scratch prefix, then builds
+# and runs tests/consumer through find_package(rsock) and through pkg-config.
+# Variables: RSOCK_BUILD_DIR, RSOCK_SOURCE_DIR, WORK_DIR, C_COMPILER.
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}")
+  endif()
+  message(STATUS "${out}")
+endfunction()
+
+set(prefix "${WORK_DIR}/prefix")
+file(REMOVE_RECURSE "${WORK_DIR}")
+run("${CMAKE_COMMAND}" --install "${RSOCK_BUILD_DIR}" --prefix "${prefix}")
+
+# find_package(rsock)
+run("${CMAKE_COMMAND}" -S "${RSOCK_SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/fp"
+    "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_C_COMPILER=${C_COMPILER}")
+run("${CMAKE_COMMAND}" --build "${WORK_DIR}/fp")
+run("${WORK_DIR}/fp/consumer_static")
+set(ENV{LD_LIBRARY_PATH} "${prefix}/lib")
+run("${WORK_DIR}/fp/consumer_shared")
+
+# pkg-config, static and shared
+find_program(PKG_CONFIG pkg-config)
+if(PKG_CONFIG)
+  set(ENV{PKG_CONFIG_PATH} "${prefix}/lib/pkgconfig")
+  execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs --static rsock
+    OUTPUT_VARIABLE flags OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pkg-config --static rsock failed")
+  endif()
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  run("${C_COMPILER}" "${RSOCK_SOURCE_DIR}/tests/consumer/main.c" -o "${WORK_DIR}/pc_static"
+      "-L${prefix}/lib" -Wl,-Bstatic -lrsock -Wl,-Bdynamic ${flags})
+  run("${WORK_DIR}/pc_static")
+  execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs rsock
+    OUTPUT_VARIABLE flags OUTPUT_STRIP_TRAILING_WHITESPACE)
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  run("${C_COMPILER}" "${RSOCK_SOURCE_DIR}/tests/consumer/main.c" -o "${WORK_DIR}/pc_shared" ${flags})
+  run("${WORK_DIR}/pc_shared")
+else()
+  message(STATUS "pkg-config not found: pkg-config path not checked")
+endif()
