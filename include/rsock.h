@@ -90,7 +90,8 @@ rsock_token *rsock_token_new(void);
  * child is cancelled whenever `parent` or any of its ancestors is cancelled
  * (and stays so until the child itself is reset); cancelling the child
  * leaves the parent alone. A child of a cancelled parent is born cancelled.
- * The child keeps its parent alive. NULL `parent`: returns NULL with EINVAL.
+ * The child keeps its parent alive. NULL `parent`: returns NULL with EINVAL;
+ * out of memory: NULL with ENOMEM.
  */
 rsock_token *rsock_token_child(rsock_token *parent);
 

@@ -131,7 +131,8 @@ unsafe fn addr_out(addr: *mut sockaddr, addrlen: *mut socklen_t) -> Result<AddrO
 #[no_mangle]
 pub extern "C" fn rsock_token_new() -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
-        Ok(Token::new().into_raw() as *mut rsock_token)
+        let t = Token::try_new().ok_or(Error(sys::ENOMEM))?;
+        Ok(t.into_raw() as *mut rsock_token)
     })
 }
 
@@ -139,11 +140,15 @@ pub extern "C" fn rsock_token_new() -> *mut rsock_token {
 /// child is cancelled whenever `parent` or any of its ancestors is cancelled
 /// (and stays so until the child itself is reset); cancelling the child
 /// leaves the parent alone. A child of a cancelled parent is born cancelled.
-/// The child keeps its parent alive. NULL `parent`: returns NULL with EINVAL.
+/// The child keeps its parent alive. NULL `parent`: returns NULL with EINVAL;
+/// out of memory: NULL with ENOMEM.
 #[no_mangle]
 pub extern "C" fn rsock_token_child(parent: *mut rsock_token) -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
-        with_some_token(parent, |p| Ok(p.child().into_raw() as *mut rsock_token))
+        with_some_token(parent, |p| {
+            let c = p.try_child().ok_or(Error(sys::ENOMEM))?;
+            Ok(c.into_raw() as *mut rsock_token)
+        })
     })
 }
 

@@ -15,9 +15,9 @@
 //! them without a lock.
 
 use crate::waiter::Waiter;
-use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
-use std::sync::Arc;
+use std::alloc::{alloc, dealloc, Layout};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 
 const SLOTS: usize = 8;
 
@@ -36,15 +36,55 @@ impl Segment {
 }
 
 pub(crate) struct Inner {
+    refs: AtomicUsize,
     cancels: AtomicU64,
     base: AtomicU64,
     parent: Option<Token>,
     waiters: AtomicPtr<Segment>,
 }
 
-/// A reference-counted cancellation token.
-#[derive(Clone)]
-pub struct Token(Arc<Inner>);
+/// A reference-counted cancellation token. (Counted by hand rather than with
+/// `Arc` so that running out of memory is an error, not an abort.)
+pub struct Token(NonNull<Inner>);
+
+// SAFETY: all shared state in Inner is atomic; the parent link is immutable.
+unsafe impl Send for Token {}
+// SAFETY: as above.
+unsafe impl Sync for Token {}
+
+impl Clone for Token {
+    fn clone(&self) -> Token {
+        if self.inner().refs.fetch_add(1, Relaxed) > isize::MAX as usize {
+            std::process::abort(); // as Arc does on reference-count overflow
+        }
+        Token(self.0)
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        // Unwind long parent chains iteratively instead of recursively.
+        let mut next = Some(self.0);
+        while let Some(p) = next {
+            // SAFETY: `p` is live while we hold the reference being released.
+            if unsafe { p.as_ref() }.refs.fetch_sub(1, Release) != 1 {
+                return;
+            }
+            fence(Acquire);
+            // SAFETY: that was the last reference: nobody else can reach `p`.
+            unsafe {
+                let inner = p.as_ptr();
+                next = (*inner)
+                    .parent
+                    .take()
+                    .map(std::mem::ManuallyDrop::new)
+                    .map(|t| t.0);
+                ptr::drop_in_place(inner);
+                dealloc(inner.cast(), Layout::new::<Inner>());
+            }
+        }
+    }
+}
 
 /// A registration slot held by a waiting thread; cleared by `Slot::release`.
 pub(crate) struct Slot(*const AtomicPtr<Waiter>);
@@ -64,34 +104,58 @@ impl Default for Token {
 }
 
 impl Token {
-    /// A new, uncancelled token. Makes no system call.
-    pub fn new() -> Token {
-        Token(Arc::new(Inner {
-            cancels: AtomicU64::new(0),
-            base: AtomicU64::new(0),
-            parent: None,
+    fn inner(&self) -> &Inner {
+        // SAFETY: the token holds a reference, so the allocation is live.
+        unsafe { self.0.as_ref() }
+    }
+
+    fn try_alloc(cancels: u64, base: u64, parent: Option<Token>) -> Option<Token> {
+        let layout = Layout::new::<Inner>();
+        // SAFETY: Inner has a non-zero size.
+        let p = NonNull::new(unsafe { alloc(layout) }.cast::<Inner>())?;
+        let inner = Inner {
+            refs: AtomicUsize::new(1),
+            cancels: AtomicU64::new(cancels),
+            base: AtomicU64::new(base),
+            parent,
             waiters: AtomicPtr::new(ptr::null_mut()),
-        }))
+        };
+        // SAFETY: `p` is a fresh allocation of Inner's layout.
+        unsafe { p.as_ptr().write(inner) };
+        Some(Token(p))
+    }
+
+    /// A new, uncancelled token; `None` if memory runs out. Makes no system
+    /// call beyond what the allocator does.
+    pub fn try_new() -> Option<Token> {
+        Token::try_alloc(0, 0, None)
+    }
+
+    /// A new, uncancelled token. Aborts if memory runs out.
+    pub fn new() -> Token {
+        Token::try_new().unwrap_or_else(|| std::alloc::handle_alloc_error(Layout::new::<Inner>()))
     }
 
     /// A child: cancelled whenever this token (or an ancestor) is; born
-    /// cancelled if this token is cancelled now.
-    pub fn child(&self) -> Token {
+    /// cancelled if this token is cancelled now. `None` if memory runs out.
+    pub fn try_child(&self) -> Option<Token> {
         let base = self.effective_count();
         let born_cancelled = self.is_cancelled();
-        Token(Arc::new(Inner {
-            cancels: AtomicU64::new(born_cancelled as u64),
-            base: AtomicU64::new(base),
-            parent: Some(self.clone()),
-            waiters: AtomicPtr::new(ptr::null_mut()),
-        }))
+        Token::try_alloc(born_cancelled as u64, base, Some(self.clone()))
+    }
+
+    /// As `try_child`, aborting if memory runs out.
+    pub fn child(&self) -> Token {
+        self.try_child()
+            .unwrap_or_else(|| std::alloc::handle_alloc_error(Layout::new::<Inner>()))
     }
 
     /// Cancels the token and wakes every thread waiting on it or on a
     /// descendant. Async-signal-safe: atomics and one `write` per waiter.
     pub fn cancel(&self) {
-        self.0.cancels.fetch_add(1, SeqCst);
-        let mut seg = self.0.waiters.load(SeqCst);
+        let inner = self.inner();
+        inner.cancels.fetch_add(1, SeqCst);
+        let mut seg = inner.waiters.load(SeqCst);
         while !seg.is_null() {
             // SAFETY: segments are freed only when the token is, and `self`
             // holds a reference.
@@ -110,22 +174,22 @@ impl Token {
     /// Re-arms the token. A child whose parent is still cancelled stays
     /// cancelled.
     pub fn reset(&self) {
-        self.0.base.store(self.effective_count(), SeqCst);
+        self.inner().base.store(self.effective_count(), SeqCst);
     }
 
     fn effective_count(&self) -> u64 {
         let mut sum = 0u64;
         let mut t = Some(self);
         while let Some(tok) = t {
-            sum = sum.wrapping_add(tok.0.cancels.load(SeqCst));
-            t = tok.0.parent.as_ref();
+            sum = sum.wrapping_add(tok.inner().cancels.load(SeqCst));
+            t = tok.inner().parent.as_ref();
         }
         sum
     }
 
     /// Whether calls on this token fail with ECANCELED.
     pub fn is_cancelled(&self) -> bool {
-        let inner = &*self.0;
+        let inner = self.inner();
         match &inner.parent {
             None => inner.cancels.load(SeqCst) != inner.base.load(SeqCst),
             Some(_) => self.chain_cancelled(),
@@ -135,18 +199,18 @@ impl Token {
     /// cancelled(T) = any ancestor-or-self A with sum of counts from A up to
     /// the root != base(A). Evaluated root-first with one read of each count.
     fn chain_cancelled(&self) -> bool {
-        let mut near: [&Inner; 16] = [&self.0; 16];
+        let mut near: [&Inner; 16] = [self.inner(); 16];
         let mut far: Vec<&Inner> = Vec::new();
         let mut n = 0;
         let mut t = Some(self);
         while let Some(tok) = t {
             if n < near.len() {
-                near[n] = &tok.0;
+                near[n] = tok.inner();
             } else {
-                far.push(&tok.0);
+                far.push(tok.inner());
             }
             n += 1;
-            t = tok.0.parent.as_ref();
+            t = tok.inner().parent.as_ref();
         }
         let mut sum = 0u64;
         let root_first = far
@@ -168,31 +232,28 @@ impl Token {
         let wp = w as *const Waiter as *mut Waiter;
         let mut t = Some(self);
         while let Some(tok) = t {
-            out.push(tok.0.claim_slot(wp));
-            t = tok.0.parent.as_ref();
+            out.push(tok.inner().claim_slot(wp));
+            t = tok.inner().parent.as_ref();
         }
     }
 
     /// The raw pointer handed to C; owns one reference.
     pub(crate) fn into_raw(self) -> *const Inner {
-        Arc::into_raw(self.0)
+        std::mem::ManuallyDrop::new(self).0.as_ptr()
     }
 
     /// # Safety
     /// `p` must come from `into_raw` and own a reference, which is taken over.
     pub(crate) unsafe fn from_raw(p: *const Inner) -> Token {
-        // SAFETY: per the function's contract.
-        Token(unsafe { Arc::from_raw(p) })
+        // SAFETY: per the function's contract `p` is a live, non-null token.
+        Token(unsafe { NonNull::new_unchecked(p as *mut Inner) })
     }
 
     /// # Safety
     /// `p` must come from `into_raw` and still be referenced.
     pub(crate) unsafe fn clone_raw(p: *const Inner) -> Token {
-        // SAFETY: per the function's contract the count is at least 1.
-        unsafe {
-            Arc::increment_strong_count(p);
-            Token(Arc::from_raw(p))
-        }
+        // SAFETY: per the function's contract.
+        unsafe { Token::with_raw(p, Token::clone) }
     }
 
     /// Runs `f` on a borrowed raw token without touching its count.
@@ -201,7 +262,7 @@ impl Token {
     /// `p` must come from `into_raw` and still be referenced.
     pub(crate) unsafe fn with_raw<R>(p: *const Inner, f: impl FnOnce(&Token) -> R) -> R {
         // SAFETY: per the function's contract; ManuallyDrop keeps the count.
-        let t = std::mem::ManuallyDrop::new(Token(unsafe { Arc::from_raw(p) }));
+        let t = std::mem::ManuallyDrop::new(unsafe { Token::from_raw(p) });
         f(&t)
     }
 }
@@ -246,14 +307,6 @@ impl Drop for Inner {
             // Box::into_raw and is freed once.
             let b = unsafe { Box::from_raw(seg) };
             seg = b.next.load(Relaxed);
-        }
-        // Unwind long parent chains iteratively instead of recursively.
-        let mut parent = self.parent.take();
-        while let Some(p) = parent {
-            parent = match Arc::into_inner(p.0) {
-                Some(mut inner) => inner.parent.take(),
-                None => None,
-            };
         }
     }
 }
@@ -326,6 +379,6 @@ mod tests {
 
     #[test]
     fn idle_token_is_small() {
-        assert!(std::mem::size_of::<Inner>() + 16 <= 64);
+        assert!(std::mem::size_of::<Inner>() <= 64);
     }
 }

@@ -17,6 +17,7 @@ pub const EINTR: i32 = libc::EINTR;
 pub const EAGAIN: i32 = libc::EAGAIN;
 pub const EWOULDBLOCK: i32 = libc::EWOULDBLOCK;
 pub const ENOTRECOVERABLE: i32 = libc::ENOTRECOVERABLE;
+pub const ENOMEM: i32 = libc::ENOMEM;
 
 pub const POLLIN: i16 = libc::POLLIN;
 pub const POLLOUT: i16 = libc::POLLOUT;

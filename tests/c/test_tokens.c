@@ -132,6 +132,39 @@ static void strerror_is_static_and_total(void) {
     CHECK(rsock_last_error() == EBADF);
 }
 
+/* Out of memory: NULL with ENOMEM, never an abort. Runs last: it caps the
+   address space of this process. */
+static void out_of_memory_is_enomem(void) {
+    enum { MAX = 1 << 22 };
+    rsock_token **toks = calloc(MAX, sizeof *toks);
+    REQUIRE(toks);
+    struct rlimit lim;
+    REQUIRE(getrlimit(RLIMIT_AS, &lim) == 0);
+    /* Room for about 64 MiB more than is mapped now; the tokens need more. */
+    unsigned long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    REQUIRE(f && fscanf(f, "%lu", &pages) == 1);
+    fclose(f);
+    struct rlimit small = lim;
+    small.rlim_cur = pages * (unsigned long)sysconf(_SC_PAGESIZE) + (64UL << 20);
+    REQUIRE(setrlimit(RLIMIT_AS, &small) == 0);
+    int n = 0, err = 0;
+    rsock_token *parent = rsock_token_new();
+    while (n < MAX) {
+        toks[n] = n % 2 ? rsock_token_new() : rsock_token_child(parent);
+        if (!toks[n]) {
+            err = errno;
+            break;
+        }
+        n++;
+    }
+    for (int i = 0; i < n; i++) rsock_token_unref(toks[i]);
+    rsock_token_unref(parent);
+    REQUIRE(setrlimit(RLIMIT_AS, &lim) == 0);
+    CHECK(n < MAX && err == ENOMEM);
+    free(toks);
+}
+
 int main(void) {
     rt_watchdog(60);
     RUN(null_arguments);
@@ -141,5 +174,6 @@ int main(void) {
     RUN(idle_tokens_hold_no_descriptor);
     RUN(many_tokens_few_descriptors);
     RUN(strerror_is_static_and_total);
+    RUN(out_of_memory_is_enomem);
     return rt_finish("test_tokens");
 }
