@@ -209,7 +209,9 @@ pub extern "C" fn rsock_is_cancelled(token: *const rsock_token) -> c_int {
 }
 
 /// Re-arms a cancelled token for reuse. A child whose parent is still
-/// cancelled stays cancelled. Calls already failing are not affected.
+/// cancelled stays cancelled. A call that was in progress when the token
+/// was cancelled still fails with RSOCK_ECANCELED, even if the reset comes
+/// before it wakes; calls started after the reset are not affected.
 /// Returns 0, or -1 with EINVAL for NULL.
 #[no_mangle]
 pub extern "C" fn rsock_token_reset(token: *mut rsock_token) -> c_int {

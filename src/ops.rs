@@ -4,7 +4,7 @@
 use crate::shim::Call;
 use crate::sys::{self, AddrIn, AddrOut, Error, PollFd, RawSocket, Result};
 use crate::token::Token;
-use crate::wait::{check_cancel, wait, wait_one, Deadline};
+use crate::wait::{wait, wait_one, Deadline};
 
 /// `rsock_block` event bits.
 pub const READABLE: i32 = 1;
@@ -20,12 +20,10 @@ fn check_sock(sock: RawSocket) -> Result<()> {
 
 /// Common prologue: argument checks, the one-call-per-thread rule, and the
 /// cancel check that makes a cancel landing before the call win.
-fn begin(token: &Token, sock: RawSocket, timeout_ms: i32) -> Result<(Call, Deadline)> {
+fn begin(token: &Token, sock: RawSocket, timeout_ms: i32) -> Result<(Call<'_>, Deadline)> {
     check_sock(sock)?;
     let dl = Deadline::check(timeout_ms)?;
-    let call = Call::enter()?;
-    check_cancel(&call, token)?;
-    Ok((call, dl))
+    Ok((Call::enter(token)?, dl))
 }
 
 /// Waits until `sock` is ready for `events` (READABLE | WRITABLE); returns
@@ -42,7 +40,7 @@ pub fn block(token: &Token, sock: RawSocket, events: i32, timeout_ms: i32) -> Re
     if events & WRITABLE != 0 {
         ev |= sys::POLLOUT;
     }
-    let rev = wait_one(&call, token, sock, ev, &mut dl)?;
+    let rev = wait_one(&call, sock, ev, &mut dl)?;
     if rev & sys::POLLNVAL != 0 {
         return Err(Error(sys::EBADF));
     }
@@ -63,8 +61,7 @@ pub fn block(token: &Token, sock: RawSocket, events: i32, timeout_ms: i32) -> Re
 /// entries with events, 0 on timeout (as `poll` does).
 pub fn poll(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize> {
     let mut dl = Deadline::check(timeout_ms)?;
-    let call = Call::enter()?;
-    check_cancel(&call, token)?;
+    let call = Call::enter(token)?;
     POLL_BUF.with(|buf| {
         let mut all = buf.try_borrow_mut().map_err(|_| Error(sys::EINPROGRESS))?;
         all.clear();
@@ -78,7 +75,7 @@ pub fn poll(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize>
             events: 0,
             revents: 0,
         });
-        let n = match wait(&call, token, &mut all, &mut dl) {
+        let n = match wait(&call, &mut all, &mut dl) {
             Err(e) if e.0 == sys::ETIMEDOUT => 0,
             r => r?,
         };
@@ -97,7 +94,6 @@ thread_local! {
 /// whenever it would block.
 fn retry<T>(
     call: &Call,
-    token: &Token,
     sock: RawSocket,
     events: i16,
     dl: &mut Deadline,
@@ -109,7 +105,7 @@ fn retry<T>(
             Err(e) if e.0 == sys::EINTR => continue,
             r => return r,
         }
-        wait_one(call, token, sock, events, dl)?;
+        wait_one(call, sock, events, dl)?;
     }
 }
 
@@ -118,7 +114,6 @@ fn retry<T>(
 /// count so far, as a blocking call interrupted part-way does.
 fn transfer_all(
     call: &Call,
-    token: &Token,
     sock: RawSocket,
     events: i16,
     len: usize,
@@ -127,7 +122,7 @@ fn transfer_all(
 ) -> Result<usize> {
     let mut done = 0;
     loop {
-        match retry(call, token, sock, events, dl, || attempt(done)) {
+        match retry(call, sock, events, dl, || attempt(done)) {
             Ok(0) if len > 0 => return Ok(done), // end of stream
             Ok(n) => {
                 done += n;
@@ -153,11 +148,11 @@ pub fn recv(
     if flags & sys::MSG_WAITALL != 0 && sys::is_stream(sock) {
         let len = buf.len();
         let flags = flags & !sys::MSG_WAITALL;
-        return transfer_all(&call, token, sock, sys::POLLIN, len, &mut dl, |done| {
+        return transfer_all(&call, sock, sys::POLLIN, len, &mut dl, |done| {
             sys::recv(sock, &mut buf[done..], flags)
         });
     }
-    retry(&call, token, sock, sys::POLLIN, &mut dl, || {
+    retry(&call, sock, sys::POLLIN, &mut dl, || {
         sys::recv(sock, buf, flags)
     })
 }
@@ -172,7 +167,7 @@ pub fn recvfrom(
     timeout_ms: i32,
 ) -> Result<usize> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    retry(&call, token, sock, sys::POLLIN, &mut dl, || {
+    retry(&call, sock, sys::POLLIN, &mut dl, || {
         sys::recvfrom(sock, buf, flags, from)
     })
 }
@@ -187,15 +182,9 @@ pub fn send(
     timeout_ms: i32,
 ) -> Result<usize> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    transfer_all(
-        &call,
-        token,
-        sock,
-        sys::POLLOUT,
-        buf.len(),
-        &mut dl,
-        |done| sys::send(sock, &buf[done..], flags),
-    )
+    transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
+        sys::send(sock, &buf[done..], flags)
+    })
 }
 
 /// `sendto`, cancellable (datagrams go whole or not at all; on a stream it
@@ -209,15 +198,9 @@ pub fn sendto(
     timeout_ms: i32,
 ) -> Result<usize> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    transfer_all(
-        &call,
-        token,
-        sock,
-        sys::POLLOUT,
-        buf.len(),
-        &mut dl,
-        |done| sys::sendto(sock, &buf[done..], flags, to),
-    )
+    transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
+        sys::sendto(sock, &buf[done..], flags, to)
+    })
 }
 
 /// Runs `f` with `sock` in non-blocking mode, restoring a blocking socket
@@ -245,7 +228,7 @@ pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) ->
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
     let nb = sys::is_nonblocking(sock)?;
     // A blocking listener is made non-blocking only around each attempt.
-    retry(&call, token, sock, sys::POLLIN, &mut dl, || {
+    retry(&call, sock, sys::POLLIN, &mut dl, || {
         nonblocking(sock, nb, || sys::accept(sock, from))
     })
 }
@@ -260,7 +243,7 @@ pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> R
             Ok(()) => return Ok(()),
             Err(e) if e.0 == sys::EINTR => continue,
             Err(e) if e.0 == sys::EINPROGRESS || e.0 == sys::EALREADY => {
-                let rev = wait_one(&call, token, sock, sys::POLLOUT, &mut dl)?;
+                let rev = wait_one(&call, sock, sys::POLLOUT, &mut dl)?;
                 if rev & sys::POLLNVAL != 0 {
                     return Err(Error(sys::EBADF));
                 }
@@ -278,7 +261,7 @@ pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> R
                     events: 0,
                     revents: 0,
                 }];
-                match wait(&call, token, &mut only_wake, &mut slice) {
+                match wait(&call, &mut only_wake, &mut slice) {
                     Err(e) if e.0 == sys::ETIMEDOUT => {}
                     r => return r.map(|_| ()),
                 }

@@ -55,30 +55,51 @@ pub fn cancel_blocking_call() -> sys::Result<()> {
     })
 }
 
-/// Marks the calling thread as inside a blocking call for its lifetime.
-pub(crate) struct Call {
+/// One blocking call on `token`; marks the thread as inside it while alive.
+pub(crate) struct Call<'t> {
+    token: &'t Token,
+    /// The token's cancel epoch when the call started: a cancel during the
+    /// call is seen even if the token was reset before the call woke up.
+    epoch: u64,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
-impl Call {
-    /// Starts a call; EINPROGRESS if the thread already has one outstanding
-    /// (a call made from inside the blocking hook).
-    pub(crate) fn enter() -> sys::Result<Call> {
+impl<'t> Call<'t> {
+    /// Starts a call: EINPROGRESS if the thread already has one outstanding
+    /// (a call made from inside the blocking hook), ECANCELED if the token
+    /// is cancelled.
+    pub(crate) fn enter(token: &'t Token) -> sys::Result<Call<'t>> {
         STATE.with(|s| {
             if s.in_call.get() {
                 return Err(Error(sys::EINPROGRESS));
             }
             s.in_call.set(true);
             s.cancel_requested.set(false);
-            Ok(Call {
-                _not_send: std::marker::PhantomData,
-            })
-        })
+            Ok(())
+        })?;
+        let call = Call {
+            token,
+            epoch: token.epoch(),
+            _not_send: std::marker::PhantomData,
+        };
+        call.check()?;
+        Ok(call)
     }
 
-    /// Whether `rsock_cancel_blocking_call` was called for this call.
-    pub(crate) fn cancel_requested(&self) -> bool {
-        STATE.with(|s| s.cancel_requested.get())
+    pub(crate) fn token(&self) -> &'t Token {
+        self.token
+    }
+
+    /// Fails with ECANCELED if the token was cancelled before or during the
+    /// call, or the thread's hook cancelled it.
+    pub(crate) fn check(&self) -> sys::Result<()> {
+        if self.token.is_cancelled()
+            || self.token.epoch() != self.epoch
+            || STATE.with(|s| s.cancel_requested.get())
+        {
+            return Err(Error(sys::ECANCELED));
+        }
+        Ok(())
     }
 
     /// Whether a hook is installed on this thread.
@@ -97,7 +118,7 @@ impl Call {
     }
 }
 
-impl Drop for Call {
+impl Drop for Call<'_> {
     fn drop(&mut self) {
         let _ = STATE.try_with(|s| {
             s.in_call.set(false);

@@ -177,6 +177,11 @@ impl Token {
         self.inner().base.store(self.effective_count(), SeqCst);
     }
 
+    /// A number that changes whenever this token or an ancestor is cancelled.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.effective_count()
+    }
+
     fn effective_count(&self) -> u64 {
         let mut sum = 0u64;
         let mut t = Some(self);

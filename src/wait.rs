@@ -4,7 +4,6 @@
 
 use crate::shim::Call;
 use crate::sys::{self, Error, PollFd};
-use crate::token::Token;
 use crate::waiter::with_waiter;
 use std::time::{Duration, Instant};
 
@@ -57,24 +56,12 @@ impl Deadline {
     }
 }
 
-/// Fails with ECANCELED if the token (or the thread's hook) cancelled the call.
-pub(crate) fn check_cancel(call: &Call, token: &Token) -> sys::Result<()> {
-    if token.is_cancelled() || call.cancel_requested() {
-        return Err(Error(sys::ECANCELED));
-    }
-    Ok(())
-}
-
 /// Waits on `fds[..n-1]`; the last entry is filled with the wake descriptor.
 /// Returns the number of caller entries with events (> 0), or ECANCELED,
 /// ETIMEDOUT, or the error of `poll`. EINTR resumes with the time left.
-pub(crate) fn wait(
-    call: &Call,
-    token: &Token,
-    fds: &mut [PollFd],
-    dl: &mut Deadline,
-) -> sys::Result<usize> {
+pub(crate) fn wait(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> sys::Result<usize> {
     let last = fds.len() - 1;
+    let token = call.token();
     with_waiter(|w| {
         let reg = w.register(token);
         fds[last] = PollFd {
@@ -84,12 +71,12 @@ pub(crate) fn wait(
         };
         loop {
             // Registered before this check: a cancel from here on signals us.
-            check_cancel(call, token)?;
+            call.check()?;
             let left = dl.remaining_ms();
             let mut slice = left;
             if call.has_hook() {
                 call.run_hook();
-                check_cancel(call, token)?;
+                call.check()?;
                 slice = Some(left.map_or(HOOK_INTERVAL_MS, |l| l.min(HOOK_INTERVAL_MS)));
             }
             let ms = slice.map_or(-1, |s| s.min(i32::MAX as u64) as i32);
@@ -119,7 +106,6 @@ pub(crate) fn wait(
 /// Waits for one socket; returns its `revents`.
 pub(crate) fn wait_one(
     call: &Call,
-    token: &Token,
     sock: sys::RawSocket,
     events: i16,
     dl: &mut Deadline,
@@ -136,6 +122,6 @@ pub(crate) fn wait_one(
             revents: 0,
         },
     ];
-    wait(call, token, &mut fds, dl)?;
+    wait(call, &mut fds, dl)?;
     Ok(fds[0].revents)
 }

@@ -176,7 +176,7 @@ static void *wait_forever(void *arg) {
     return NULL;
 }
 
-static void sixty_four_waiters_one_cancel(void) {
+static void many_waiters(int reset_at_once) {
     enum { N = 64 };
     rsock_token *root = rsock_token_new();
     rsock_token *child = rsock_token_child(root);
@@ -194,17 +194,30 @@ static void sixty_four_waiters_one_cancel(void) {
     sleep_ms(100); /* let them all reach the wait */
     double t0 = now_ms();
     rsock_cancel(root);
+    if (reset_at_once) rsock_token_reset(root); /* before the waiters even wake */
     for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
     double el = now_ms() - t0;
     int ok = 0;
     for (int i = 0; i < N; i++) ok += ws[i].result == -1 && ws[i].err == RSOCK_ECANCELED;
     CHECK(ok == N);
-    printf("     %d waiters woken in %.2f ms\n", ok, el);
+    printf("     %d waiters woken in %.2f ms%s\n", ok, el, reset_at_once ? " (cancel, then reset at once)" : "");
+    if (reset_at_once) {
+        /* The reset re-armed the token for later calls. */
+        CHECK(rsock_is_cancelled(root) == 0);
+        char c;
+        CHECK_ERR(rsock_recv(root, pairs[0][0], &c, 1, 0, 1), RSOCK_ETIMEDOUT);
+    }
     for (int i = 0; i < N; i++) close_pair(pairs[i]);
     rsock_token_unref(grand);
     rsock_token_unref(child);
     rsock_token_unref(root);
 }
+
+static void sixty_four_waiters_one_cancel(void) { many_waiters(0); }
+
+/* A cancel that lands while calls wait fails them even if the token is reset
+   before they wake up. */
+static void cancel_then_reset_still_fails_waiting_calls(void) { many_waiters(1); }
 
 /* ---- rsock_cancel from a signal handler ---- */
 
@@ -319,6 +332,7 @@ int main(void) {
     RUN(no_lost_wakeup_in_any_interleaving);
     RUN(cancel_storm_loses_no_byte);
     RUN(sixty_four_waiters_one_cancel);
+    RUN(cancel_then_reset_still_fails_waiting_calls);
     RUN(cancel_from_signal_handler);
     RUN(thread_churn_returns_descriptors);
     return rt_finish("test_race");
