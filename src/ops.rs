@@ -270,3 +270,109 @@ pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> R
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::io::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    fn err(r: Result<impl std::fmt::Debug>) -> i32 {
+        r.expect_err("call should fail").0
+    }
+
+    #[test]
+    fn recv_ready_then_timeout_then_cancel() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let t = Token::new();
+        let mut buf = [0u8; 8];
+        b.write_all(b"hi").unwrap();
+        assert_eq!(recv(&t, a.as_raw_fd(), &mut buf, 0, -1), Ok(2));
+        let start = Instant::now();
+        assert_eq!(
+            err(recv(&t, a.as_raw_fd(), &mut buf, 0, 30)),
+            sys::ETIMEDOUT
+        );
+        assert!(start.elapsed() >= Duration::from_millis(30));
+
+        let t2 = t.clone();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            t2.cancel();
+        });
+        assert_eq!(
+            err(recv(&t, a.as_raw_fd(), &mut buf, 0, -1)),
+            sys::ECANCELED
+        );
+        canceller.join().unwrap();
+        // Sticky, and nothing consumed.
+        b.write_all(b"x").unwrap();
+        assert_eq!(
+            err(recv(&t, a.as_raw_fd(), &mut buf, 0, -1)),
+            sys::ECANCELED
+        );
+        t.reset();
+        assert_eq!(recv(&t, a.as_raw_fd(), &mut buf, 0, -1), Ok(1));
+    }
+
+    #[test]
+    fn grandchild_waiter_woken_by_root_cancel() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let root = Token::new();
+        let grand = root.child().child();
+        let fd = a.as_raw_fd();
+        let waiter = std::thread::spawn(move || block(&grand, fd, READABLE, -1));
+        std::thread::sleep(Duration::from_millis(20));
+        root.cancel();
+        assert_eq!(waiter.join().unwrap(), Err(Error(sys::ECANCELED)));
+    }
+
+    #[test]
+    fn send_reports_exact_partial_count() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let t = Token::new();
+        let big = vec![7u8; 4 << 20];
+        let sent = send(&t, a.as_raw_fd(), &big, 0, 20).expect("partial count");
+        assert!(sent > 0 && sent < big.len());
+        drop(a);
+        let mut total = 0;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match recv(&t, b.as_raw_fd(), &mut buf, 0, 1000) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        assert_eq!(total, sent);
+    }
+
+    #[test]
+    fn bad_arguments() {
+        let t = Token::new();
+        let mut buf = [0u8; 1];
+        assert_eq!(err(recv(&t, -1, &mut buf, 0, 0)), sys::EBADF);
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert_eq!(err(recv(&t, a.as_raw_fd(), &mut buf, 0, -2)), sys::EINVAL);
+        assert_eq!(err(block(&t, a.as_raw_fd(), 0, 0)), sys::EINVAL);
+        assert_eq!(err(block(&t, a.as_raw_fd(), 4, 0)), sys::EINVAL);
+    }
+
+    #[test]
+    fn waiter_records_are_reused_across_threads() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        for _ in 0..200 {
+            std::thread::spawn(move || {
+                let t = Token::new();
+                assert_eq!(block(&t, fd, READABLE, 0), Err(Error(sys::ETIMEDOUT)));
+            })
+            .join()
+            .unwrap();
+        }
+        // Sequential threads reuse one record instead of leaking 200.
+        assert!(crate::waiter::records_created() < 20);
+    }
+}

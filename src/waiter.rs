@@ -38,6 +38,13 @@ impl Waiter {
 }
 
 static POOL: Mutex<Vec<&'static Waiter>> = Mutex::new(Vec::new());
+static CREATED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many waiter records were ever allocated (records are recycled).
+#[cfg(test)]
+pub(crate) fn records_created() -> usize {
+    CREATED.load(SeqCst)
+}
 
 /// A thread's claim on a waiter record and its wake descriptor.
 pub(crate) struct WaiterHandle {
@@ -50,6 +57,7 @@ impl WaiterHandle {
     fn new() -> sys::Result<WaiterHandle> {
         let wake = sys::WakeFd::new()?;
         let rec = POOL.lock().pop().unwrap_or_else(|| {
+            CREATED.fetch_add(1, SeqCst);
             Box::leak(Box::new(Waiter {
                 busy: AtomicUsize::new(0),
                 closed: AtomicBool::new(true),
