@@ -80,8 +80,8 @@ extern "C" {
 
 /**
  * Creates a cancellation token with one reference, owned by the caller.
- * Holds no file descriptor and makes no system call.
- * Returns NULL with `ENOMEM` if memory runs out.
+ * Holds no file descriptor and makes no system call. Any thread may use,
+ * cancel and release it. Returns NULL with `ENOMEM` if memory runs out.
  */
 rsock_token *rsock_token_new(void);
 
@@ -97,7 +97,8 @@ rsock_token *rsock_token_child(rsock_token *parent);
 
 /**
  * Adds a reference to `token` and returns it; the caller owns the new
- * reference. NULL: returns NULL with EINVAL.
+ * reference (hand it to another thread, which releases it). Thread-safe.
+ * NULL: returns NULL with EINVAL.
  */
 rsock_token *rsock_token_ref(rsock_token *token);
 
@@ -120,6 +121,7 @@ int rsock_cancel(rsock_token *token);
 /**
  * Returns 1 if calls on `token` would fail with RSOCK_ECANCELED (it or an
  * ancestor was cancelled and it was not reset since), else 0. NULL: 0.
+ * Thread-safe; the answer may be stale by the time it is read.
  */
 int rsock_is_cancelled(const rsock_token *token);
 
@@ -128,6 +130,7 @@ int rsock_is_cancelled(const rsock_token *token);
  * cancelled stays cancelled. A call that was in progress when the token
  * was cancelled still fails with RSOCK_ECANCELED, even if the reset comes
  * before it wakes; calls started after the reset are not affected.
+ * Thread-safe.
  * Returns 0, or -1 with EINVAL for NULL.
  */
 int rsock_token_reset(rsock_token *token);
@@ -140,6 +143,9 @@ int rsock_token_reset(rsock_token *token);
  * event. Otherwise -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT, EBADF for an
  * invalid socket, EINVAL for bad `events` or `timeout_ms`, or the system's
  * error. NULL `token`: the calling thread's own token.
+ * Threads: callable from any thread; `rsock_cancel` of the token (or of an
+ * ancestor) from any thread or signal handler wakes it at once. A call made
+ * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
  */
 int rsock_block(rsock_token *token,
                 rsock_socket sock,
@@ -152,6 +158,9 @@ int rsock_block(rsock_token *token,
  * `timeout_ms` passes, or -1 with RSOCK_ECANCELED or the system's error.
  * `fds` may be NULL when `nfds` is 0 (a cancellable sleep); otherwise NULL
  * is EINVAL. NULL `token`: the calling thread's own token.
+ * Threads: callable from any thread; `rsock_cancel` of the token (or of an
+ * ancestor) from any thread or signal handler wakes it at once. A call made
+ * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
  */
 int rsock_poll(rsock_token *token,
                rsock_pollfd *fds,
@@ -166,6 +175,9 @@ int rsock_poll(rsock_token *token,
  * MSG_WAITALL on a stream it waits for `len` bytes; if cancelled, timed out
  * or failing after some arrived, it returns that partial count.
  * `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
+ * Threads: callable from any thread; `rsock_cancel` of the token (or of an
+ * ancestor) from any thread or signal handler wakes it at once. A call made
+ * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
  */
 intptr_t rsock_recv(rsock_token *token,
                     rsock_socket sock,
@@ -181,6 +193,9 @@ intptr_t rsock_recv(rsock_token *token,
  * it returns -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error.
  * `flags` are passed on (add MSG_NOSIGNAL to avoid SIGPIPE). `buf` may be
  * NULL only when `len` is 0. NULL `token`: the thread's token.
+ * Threads: callable from any thread; `rsock_cancel` of the token (or of an
+ * ancestor) from any thread or signal handler wakes it at once. A call made
+ * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
  */
 intptr_t rsock_send(rsock_token *token,
                     rsock_socket sock,
@@ -194,6 +209,9 @@ intptr_t rsock_send(rsock_token *token,
  * `recvfrom` (both may be NULL; `from` without `fromlen` is EINVAL). A
  * cancelled or timed-out call has consumed nothing: the datagram is still
  * queued. Errors as for `rsock_recv`. NULL `token`: the thread's token.
+ * Threads: callable from any thread; `rsock_cancel` of the token (or of an
+ * ancestor) from any thread or signal handler wakes it at once. A call made
+ * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
  */
 intptr_t rsock_recvfrom(rsock_token *token,
                         rsock_socket sock,
@@ -208,6 +226,9 @@ intptr_t rsock_recvfrom(rsock_token *token,
  * `sendto()`, cancellable, with a timeout. A datagram is sent whole or not
  * at all; on a stream socket it behaves like `rsock_send`. `to` may be NULL
  * (connected socket) only with `tolen` 0. NULL `token`: the thread's token.
+ * Threads: callable from any thread; `rsock_cancel` of the token (or of an
+ * ancestor) from any thread or signal handler wakes it at once. A call made
+ * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
  */
 intptr_t rsock_sendto(rsock_token *token,
                       rsock_socket sock,
@@ -226,6 +247,9 @@ intptr_t rsock_sendto(rsock_token *token,
  * for `accept` (both may be NULL). On a blocking listener the socket is
  * switched to non-blocking mode only for the instant of each attempt.
  * NULL `token`: the thread's token.
+ * Threads: callable from any thread; `rsock_cancel` of the token (or of an
+ * ancestor) from any thread or signal handler wakes it at once. A call made
+ * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
  */
 rsock_socket rsock_accept(rsock_token *token,
                           rsock_socket sock,
@@ -240,6 +264,9 @@ rsock_socket rsock_accept(rsock_token *token,
  * or timed-out connect the socket's state is unspecified: close it (as
  * after a cancelled connect in Winsock 1.1). `addr` NULL: EINVAL.
  * NULL `token`: the thread's token.
+ * Threads: callable from any thread; `rsock_cancel` of the token (or of an
+ * ancestor) from any thread or signal handler wakes it at once. A call made
+ * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
  */
 int rsock_connect(rsock_token *token,
                   rsock_socket sock,
@@ -249,13 +276,13 @@ int rsock_connect(rsock_token *token,
 
 /**
  * The calling thread's last error code: `errno` on POSIX,
- * `WSAGetLastError()` on Windows.
+ * `WSAGetLastError()` on Windows. Per thread, like errno.
  */
 int rsock_last_error(void);
 
 /**
  * A static, NUL-terminated description of an error code; never NULL, never
- * to be freed. Unknown codes give "unknown error".
+ * to be freed. Unknown codes give "unknown error". Thread-safe.
  */
 const char *rsock_strerror(int code);
 
@@ -270,7 +297,8 @@ const char *rsock_strerror(int code);
 rsock_blocking_hook rsock_set_blocking_hook(rsock_blocking_hook hook);
 
 /**
- * Removes the calling thread's blocking hook. Returns 0.
+ * Removes the calling thread's blocking hook (other threads' hooks stay).
+ * Returns 0.
  */
 int rsock_unhook_blocking_hook(void);
 

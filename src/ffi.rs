@@ -126,8 +126,8 @@ unsafe fn addr_out(addr: *mut sockaddr, addrlen: *mut socklen_t) -> Result<AddrO
 // ---------------------------------------------------------------- tokens
 
 /// Creates a cancellation token with one reference, owned by the caller.
-/// Holds no file descriptor and makes no system call.
-/// Returns NULL with `ENOMEM` if memory runs out.
+/// Holds no file descriptor and makes no system call. Any thread may use,
+/// cancel and release it. Returns NULL with `ENOMEM` if memory runs out.
 #[no_mangle]
 pub extern "C" fn rsock_token_new() -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
@@ -153,7 +153,8 @@ pub extern "C" fn rsock_token_child(parent: *mut rsock_token) -> *mut rsock_toke
 }
 
 /// Adds a reference to `token` and returns it; the caller owns the new
-/// reference. NULL: returns NULL with EINVAL.
+/// reference (hand it to another thread, which releases it). Thread-safe.
+/// NULL: returns NULL with EINVAL.
 #[no_mangle]
 pub extern "C" fn rsock_token_ref(token: *mut rsock_token) -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
@@ -198,6 +199,7 @@ pub extern "C" fn rsock_cancel(token: *mut rsock_token) -> c_int {
 
 /// Returns 1 if calls on `token` would fail with RSOCK_ECANCELED (it or an
 /// ancestor was cancelled and it was not reset since), else 0. NULL: 0.
+/// Thread-safe; the answer may be stale by the time it is read.
 #[no_mangle]
 pub extern "C" fn rsock_is_cancelled(token: *const rsock_token) -> c_int {
     guard(0, || {
@@ -212,6 +214,7 @@ pub extern "C" fn rsock_is_cancelled(token: *const rsock_token) -> c_int {
 /// cancelled stays cancelled. A call that was in progress when the token
 /// was cancelled still fails with RSOCK_ECANCELED, even if the reset comes
 /// before it wakes; calls started after the reset are not affected.
+/// Thread-safe.
 /// Returns 0, or -1 with EINVAL for NULL.
 #[no_mangle]
 pub extern "C" fn rsock_token_reset(token: *mut rsock_token) -> c_int {
@@ -232,6 +235,9 @@ pub extern "C" fn rsock_token_reset(token: *mut rsock_token) -> c_int {
 /// event. Otherwise -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT, EBADF for an
 /// invalid socket, EINVAL for bad `events` or `timeout_ms`, or the system's
 /// error. NULL `token`: the calling thread's own token.
+/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
+/// ancestor) from any thread or signal handler wakes it at once. A call made
+/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
 #[no_mangle]
 pub extern "C" fn rsock_block(
     token: *mut rsock_token,
@@ -249,6 +255,9 @@ pub extern "C" fn rsock_block(
 /// `timeout_ms` passes, or -1 with RSOCK_ECANCELED or the system's error.
 /// `fds` may be NULL when `nfds` is 0 (a cancellable sleep); otherwise NULL
 /// is EINVAL. NULL `token`: the calling thread's own token.
+/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
+/// ancestor) from any thread or signal handler wakes it at once. A call made
+/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
 #[no_mangle]
 pub extern "C" fn rsock_poll(
     token: *mut rsock_token,
@@ -280,6 +289,9 @@ pub extern "C" fn rsock_poll(
 /// MSG_WAITALL on a stream it waits for `len` bytes; if cancelled, timed out
 /// or failing after some arrived, it returns that partial count.
 /// `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
+/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
+/// ancestor) from any thread or signal handler wakes it at once. A call made
+/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
 #[no_mangle]
 pub extern "C" fn rsock_recv(
     token: *mut rsock_token,
@@ -304,6 +316,9 @@ pub extern "C" fn rsock_recv(
 /// it returns -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error.
 /// `flags` are passed on (add MSG_NOSIGNAL to avoid SIGPIPE). `buf` may be
 /// NULL only when `len` is 0. NULL `token`: the thread's token.
+/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
+/// ancestor) from any thread or signal handler wakes it at once. A call made
+/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
 #[no_mangle]
 pub extern "C" fn rsock_send(
     token: *mut rsock_token,
@@ -326,6 +341,9 @@ pub extern "C" fn rsock_send(
 /// `recvfrom` (both may be NULL; `from` without `fromlen` is EINVAL). A
 /// cancelled or timed-out call has consumed nothing: the datagram is still
 /// queued. Errors as for `rsock_recv`. NULL `token`: the thread's token.
+/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
+/// ancestor) from any thread or signal handler wakes it at once. A call made
+/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
 #[no_mangle]
 pub extern "C" fn rsock_recvfrom(
     token: *mut rsock_token,
@@ -349,6 +367,9 @@ pub extern "C" fn rsock_recvfrom(
 /// `sendto()`, cancellable, with a timeout. A datagram is sent whole or not
 /// at all; on a stream socket it behaves like `rsock_send`. `to` may be NULL
 /// (connected socket) only with `tolen` 0. NULL `token`: the thread's token.
+/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
+/// ancestor) from any thread or signal handler wakes it at once. A call made
+/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
 #[no_mangle]
 pub extern "C" fn rsock_sendto(
     token: *mut rsock_token,
@@ -379,6 +400,9 @@ pub extern "C" fn rsock_sendto(
 /// for `accept` (both may be NULL). On a blocking listener the socket is
 /// switched to non-blocking mode only for the instant of each attempt.
 /// NULL `token`: the thread's token.
+/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
+/// ancestor) from any thread or signal handler wakes it at once. A call made
+/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
 #[no_mangle]
 pub extern "C" fn rsock_accept(
     token: *mut rsock_token,
@@ -400,6 +424,9 @@ pub extern "C" fn rsock_accept(
 /// or timed-out connect the socket's state is unspecified: close it (as
 /// after a cancelled connect in Winsock 1.1). `addr` NULL: EINVAL.
 /// NULL `token`: the thread's token.
+/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
+/// ancestor) from any thread or signal handler wakes it at once. A call made
+/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
 #[no_mangle]
 pub extern "C" fn rsock_connect(
     token: *mut rsock_token,
@@ -421,14 +448,14 @@ pub extern "C" fn rsock_connect(
 // ---------------------------------------------------------------- errors
 
 /// The calling thread's last error code: `errno` on POSIX,
-/// `WSAGetLastError()` on Windows.
+/// `WSAGetLastError()` on Windows. Per thread, like errno.
 #[no_mangle]
 pub extern "C" fn rsock_last_error() -> c_int {
     sys::last_error()
 }
 
 /// A static, NUL-terminated description of an error code; never NULL, never
-/// to be freed. Unknown codes give "unknown error".
+/// to be freed. Unknown codes give "unknown error". Thread-safe.
 #[no_mangle]
 pub extern "C" fn rsock_strerror(code: c_int) -> *const c_char {
     crate::error::describe_c(code).as_ptr()
@@ -447,7 +474,8 @@ pub extern "C" fn rsock_set_blocking_hook(hook: rsock_blocking_hook) -> rsock_bl
     shim::set_blocking_hook(hook)
 }
 
-/// Removes the calling thread's blocking hook. Returns 0.
+/// Removes the calling thread's blocking hook (other threads' hooks stay).
+/// Returns 0.
 #[no_mangle]
 pub extern "C" fn rsock_unhook_blocking_hook() -> c_int {
     shim::set_blocking_hook(None);
