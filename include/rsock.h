@@ -146,6 +146,7 @@ int rsock_token_reset(rsock_token *token);
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
  * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+ * `pthread_cancel` is deferred until the call returns (cancel the token).
  */
 int rsock_block(rsock_token *token,
                 rsock_socket sock,
@@ -161,6 +162,7 @@ int rsock_block(rsock_token *token,
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
  * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+ * `pthread_cancel` is deferred until the call returns (cancel the token).
  */
 int rsock_poll(rsock_token *token,
                rsock_pollfd *fds,
@@ -178,6 +180,7 @@ int rsock_poll(rsock_token *token,
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
  * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+ * `pthread_cancel` is deferred until the call returns (cancel the token).
  */
 intptr_t rsock_recv(rsock_token *token,
                     rsock_socket sock,
@@ -196,6 +199,7 @@ intptr_t rsock_recv(rsock_token *token,
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
  * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+ * `pthread_cancel` is deferred until the call returns (cancel the token).
  */
 intptr_t rsock_send(rsock_token *token,
                     rsock_socket sock,
@@ -212,6 +216,7 @@ intptr_t rsock_send(rsock_token *token,
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
  * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+ * `pthread_cancel` is deferred until the call returns (cancel the token).
  */
 intptr_t rsock_recvfrom(rsock_token *token,
                         rsock_socket sock,
@@ -229,6 +234,7 @@ intptr_t rsock_recvfrom(rsock_token *token,
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
  * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+ * `pthread_cancel` is deferred until the call returns (cancel the token).
  */
 intptr_t rsock_sendto(rsock_token *token,
                       rsock_socket sock,
@@ -245,11 +251,15 @@ intptr_t rsock_sendto(rsock_token *token,
  * RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error. A cancelled or
  * timed-out call leaves the pending connection queued. `addr`/`addrlen` as
  * for `accept` (both may be NULL). On a blocking listener the socket is
- * switched to non-blocking mode only for the instant of each attempt.
+ * switched to non-blocking mode only for the instant of each attempt
+ * (serialized within the process; another process blocked in a plain
+ * `accept` on the same listener may see EAGAIN at that instant, so make
+ * listeners shared across processes non-blocking).
  * NULL `token`: the thread's token.
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
  * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+ * `pthread_cancel` is deferred until the call returns (cancel the token).
  */
 rsock_socket rsock_accept(rsock_token *token,
                           rsock_socket sock,
@@ -267,6 +277,7 @@ rsock_socket rsock_accept(rsock_token *token,
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
  * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+ * `pthread_cancel` is deferred until the call returns (cancel the token).
  */
 int rsock_connect(rsock_token *token,
                   rsock_socket sock,
@@ -292,7 +303,8 @@ const char *rsock_strerror(int code);
  * the hook is called repeatedly, at least every 10 ms. From inside the hook,
  * `rsock_cancel_blocking_call` cancels the waiting call, and any other
  * blocking rsock call fails at once with RSOCK_EINPROGRESS. NULL removes
- * the hook. Affects only the calling thread.
+ * the hook. Affects only the calling thread. The hook must return normally
+ * (no longjmp, pthread_exit or C++ exception out of it).
  */
 rsock_blocking_hook rsock_set_blocking_hook(rsock_blocking_hook hook);
 
@@ -305,12 +317,14 @@ int rsock_unhook_blocking_hook(void);
 /**
  * Returns 1 while the calling thread is inside a blocking rsock call (so:
  * from its blocking hook, or a signal handler on that thread), else 0.
+ * Async-signal-safe.
  */
 int rsock_is_blocking(void);
 
 /**
  * Cancels the calling thread's outstanding rsock call (call it from the
- * blocking hook): that call fails with RSOCK_ECANCELED as soon as the hook
+ * blocking hook, not from a signal handler: there, use `rsock_cancel` on the
+ * thread's token): that call fails with RSOCK_ECANCELED as soon as the hook
  * returns. Affects that one call only; no token is cancelled. Returns 0, or
  * -1 with EINVAL when no call is outstanding on this thread. To cancel a
  * thread's call from another thread, use `rsock_cancel(rsock_thread_token())`

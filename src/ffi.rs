@@ -61,9 +61,9 @@ fn raw(t: *const rsock_token) -> *const Inner {
 }
 
 /// Runs `f` with the token `t`, or the thread's own token for NULL.
-fn with_token<R>(t: *mut rsock_token, f: impl FnOnce(&Token) -> R) -> R {
+fn with_token<R>(t: *mut rsock_token, f: impl FnOnce(&Token) -> Result<R>) -> Result<R> {
     if t.is_null() {
-        f(&shim::thread_token())
+        f(&shim::thread_token()?)
     } else {
         // SAFETY: a non-NULL token passed by the caller is a live reference
         // (using a released token is undefined, as documented).
@@ -238,6 +238,7 @@ pub extern "C" fn rsock_token_reset(token: *mut rsock_token) -> c_int {
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
 /// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+/// `pthread_cancel` is deferred until the call returns (cancel the token).
 #[no_mangle]
 pub extern "C" fn rsock_block(
     token: *mut rsock_token,
@@ -258,6 +259,7 @@ pub extern "C" fn rsock_block(
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
 /// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+/// `pthread_cancel` is deferred until the call returns (cancel the token).
 #[no_mangle]
 pub extern "C" fn rsock_poll(
     token: *mut rsock_token,
@@ -292,6 +294,7 @@ pub extern "C" fn rsock_poll(
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
 /// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+/// `pthread_cancel` is deferred until the call returns (cancel the token).
 #[no_mangle]
 pub extern "C" fn rsock_recv(
     token: *mut rsock_token,
@@ -319,6 +322,7 @@ pub extern "C" fn rsock_recv(
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
 /// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+/// `pthread_cancel` is deferred until the call returns (cancel the token).
 #[no_mangle]
 pub extern "C" fn rsock_send(
     token: *mut rsock_token,
@@ -344,6 +348,7 @@ pub extern "C" fn rsock_send(
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
 /// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+/// `pthread_cancel` is deferred until the call returns (cancel the token).
 #[no_mangle]
 pub extern "C" fn rsock_recvfrom(
     token: *mut rsock_token,
@@ -370,6 +375,7 @@ pub extern "C" fn rsock_recvfrom(
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
 /// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+/// `pthread_cancel` is deferred until the call returns (cancel the token).
 #[no_mangle]
 pub extern "C" fn rsock_sendto(
     token: *mut rsock_token,
@@ -398,11 +404,15 @@ pub extern "C" fn rsock_sendto(
 /// RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error. A cancelled or
 /// timed-out call leaves the pending connection queued. `addr`/`addrlen` as
 /// for `accept` (both may be NULL). On a blocking listener the socket is
-/// switched to non-blocking mode only for the instant of each attempt.
+/// switched to non-blocking mode only for the instant of each attempt
+/// (serialized within the process; another process blocked in a plain
+/// `accept` on the same listener may see EAGAIN at that instant, so make
+/// listeners shared across processes non-blocking).
 /// NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
 /// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+/// `pthread_cancel` is deferred until the call returns (cancel the token).
 #[no_mangle]
 pub extern "C" fn rsock_accept(
     token: *mut rsock_token,
@@ -427,6 +437,7 @@ pub extern "C" fn rsock_accept(
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
 /// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+/// `pthread_cancel` is deferred until the call returns (cancel the token).
 #[no_mangle]
 pub extern "C" fn rsock_connect(
     token: *mut rsock_token,
@@ -468,7 +479,8 @@ pub extern "C" fn rsock_strerror(code: c_int) -> *const c_char {
 /// the hook is called repeatedly, at least every 10 ms. From inside the hook,
 /// `rsock_cancel_blocking_call` cancels the waiting call, and any other
 /// blocking rsock call fails at once with RSOCK_EINPROGRESS. NULL removes
-/// the hook. Affects only the calling thread.
+/// the hook. Affects only the calling thread. The hook must return normally
+/// (no longjmp, pthread_exit or C++ exception out of it).
 #[no_mangle]
 pub extern "C" fn rsock_set_blocking_hook(hook: rsock_blocking_hook) -> rsock_blocking_hook {
     shim::set_blocking_hook(hook)
@@ -484,13 +496,15 @@ pub extern "C" fn rsock_unhook_blocking_hook() -> c_int {
 
 /// Returns 1 while the calling thread is inside a blocking rsock call (so:
 /// from its blocking hook, or a signal handler on that thread), else 0.
+/// Async-signal-safe.
 #[no_mangle]
 pub extern "C" fn rsock_is_blocking() -> c_int {
     shim::is_blocking() as c_int
 }
 
 /// Cancels the calling thread's outstanding rsock call (call it from the
-/// blocking hook): that call fails with RSOCK_ECANCELED as soon as the hook
+/// blocking hook, not from a signal handler: there, use `rsock_cancel` on the
+/// thread's token): that call fails with RSOCK_ECANCELED as soon as the hook
 /// returns. Affects that one call only; no token is cancelled. Returns 0, or
 /// -1 with EINVAL when no call is outstanding on this thread. To cancel a
 /// thread's call from another thread, use `rsock_cancel(rsock_thread_token())`
@@ -509,7 +523,7 @@ pub extern "C" fn rsock_cancel_blocking_call() -> c_int {
 #[no_mangle]
 pub extern "C" fn rsock_thread_token() -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
-        Ok(shim::thread_token().into_raw() as *mut rsock_token)
+        Ok(shim::thread_token()?.into_raw() as *mut rsock_token)
     })
 }
 

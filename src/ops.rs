@@ -62,32 +62,33 @@ pub fn block(token: &Token, sock: RawSocket, events: i32, timeout_ms: i32) -> Re
 pub fn poll(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize> {
     let mut dl = Deadline::check(timeout_ms)?;
     let call = Call::enter(token)?;
-    POLL_BUF.with(|buf| {
-        let mut all = buf.try_borrow_mut().map_err(|_| Error(sys::EINPROGRESS))?;
-        all.clear();
-        all.extend(fds.iter().map(|p| PollFd {
-            fd: p.fd,
-            events: p.events,
-            revents: 0,
-        }));
-        all.push(PollFd {
-            fd: -1,
-            events: 0,
-            revents: 0,
-        });
-        let n = match wait(&call, &mut all, &mut dl) {
-            Err(e) if e.0 == sys::ETIMEDOUT => 0,
-            r => r?,
-        };
-        for (dst, src) in fds.iter_mut().zip(all.iter()) {
-            dst.revents = src.revents;
-        }
-        Ok(n)
-    })
-}
-
-thread_local! {
-    static POLL_BUF: std::cell::RefCell<Vec<PollFd>> = const { std::cell::RefCell::new(Vec::new()) };
+    // The caller's entries plus one for the wake descriptor: on the stack
+    // for small sets.
+    const NONE: PollFd = PollFd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    };
+    let mut small = [NONE; 16];
+    let mut large = Vec::new();
+    let all: &mut [PollFd] = if fds.len() < small.len() {
+        &mut small[..=fds.len()]
+    } else {
+        large.resize(fds.len() + 1, NONE);
+        &mut large
+    };
+    for (dst, src) in all.iter_mut().zip(fds.iter()) {
+        dst.fd = src.fd;
+        dst.events = src.events;
+    }
+    let n = match wait(&call, all, &mut dl) {
+        Err(e) if e.0 == sys::ETIMEDOUT => 0,
+        r => r?,
+    };
+    for (dst, src) in fds.iter_mut().zip(all.iter()) {
+        dst.revents = src.revents;
+    }
+    Ok(n)
 }
 
 /// Repeats a non-blocking attempt until it completes, waiting for `events`
@@ -145,7 +146,9 @@ pub fn recv(
     timeout_ms: i32,
 ) -> Result<usize> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    if flags & sys::MSG_WAITALL != 0 && sys::is_stream(sock) {
+    // MSG_WAITALL gathers a full buffer on a stream (not when peeking: a
+    // peek does not consume, so it returns what is queued).
+    if flags & sys::MSG_WAITALL != 0 && flags & sys::MSG_PEEK == 0 && sys::is_stream(sock) {
         let len = buf.len();
         let flags = flags & !sys::MSG_WAITALL;
         return transfer_all(&call, sock, sys::POLLIN, len, &mut dl, |done| {
@@ -204,7 +207,7 @@ pub fn sendto(
 }
 
 /// Runs `f` with `sock` in non-blocking mode, restoring a blocking socket
-/// afterwards.
+/// afterwards; the result of `f` wins over a failure to restore.
 fn nonblocking<T>(
     sock: RawSocket,
     was_nonblocking: bool,
@@ -215,22 +218,29 @@ fn nonblocking<T>(
     }
     sys::set_nonblocking(sock, true)?;
     let r = f();
-    let restored = sys::set_nonblocking(sock, false);
-    match (r, restored) {
-        (Ok(v), Ok(())) => Ok(v),
-        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-    }
+    let _ = sys::set_nonblocking(sock, false);
+    r
+}
+
+/// Serializes the mode switch around accept attempts on one descriptor, so
+/// that two rsock threads accepting on one blocking listener cannot see each
+/// other's temporary non-blocking mode (and then block in the kernel).
+static ACCEPT_LOCKS: [parking_lot::Mutex<()>; 64] = [const { parking_lot::Mutex::new(()) }; 64];
+
+/// One accept attempt that never blocks, whatever the listener's mode.
+fn try_accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
+    let _serial = ACCEPT_LOCKS[sock as usize % ACCEPT_LOCKS.len()].lock();
+    let nb = sys::is_nonblocking(sock)?;
+    nonblocking(sock, nb, || sys::accept(sock, from))
 }
 
 /// `accept`, cancellable. A cancelled or timed-out call leaves the pending
-/// connection queued. The new socket is in blocking mode.
+/// connection queued. The new socket is in blocking mode. A blocking
+/// listener is switched to non-blocking mode only for the instant of each
+/// attempt (serialized within the process).
 pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) -> Result<RawSocket> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    let nb = sys::is_nonblocking(sock)?;
-    // A blocking listener is made non-blocking only around each attempt.
-    retry(&call, sock, sys::POLLIN, &mut dl, || {
-        nonblocking(sock, nb, || sys::accept(sock, from))
-    })
+    retry(&call, sock, sys::POLLIN, &mut dl, || try_accept(sock, from))
 }
 
 /// `connect`, cancellable. After a cancel or timeout the socket must be

@@ -2,8 +2,9 @@
 //! hook, and the one outstanding blocking call a thread may have.
 
 use crate::sys::{self, Error};
-use crate::token::Token;
-use std::cell::{Cell, OnceCell};
+use crate::token::{Inner, Token};
+use std::cell::Cell;
+use std::sync::OnceLock;
 
 /// A blocking hook: called repeatedly while a call on its thread waits.
 pub type Hook = unsafe extern "C" fn() -> libc::c_int;
@@ -22,15 +23,40 @@ thread_local! {
             cancel_requested: Cell::new(false),
         }
     };
-    static THREAD_TOKEN: OnceCell<Token> = const { OnceCell::new() };
+    // Owns one reference, released by a pthread key destructor (a raw
+    // pointer, so Rust registers no TLS destructor: usable at any point of
+    // thread teardown, including from other libraries' key destructors).
+    static THREAD_TOKEN: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
 }
 
-/// The calling thread's own token (what a NULL token means). During thread
-/// teardown, a fresh token that nobody else can reach.
-pub fn thread_token() -> Token {
-    THREAD_TOKEN
-        .try_with(|t| t.get_or_init(Token::new).clone())
-        .unwrap_or_default()
+unsafe extern "C" fn release_thread_token(_: *mut libc::c_void) {
+    let p = THREAD_TOKEN.with(|t| t.replace(std::ptr::null()));
+    if !p.is_null() {
+        // SAFETY: THREAD_TOKEN owned this reference.
+        drop(unsafe { Token::from_raw(p) });
+    }
+}
+
+fn thread_token_key() -> Option<&'static sys::ThreadKey> {
+    static KEY: OnceLock<Option<sys::ThreadKey>> = OnceLock::new();
+    KEY.get_or_init(|| sys::ThreadKey::new(release_thread_token).ok())
+        .as_ref()
+}
+
+/// The calling thread's own token (what a NULL token means). ENOMEM if it
+/// cannot be created.
+pub fn thread_token() -> sys::Result<Token> {
+    let p = THREAD_TOKEN.with(|t| t.get());
+    if !p.is_null() {
+        // SAFETY: THREAD_TOKEN holds a reference to `p`.
+        return Ok(unsafe { Token::clone_raw(p) });
+    }
+    let key = thread_token_key().ok_or(Error(sys::ENOMEM))?;
+    let token = Token::try_new().ok_or(Error(sys::ENOMEM))?;
+    let owned = token.clone().into_raw();
+    THREAD_TOKEN.with(|t| t.set(owned));
+    key.set(owned as *mut libc::c_void);
+    Ok(token)
 }
 
 /// Installs a hook for the calling thread; returns the previous one.
@@ -61,6 +87,7 @@ pub(crate) struct Call<'t> {
     /// The token's cancel epoch when the call started: a cancel during the
     /// call is seen even if the token was reset before the call woke up.
     epoch: u64,
+    _defer_cancel: sys::DeferCancel,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -80,6 +107,7 @@ impl<'t> Call<'t> {
         let call = Call {
             token,
             epoch: token.epoch(),
+            _defer_cancel: sys::DeferCancel::new(),
             _not_send: std::marker::PhantomData,
         };
         call.check()?;

@@ -276,10 +276,10 @@ impl Inner {
     fn claim_slot(&self, w: *mut Waiter) -> Slot {
         let mut link = &self.waiters;
         loop {
-            let mut seg = link.load(Acquire);
+            let mut seg = link.load(SeqCst);
             if seg.is_null() {
                 let fresh = Box::into_raw(Box::new(Segment::new()));
-                match link.compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire) {
+                match link.compare_exchange(ptr::null_mut(), fresh, SeqCst, SeqCst) {
                     Ok(_) => seg = fresh,
                     Err(cur) => {
                         // SAFETY: `fresh` was never published.
@@ -293,7 +293,7 @@ impl Inner {
             for slot in &s.slots {
                 if slot.load(Relaxed).is_null()
                     && slot
-                        .compare_exchange(ptr::null_mut(), w, SeqCst, Relaxed)
+                        .compare_exchange(ptr::null_mut(), w, SeqCst, SeqCst)
                         .is_ok()
                 {
                     return Slot(slot);

@@ -12,17 +12,27 @@
 //! no canceller is inside `wake` (`busy` is zero). A wake that lands on a
 //! record after its owner moved on is spurious and harmless: every waiter
 //! re-checks its token after a wake.
+//!
+//! After `fork()` the child shares its inherited wake descriptors with the
+//! parent, so the child marks every record closed and replaces the forking
+//! thread's descriptor on its next wait.
 
 use crate::sys;
 use crate::token::{Slot, Token};
 use parking_lot::Mutex;
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
+use std::cell::Cell;
+use std::ptr;
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst,
+};
+use std::sync::OnceLock;
 
 pub(crate) struct Waiter {
     busy: AtomicUsize,
     closed: AtomicBool,
     handle: AtomicI32,
+    /// Link in the list of every record ever made (for the fork handler).
+    next_all: AtomicPtr<Waiter>,
 }
 
 impl Waiter {
@@ -38,7 +48,9 @@ impl Waiter {
 }
 
 static POOL: Mutex<Vec<&'static Waiter>> = Mutex::new(Vec::new());
+static ALL: AtomicPtr<Waiter> = AtomicPtr::new(ptr::null_mut());
 static CREATED: AtomicUsize = AtomicUsize::new(0);
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// How many waiter records were ever allocated (records are recycled).
 #[cfg(test)]
@@ -46,30 +58,74 @@ pub(crate) fn records_created() -> usize {
     CREATED.load(SeqCst)
 }
 
+unsafe extern "C" fn before_fork() {
+    std::mem::forget(POOL.lock());
+}
+
+unsafe extern "C" fn after_fork_parent() {
+    // SAFETY: locked by before_fork in this thread.
+    unsafe { POOL.force_unlock() };
+}
+
+/// In the child: only the forking thread exists, and every inherited wake
+/// descriptor is shared with the parent. Close all records to cancellers
+/// (no canceller thread survived the fork, so `busy` is stale) and bump the
+/// generation so the forking thread's handle is replaced. Async-signal-safe.
+unsafe extern "C" fn after_fork_child() {
+    // SAFETY: locked by before_fork in this (the only) thread.
+    unsafe { POOL.force_unlock() };
+    FORK_GENERATION.fetch_add(1, SeqCst);
+    let mut rec = ALL.load(SeqCst);
+    while !rec.is_null() {
+        // SAFETY: records are never freed.
+        let r = unsafe { &*rec };
+        r.closed.store(true, SeqCst);
+        r.busy.store(0, SeqCst);
+        rec = r.next_all.load(SeqCst);
+    }
+}
+
+fn new_record() -> &'static Waiter {
+    static FORK_HANDLERS: std::sync::Once = std::sync::Once::new();
+    FORK_HANDLERS.call_once(|| sys::at_fork(before_fork, after_fork_parent, after_fork_child));
+    CREATED.fetch_add(1, SeqCst);
+    let rec: &'static Waiter = Box::leak(Box::new(Waiter {
+        busy: AtomicUsize::new(0),
+        closed: AtomicBool::new(true),
+        handle: AtomicI32::new(-1),
+        next_all: AtomicPtr::new(ptr::null_mut()),
+    }));
+    let me = rec as *const Waiter as *mut Waiter;
+    let mut head = ALL.load(SeqCst);
+    loop {
+        rec.next_all.store(head, SeqCst);
+        match ALL.compare_exchange(head, me, SeqCst, SeqCst) {
+            Ok(_) => return rec,
+            Err(cur) => head = cur,
+        }
+    }
+}
+
 /// A thread's claim on a waiter record and its wake descriptor.
 pub(crate) struct WaiterHandle {
     rec: &'static Waiter,
     wake: Option<sys::WakeFd>,
     slots: Vec<Slot>,
+    generation: u64,
 }
 
 impl WaiterHandle {
     fn new() -> sys::Result<WaiterHandle> {
         let wake = sys::WakeFd::new()?;
-        let rec = POOL.lock().pop().unwrap_or_else(|| {
-            CREATED.fetch_add(1, SeqCst);
-            Box::leak(Box::new(Waiter {
-                busy: AtomicUsize::new(0),
-                closed: AtomicBool::new(true),
-                handle: AtomicI32::new(-1),
-            }))
-        });
+        let pooled = POOL.lock().pop();
+        let rec = pooled.unwrap_or_else(new_record);
         rec.handle.store(wake.signal_handle(), SeqCst);
         rec.closed.store(false, SeqCst);
         Ok(WaiterHandle {
             rec,
             wake: Some(wake),
             slots: Vec::new(),
+            generation: FORK_GENERATION.load(SeqCst),
         })
     }
 
@@ -128,33 +184,59 @@ impl Drop for Registration<'_> {
     }
 }
 
+// The thread's handle lives in a const thread-local (usable at any point of
+// thread teardown) and is freed by a pthread key destructor, which POSIX runs
+// even for values set while the thread is already exiting.
 thread_local! {
-    static WAITER: RefCell<Option<WaiterHandle>> = const { RefCell::new(None) };
+    static CURRENT: Cell<*mut WaiterHandle> = const { Cell::new(ptr::null_mut()) };
+    static IN_USE: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe extern "C" fn free_thread_waiter(p: *mut libc::c_void) {
+    CURRENT.with(|c| c.set(ptr::null_mut()));
+    // SAFETY: `p` is the Box this thread leaked in `thread_handle`.
+    drop(unsafe { Box::from_raw(p.cast::<WaiterHandle>()) });
+}
+
+fn thread_key() -> Option<&'static sys::ThreadKey> {
+    static KEY: OnceLock<Option<sys::ThreadKey>> = OnceLock::new();
+    KEY.get_or_init(|| sys::ThreadKey::new(free_thread_waiter).ok())
+        .as_ref()
+}
+
+/// The calling thread's handle, created (or, after fork, replaced) as needed.
+fn thread_handle() -> sys::Result<*mut WaiterHandle> {
+    let p = CURRENT.with(|c| c.get());
+    // SAFETY: a non-null CURRENT is this thread's live handle.
+    if !p.is_null() && unsafe { (*p).generation } == FORK_GENERATION.load(SeqCst) {
+        return Ok(p);
+    }
+    let key = thread_key().ok_or(sys::Error(sys::ENOMEM))?;
+    let fresh = Box::into_raw(Box::new(WaiterHandle::new()?));
+    if !p.is_null() {
+        // SAFETY: the stale handle from before fork() is ours alone; its
+        // record was closed by the fork handler, so dropping cannot spin.
+        drop(unsafe { Box::from_raw(p) });
+    }
+    CURRENT.with(|c| c.set(fresh));
+    key.set(fresh.cast());
+    Ok(fresh)
 }
 
 /// Runs `f` with the calling thread's waiter, creating it on first use.
-/// During thread teardown (or on re-entry) a temporary waiter is used.
 pub(crate) fn with_waiter<R>(
     f: impl FnOnce(&mut WaiterHandle) -> sys::Result<R>,
 ) -> sys::Result<R> {
-    let mut f = Some(f);
-    let res = WAITER.try_with(|cell| {
-        let Ok(mut slot) = cell.try_borrow_mut() else {
-            return None;
-        };
-        if slot.is_none() {
-            match WaiterHandle::new() {
-                Ok(h) => *slot = Some(h),
-                Err(e) => return Some(Err(e)),
-            }
-        }
-        let h = slot.as_mut()?;
-        let f = f.take()?;
-        Some(f(h))
-    });
-    match (res, f.take()) {
-        (Ok(Some(r)), _) => r,
-        (_, Some(f)) => f(&mut WaiterHandle::new()?),
-        (_, None) => Err(sys::Error(sys::ENOTRECOVERABLE)),
+    if IN_USE.with(|u| u.replace(true)) {
+        // Re-entered (not reachable through the API, which allows one call
+        // per thread): use a temporary waiter.
+        return f(&mut WaiterHandle::new()?);
     }
+    let r = thread_handle().and_then(|p| {
+        // SAFETY: the handle belongs to this thread and IN_USE guarantees
+        // no other reference to it exists while `f` runs.
+        f(unsafe { &mut *p })
+    });
+    IN_USE.with(|u| u.set(false));
+    r
 }

@@ -26,6 +26,7 @@ pub const POLLHUP: i16 = libc::POLLHUP;
 pub const POLLNVAL: i16 = libc::POLLNVAL;
 
 pub const MSG_WAITALL: c_int = libc::MSG_WAITALL;
+pub const MSG_PEEK: c_int = libc::MSG_PEEK;
 
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "emscripten"))]
 fn errno_ptr() -> *mut c_int {
@@ -360,4 +361,73 @@ pub fn is_stream(sock: RawSocket) -> bool {
         )
     };
     r == 0 && ty == libc::SOCK_STREAM
+}
+
+extern "C" {
+    // Not exported by the libc crate for every target.
+    fn pthread_atfork(
+        prepare: Option<unsafe extern "C" fn()>,
+        parent: Option<unsafe extern "C" fn()>,
+        child: Option<unsafe extern "C" fn()>,
+    ) -> c_int;
+    fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+const PTHREAD_CANCEL_DISABLE: c_int = 0;
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+const PTHREAD_CANCEL_DISABLE: c_int = 1;
+
+/// Registers fork handlers (see `pthread_atfork`).
+pub fn at_fork(
+    prepare: unsafe extern "C" fn(),
+    parent: unsafe extern "C" fn(),
+    child: unsafe extern "C" fn(),
+) {
+    // SAFETY: the handlers are plain functions that live for the program.
+    unsafe { pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
+/// Defers `pthread_cancel` of the calling thread while alive: a forced
+/// unwind must not cross Rust frames. A pending cancel acts at the thread's
+/// next cancellation point after the rsock call returns.
+pub struct DeferCancel(c_int);
+
+impl DeferCancel {
+    pub fn new() -> DeferCancel {
+        let mut old = 0;
+        // SAFETY: `old` is a valid out-pointer.
+        unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut old) };
+        DeferCancel(old)
+    }
+}
+
+impl Drop for DeferCancel {
+    fn drop(&mut self) {
+        let mut ignored = 0;
+        // SAFETY: restores the state saved by `new`.
+        unsafe { pthread_setcancelstate(self.0, &mut ignored) };
+    }
+}
+
+/// A per-thread slot whose destructor runs at thread exit, even for values
+/// set while the thread is already exiting (POSIX repeats key destructors).
+pub struct ThreadKey(libc::pthread_key_t);
+
+impl ThreadKey {
+    pub fn new(dtor: unsafe extern "C" fn(*mut c_void)) -> Result<ThreadKey> {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is a valid out-pointer; `dtor` lives for the program.
+        let r = unsafe { libc::pthread_key_create(&mut key, Some(dtor)) };
+        if r != 0 {
+            return Err(Error(r));
+        }
+        Ok(ThreadKey(key))
+    }
+
+    /// Sets the calling thread's value; its destructor gets it at exit.
+    pub fn set(&self, value: *mut c_void) {
+        // SAFETY: the key was created by `new` and is never deleted.
+        unsafe { libc::pthread_setspecific(self.0, value) };
+    }
 }

@@ -1,0 +1,221 @@
+/* Hazards around the calls: fork(), pthread_cancel, several threads on one
+   blocking listener, peeking with MSG_WAITALL. */
+#include "rtest.h"
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+
+struct canceller {
+    rsock_token *tok;
+    double delay_ms;
+};
+static void *cancel_after(void *arg) {
+    struct canceller *c = arg;
+    sleep_ms(c->delay_ms);
+    rsock_cancel(c->tok);
+    return NULL;
+}
+
+/* A forked child must not share the parent's wake descriptors: if it did,
+   its waits would drain wake-ups meant for the parent. */
+static void fork_child_does_not_steal_wakeups(void) {
+    rsock_token *t = rsock_token_new();
+    int sv[2];
+    unix_pair(sv);
+    char c;
+    CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 1), RSOCK_ETIMEDOUT); /* this thread's wake fd exists */
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        /* Child: wait over and over, as a busy worker would. */
+        rsock_token *mine = rsock_token_new();
+        double end = now_ms() + 1500;
+        int bad = 0;
+        while (now_ms() < end)
+            if (rsock_recv(mine, sv[0], &c, 1, MSG_PEEK, 1) != -1 || rsock_last_error() != RSOCK_ETIMEDOUT) bad++;
+        /* A cancel in the child still works on its own descriptors. */
+        rsock_cancel(mine);
+        if (rsock_recv(mine, sv[0], &c, 1, 0, RSOCK_INFINITE) != -1) bad++;
+        rsock_token_unref(mine);
+        rsock_token_unref(t);
+        _exit(bad ? 1 : 0);
+    }
+    int missed = 0;
+    unsigned seed = 5;
+    double end = now_ms() + 1000;
+    int rounds = 0;
+    while (now_ms() < end) {
+        struct canceller cc = {t, (rt_rand(&seed) % 20) / 10.0};
+        pthread_t th;
+        pthread_create(&th, NULL, cancel_after, &cc);
+        /* A wake-up drained by the child would leave this call asleep until
+           its next timed check: count slow returns as missed. */
+        double t0 = now_ms();
+        long r = rsock_recv(t, sv[0], &c, 1, 0, 3000);
+        if (r != -1 || rsock_last_error() != RSOCK_ECANCELED || now_ms() - t0 > 400) missed++;
+        pthread_join(th, NULL);
+        rsock_token_reset(t);
+        rounds++;
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(missed == 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    printf("     %d cancels in the parent while the child waited, %d missed\n", rounds, missed);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
+/* pthread_cancel of a thread inside an rsock call does not tear through the
+   library: the cancel takes effect at the thread's next cancellation point
+   after the call returns. */
+struct victim {
+    rsock_token *tok;
+    int fd;
+    atomic_int in_call;
+    long result;
+};
+static void *victim_main(void *arg) {
+    struct victim *v = arg;
+    char c;
+    atomic_store(&v->in_call, 1);
+    v->result = rsock_recv(v->tok, v->fd, &c, 1, 0, RSOCK_INFINITE);
+    pthread_testcancel();
+    return NULL;
+}
+
+static void pthread_cancel_is_deferred_past_the_call(void) {
+    int sv[2];
+    unix_pair(sv);
+    struct victim v = {rsock_token_new(), sv[0], 0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, victim_main, &v);
+    while (!atomic_load(&v.in_call)) sched_yield();
+    sleep_ms(30);
+    CHECK(pthread_cancel(th) == 0);
+    sleep_ms(30);
+    rsock_cancel(v.tok);
+    void *ret = NULL;
+    pthread_join(th, &ret);
+    CHECK(ret == PTHREAD_CANCELED);
+    CHECK(v.result == -1);
+    close_pair(sv);
+    rsock_token_unref(v.tok);
+}
+
+/* Several threads accepting on one blocking listener: none may end up
+   blocked in the kernel where a cancel cannot reach it. */
+struct acceptor {
+    rsock_token *tok;
+    int listener;
+    int timeout;
+    long rounds;
+    int unexpected;
+};
+static void *accept_loop(void *arg) {
+    struct acceptor *a = arg;
+    for (;;) {
+        int s = rsock_accept(a->tok, a->listener, NULL, NULL, a->timeout);
+        if (s >= 0) {
+            close(s);
+            continue;
+        }
+        int e = rsock_last_error();
+        if (e == RSOCK_ECANCELED) return NULL;
+        if (e != RSOCK_ETIMEDOUT) a->unexpected++;
+        a->rounds++;
+    }
+}
+
+static void threads_sharing_a_blocking_listener(void) {
+    struct sockaddr_in addr;
+    int l = tcp_listener(16, &addr);
+    rsock_token *t = rsock_token_new();
+    enum { N = 4 };
+    struct acceptor acc[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        acc[i] = (struct acceptor){t, l, i % 2 ? 1 : 0, 0, 0};
+        pthread_create(&th[i], NULL, accept_loop, &acc[i]);
+    }
+    for (int i = 0; i < 20; i++) { /* a few real connections too */
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        connect(c, (struct sockaddr *)&addr, sizeof addr);
+        close(c);
+        sleep_ms(10);
+    }
+    sleep_ms(100);
+    rsock_cancel(t);
+    long rounds = 0;
+    int unexpected = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL); /* a thread stuck in accept() hangs here */
+        rounds += acc[i].rounds;
+        unexpected += acc[i].unexpected;
+    }
+    CHECK(unexpected == 0);
+    CHECK(rounds > 100);
+    CHECK(is_nonblocking(l) == 0);
+    close(l);
+    rsock_token_unref(t);
+}
+
+static void peek_with_waitall_returns_what_is_queued(void) {
+    int sv[2];
+    unix_pair(sv);
+    rsock_token *t = rsock_token_new();
+    CHECK(send(sv[1], "abc", 3, 0) == 3);
+    char buf[8] = {0};
+    CHECK(rsock_recv(t, sv[0], buf, 6, MSG_PEEK | MSG_WAITALL, 100) == 3);
+    CHECK(memcmp(buf, "abc\0", 4) == 0);
+    CHECK(pending(sv[0]) == 3);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
+/* Calls made while a thread exits (from a pthread key destructor that runs
+   after the library's own thread-local cleanup) work and leak nothing. */
+static pthread_key_t late_key;
+static atomic_int late_ok, late_bad;
+static void late_calls(void *arg) {
+    int fd = *(int *)arg;
+    rsock_pollfd p = {fd, POLLIN, 0};
+    char c;
+    int ok = rsock_poll(NULL, &p, 1, 1) == 0;
+    ok = ok && rsock_recv(NULL, fd, &c, 1, 0, 1) == -1 && rsock_last_error() == RSOCK_ETIMEDOUT;
+    rsock_token *t = rsock_thread_token();
+    ok = ok && t != NULL;
+    rsock_token_unref(t);
+    atomic_fetch_add(ok ? &late_ok : &late_bad, 1);
+}
+static void *exit_with_late_calls(void *arg) {
+    pthread_setspecific(late_key, arg);
+    return NULL;
+}
+
+static void calls_during_thread_exit(void) {
+    int sv[2];
+    unix_pair(sv);
+    REQUIRE(pthread_key_create(&late_key, late_calls) == 0);
+    int before = fd_count();
+    for (int i = 0; i < 50; i++) {
+        pthread_t th;
+        pthread_create(&th, NULL, exit_with_late_calls, &sv[0]);
+        pthread_join(th, NULL);
+    }
+    CHECK(atomic_load(&late_ok) == 50 && atomic_load(&late_bad) == 0);
+    CHECK(fd_count() == before);
+    pthread_key_delete(late_key);
+    close_pair(sv);
+}
+
+int main(void) {
+    rt_watchdog(60);
+    RUN(fork_child_does_not_steal_wakeups);
+    RUN(pthread_cancel_is_deferred_past_the_call);
+    RUN(threads_sharing_a_blocking_listener);
+    RUN(peek_with_waitall_returns_what_is_queued);
+    RUN(calls_during_thread_exit);
+    return rt_finish("test_hazards");
+}
