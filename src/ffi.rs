@@ -528,3 +528,27 @@ pub extern "C" fn rsock_thread_token() -> *mut rsock_token {
 }
 
 const _: () = assert!(RSOCK_READABLE == ops::READABLE && RSOCK_WRITABLE == ops::WRITABLE);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_become_errors_at_the_boundary() {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let r: c_int = guard(-1, || panic!("bug"));
+        std::panic::set_hook(prev);
+        assert_eq!(r, -1);
+        assert_eq!(sys::last_error(), sys::ENOTRECOVERABLE);
+    }
+
+    #[test]
+    fn null_token_arguments() {
+        assert!(rsock_token_child(std::ptr::null_mut()).is_null());
+        assert_eq!(sys::last_error(), sys::EINVAL);
+        assert_eq!(rsock_cancel(std::ptr::null_mut()), -1);
+        assert_eq!(rsock_is_cancelled(std::ptr::null()), 0);
+        rsock_token_unref(std::ptr::null_mut());
+    }
+}

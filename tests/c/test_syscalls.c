@@ -1,19 +1,32 @@
-/* System-call economy, observed by interposing the calls rsock makes: this
-   program defines poll/eventfd/pipe/write/close itself, so the statically
-   linked library's calls land here and are counted, then forwarded. */
+/* System-call economy and clocks, observed by interposing the calls rsock
+   makes: this program defines poll/eventfd/pipe/write/close/clock_gettime
+   itself, so the statically linked library's calls land here and are
+   counted, then forwarded. */
 #include "rtest.h"
 
 #include <dlfcn.h>
 #include <sys/syscall.h>
 
 static __thread int counting;
-static __thread int n_poll, n_fdops, n_write;
+static __thread int n_poll, n_fdops, n_write, n_monotonic, n_realtime;
+static int realtime_jumps; /* make the wall clock jump on every read */
 
 static void count_start(void) {
     n_poll = n_fdops = n_write = 0;
     counting = 1;
 }
 static void count_stop(void) { counting = 0; }
+
+/* Both clocks are read through here; the wall clock can be made to jump. */
+int clock_gettime(clockid_t id, struct timespec *ts) {
+    int r = (int)syscall(SYS_clock_gettime, id, ts);
+    if (counting) {
+        if (id == CLOCK_MONOTONIC) n_monotonic++;
+        if (id == CLOCK_REALTIME) n_realtime++;
+    }
+    if (id == CLOCK_REALTIME && realtime_jumps) ts->tv_sec += (n_realtime % 2) ? 3600 : -3600;
+    return r;
+}
 
 int poll(struct pollfd *fds, nfds_t n, int timeout) {
     static int (*real)(struct pollfd *, nfds_t, int);
@@ -152,11 +165,35 @@ static void descriptor_exhaustion_fails_with_emfile(void) {
     close_pair(sv);
 }
 
+/* Timeouts run on the monotonic clock: a wall clock that jumps back and
+   forth an hour changes nothing. */
+static void timeouts_use_the_monotonic_clock(void) {
+    rsock_token *t = rsock_token_new();
+    int sv[2];
+    unix_pair(sv);
+    char c;
+    struct timespec a, b;
+    realtime_jumps = 1;
+    syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &a);
+    count_start();
+    CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 80), RSOCK_ETIMEDOUT);
+    count_stop();
+    syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &b);
+    realtime_jumps = 0;
+    double ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
+    CHECK(ms >= 79 && ms < 2000);
+    CHECK(n_monotonic >= 1);
+    CHECK(n_realtime == 0);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
 int main(void) {
     rt_watchdog(60);
     RUN(try_first_poll_only_when_needed);
     RUN(token_lifecycle_makes_no_system_call);
     RUN(steady_state_waits_open_nothing);
     RUN(descriptor_exhaustion_fails_with_emfile);
+    RUN(timeouts_use_the_monotonic_clock);
     return rt_finish("test_syscalls");
 }
