@@ -8,7 +8,7 @@ BUILD := build/make
 LIB := target/release/librsock.a
 LDLIBS := -lpthread -ldl -lm
 ifeq ($(shell uname -s),Linux)
-LDLIBS += -lrt
+LDLIBS += -lrt -lutil
 endif
 
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
@@ -41,8 +41,7 @@ CXX ?= c++
 header-check: | $(BUILD)
 	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/header_alone.c -o $(BUILD)/header_c99.o
 	@if command -v $(CXX) >/dev/null 2>&1; then \
-	  echo "$(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/header_alone.cpp"; \
-	  $(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/header_alone.cpp -o $(BUILD)/header_cxx.o; \
+	  set -x; $(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/header_alone.cpp -o $(BUILD)/header_cxx.o; \
 	else echo "no C++ compiler: C++ header check skipped"; fi
 
 rust-test:

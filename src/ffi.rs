@@ -37,8 +37,15 @@ pub type rsock_blocking_hook = Option<unsafe extern "C" fn() -> c_int>;
 pub const RSOCK_READABLE: c_int = 1;
 /// `rsock_block` event: the socket is writable (or a connect finished).
 pub const RSOCK_WRITABLE: c_int = 2;
-/// Timeout value that waits for ever.
+/// Timeout value that waits for ever (the header defines it as `(-1)`).
 pub const RSOCK_INFINITE: c_int = -1;
+
+/// Major version of the library this header belongs to.
+pub const RSOCK_VERSION_MAJOR: c_int = 0;
+/// Minor version.
+pub const RSOCK_VERSION_MINOR: c_int = 1;
+/// Patch version.
+pub const RSOCK_VERSION_PATCH: c_int = 0;
 
 /// Runs `body` behind the panic boundary; on error sets errno and returns `fail`.
 fn guard<T>(fail: T, body: impl FnOnce() -> Result<T>) -> T {
@@ -289,7 +296,8 @@ pub extern "C" fn rsock_poll(
 /// error. A cancelled or timed-out call has consumed nothing. Works on
 /// blocking and non-blocking sockets and leaves the mode unchanged. With
 /// MSG_WAITALL on a stream it waits for `len` bytes; if cancelled, timed out
-/// or failing after some arrived, it returns that partial count.
+/// or failing after some arrived, it returns that partial count and sets
+/// errno to the reason (with MSG_PEEK it returns what is queued).
 /// `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
@@ -315,8 +323,9 @@ pub extern "C" fn rsock_recv(
 
 /// `send()`, cancellable, with a timeout: returns once all `len` bytes are
 /// queued, like a blocking `send`. If cancelled, timed out or failing after
-/// some bytes were queued it returns that partial count; with nothing queued
-/// it returns -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error.
+/// some bytes were queued it returns that partial count and sets errno to
+/// the reason (RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error); with
+/// nothing queued it returns -1 with that error.
 /// `flags` are passed on (add MSG_NOSIGNAL to avoid SIGPIPE). `buf` may be
 /// NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
@@ -400,7 +409,7 @@ pub extern "C" fn rsock_sendto(
 }
 
 /// `accept()`, cancellable, with a timeout. Returns the new socket (in
-/// blocking mode, owned by the caller), or RSOCK_INVALID_SOCKET with
+/// blocking mode, without FD_CLOEXEC as from `accept`, owned by the caller), or RSOCK_INVALID_SOCKET with
 /// RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error. A cancelled or
 /// timed-out call leaves the pending connection queued. `addr`/`addrlen` as
 /// for `accept` (both may be NULL). On a blocking listener the socket is
@@ -430,7 +439,8 @@ pub extern "C" fn rsock_accept(
 
 /// `connect()`, cancellable, with a timeout. Returns 0 once connected, or -1
 /// with RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error (e.g.
-/// ECONNREFUSED). The socket's blocking mode is restored. After a cancelled
+/// ECONNREFUSED; never the system's EINPROGRESS: the call waits for the
+/// connection). The socket's blocking mode is restored. After a cancelled
 /// or timed-out connect the socket's state is unspecified: close it (as
 /// after a cancelled connect in Winsock 1.1). `addr` NULL: EINVAL.
 /// NULL `token`: the thread's token.
@@ -457,6 +467,15 @@ pub extern "C" fn rsock_connect(
 }
 
 // ---------------------------------------------------------------- errors
+
+/// The version of the linked library as "major.minor.patch" (static string;
+/// compare with the RSOCK_VERSION_* macros of the header you compiled with).
+#[no_mangle]
+pub extern "C" fn rsock_version() -> *const c_char {
+    VERSION.as_ptr().cast()
+}
+
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
 /// The calling thread's last error code: `errno` on POSIX,
 /// `WSAGetLastError()` on Windows. Per thread, like errno.
@@ -519,7 +538,8 @@ pub extern "C" fn rsock_cancel_blocking_call() -> c_int {
 /// calls made with a NULL token on this thread use. Another thread may
 /// `rsock_cancel` it; that cancel is sticky like any other, so reset it with
 /// `rsock_token_reset` before the thread's next NULL-token call. The token
-/// outlives the thread while references remain.
+/// outlives the thread while references remain. NULL with ENOMEM if the
+/// token cannot be created.
 #[no_mangle]
 pub extern "C" fn rsock_thread_token() -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
@@ -550,5 +570,20 @@ mod tests {
         assert_eq!(rsock_cancel(std::ptr::null_mut()), -1);
         assert_eq!(rsock_is_cancelled(std::ptr::null()), 0);
         rsock_token_unref(std::ptr::null_mut());
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    #[test]
+    fn version_macros_match_the_crate() {
+        let v = format!(
+            "{}.{}.{}",
+            super::RSOCK_VERSION_MAJOR,
+            super::RSOCK_VERSION_MINOR,
+            super::RSOCK_VERSION_PATCH
+        );
+        assert_eq!(v, env!("CARGO_PKG_VERSION"));
+        assert_eq!(super::VERSION.trim_end_matches('\0'), v);
     }
 }

@@ -131,7 +131,11 @@ fn transfer_all(
                     return Ok(done);
                 }
             }
-            Err(_) if done > 0 => return Ok(done),
+            Err(e) if done > 0 => {
+                // Success with a short count; errno says why it stopped.
+                sys::set_last_error(e.0);
+                return Ok(done);
+            }
             Err(e) => return Err(e),
         }
     }

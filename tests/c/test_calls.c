@@ -233,12 +233,18 @@ static void send_partial_counts_are_exact(void) {
         int sv[2];
         tcp_pair(sv);
         intptr_t n;
+        int why;
+        errno = 0;
         if (round == 0) {
             n = rsock_send(t, sv[0], buf, BIG, 0, 100); /* times out part-way */
+            why = rsock_last_error();
+            CHECK(why == RSOCK_ETIMEDOUT);
         } else {
             struct canceller c;
             start_cancel(&c, t, 50);
             n = rsock_send(t, sv[0], buf, BIG, 0, RSOCK_INFINITE);
+            why = rsock_last_error();
+            CHECK(why == RSOCK_ECANCELED);
             join_cancel(&c);
             rsock_token_reset(t);
         }

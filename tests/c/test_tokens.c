@@ -130,6 +130,9 @@ static void strerror_is_static_and_total(void) {
     CHECK(rsock_strerror(-77) != NULL && rsock_strerror(123456) != NULL);
     errno = EBADF;
     CHECK(rsock_last_error() == EBADF);
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d.%d", RSOCK_VERSION_MAJOR, RSOCK_VERSION_MINOR, RSOCK_VERSION_PATCH);
+    CHECK(strcmp(rsock_version(), v) == 0);
 }
 
 /* Out of memory: NULL with ENOMEM, never an abort. Runs last: it caps the

@@ -25,15 +25,22 @@ run("${WORK_DIR}/fp/consumer_shared")
 find_program(PKG_CONFIG pkg-config)
 if(PKG_CONFIG)
   set(ENV{PKG_CONFIG_PATH} "${prefix}/lib/pkgconfig")
-  execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs --static rsock
+  execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs rsock-static
     OUTPUT_VARIABLE flags OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "pkg-config --static rsock failed")
+    message(FATAL_ERROR "pkg-config rsock-static failed")
   endif()
   separate_arguments(flags UNIX_COMMAND "${flags}")
+  # --no-as-needed: a stray dependency on librsock.so would show.
   run("${C_COMPILER}" "${RSOCK_SOURCE_DIR}/tests/consumer/main.c" -o "${WORK_DIR}/pc_static"
-      "-L${prefix}/lib" -Wl,-Bstatic -lrsock -Wl,-Bdynamic ${flags})
+      -Wl,--no-as-needed ${flags})
+  execute_process(COMMAND readelf -d "${WORK_DIR}/pc_static" OUTPUT_VARIABLE dyn)
+  if(dyn MATCHES "librsock")
+    message(FATAL_ERROR "the static pkg-config link depends on librsock.so:\n${dyn}")
+  endif()
+  unset(ENV{LD_LIBRARY_PATH})
   run("${WORK_DIR}/pc_static")
+  set(ENV{LD_LIBRARY_PATH} "${prefix}/lib")
   execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs rsock
     OUTPUT_VARIABLE flags OUTPUT_STRIP_TRAILING_WHITESPACE)
   separate_arguments(flags UNIX_COMMAND "${flags}")
