@@ -86,6 +86,15 @@ static inline void rt_watchdog(unsigned seconds) {
     alarm(seconds);
 }
 
+/* Iteration counts scale with RSOCK_TEST_SCALE (e.g. 0.05 under valgrind,
+   10 for a longer soak); never below 1. */
+static inline int rt_scaled(int n) {
+    const char *e = getenv("RSOCK_TEST_SCALE");
+    double f = e ? atof(e) : 1.0;
+    long v = (long)(n * (f > 0 ? f : 1.0));
+    return v < 1 ? 1 : (int)v;
+}
+
 static inline double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
