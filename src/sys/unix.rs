@@ -86,6 +86,13 @@ impl WakeFd {
 
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     pub fn new() -> Result<WakeFd> {
+        WakeFd::new_pipe()
+    }
+
+    /// The portable implementation: a non-blocking, close-on-exec pipe
+    /// (tested on Linux too).
+    #[cfg(any(test, not(any(target_os = "linux", target_os = "android"))))]
+    pub fn new_pipe() -> Result<WakeFd> {
         let mut fds = [-1 as c_int; 2];
         // SAFETY: fds has room for the two descriptors pipe() writes.
         if unsafe { libc::pipe(fds.as_mut_ptr()) } < 0 {
@@ -429,5 +436,42 @@ impl ThreadKey {
     pub fn set(&self, value: *mut c_void) {
         // SAFETY: the key was created by `new` and is never deleted.
         unsafe { libc::pthread_setspecific(self.0, value) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(w: &WakeFd) -> bool {
+        let mut p = [PollFd {
+            fd: w.poll_fd(),
+            events: POLLIN,
+            revents: 0,
+        }];
+        poll(&mut p, 0) == Ok(1)
+    }
+
+    fn signal_and_drain(w: WakeFd) {
+        assert!(!readable(&w));
+        // Many signals (more than a pipe's buffer holds) and one drain.
+        for _ in 0..100_000 {
+            signal(w.signal_handle());
+        }
+        assert!(readable(&w));
+        w.drain();
+        assert!(!readable(&w));
+        signal(w.signal_handle());
+        assert!(readable(&w));
+    }
+
+    #[test]
+    fn wake_descriptor_signals_and_drains() {
+        signal_and_drain(WakeFd::new().expect("wake fd"));
+    }
+
+    #[test]
+    fn pipe_fallback_signals_and_drains() {
+        signal_and_drain(WakeFd::new_pipe().expect("pipe"));
     }
 }
