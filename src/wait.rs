@@ -52,7 +52,7 @@ impl Deadline {
             .at
             .get_or_insert_with(|| now + Duration::from_millis(self.timeout_ms as u64));
         let left = at.saturating_duration_since(now);
-        Some(left.as_micros().div_ceil(1000) as u64)
+        Some(left.as_nanos().div_ceil(1_000_000) as u64)
     }
 }
 
