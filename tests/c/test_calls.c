@@ -378,6 +378,27 @@ static void block_events(void) {
     CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 1000), ECONNRESET);
     close(sv[0]);
 
+    /* A pending error with no data (ICMP port unreachable on a connected UDP
+       socket) counts as readable, and the next call reports it. */
+    {
+        struct sockaddr_in dead;
+        int tmp = socket(AF_INET, SOCK_DGRAM, 0);
+        memset(&dead, 0, sizeof dead);
+        dead.sin_family = AF_INET;
+        dead.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(bind(tmp, (struct sockaddr *)&dead, sizeof dead) == 0);
+        socklen_t dl = sizeof dead;
+        REQUIRE(getsockname(tmp, (struct sockaddr *)&dead, &dl) == 0);
+        close(tmp); /* nothing listens on that port now */
+        int u = socket(AF_INET, SOCK_DGRAM, 0);
+        REQUIRE(connect(u, (struct sockaddr *)&dead, sizeof dead) == 0);
+        CHECK(send(u, "?", 1, 0) == 1);
+        sleep_ms(20);
+        CHECK(rsock_block(t, u, RSOCK_READABLE, 1000) == RSOCK_READABLE);
+        CHECK_ERR(rsock_recv(t, u, &c, 1, 0, 1000), ECONNREFUSED);
+        close(u);
+    }
+
     /* Hang-up while waiting only for writability of a full socket. */
     unix_pair(sv);
     set_nonblocking(sv[0], 1);
