@@ -303,7 +303,7 @@ mod tests {
         let t = Token::new();
         let mut buf = [0u8; 8];
         b.write_all(b"hi").unwrap();
-        assert_eq!(recv(&t, a.as_raw_fd(), &mut buf, 0, -1), Ok(2));
+        assert_eq!(recv(&t, a.as_raw_fd(), &mut buf, 0, 10_000), Ok(2));
         let start = Instant::now();
         assert_eq!(
             err(recv(&t, a.as_raw_fd(), &mut buf, 0, 30)),
@@ -317,18 +317,18 @@ mod tests {
             t2.cancel();
         });
         assert_eq!(
-            err(recv(&t, a.as_raw_fd(), &mut buf, 0, -1)),
+            err(recv(&t, a.as_raw_fd(), &mut buf, 0, 10_000)),
             sys::ECANCELED
         );
         canceller.join().unwrap();
         // Sticky, and nothing consumed.
         b.write_all(b"x").unwrap();
         assert_eq!(
-            err(recv(&t, a.as_raw_fd(), &mut buf, 0, -1)),
+            err(recv(&t, a.as_raw_fd(), &mut buf, 0, 10_000)),
             sys::ECANCELED
         );
         t.reset();
-        assert_eq!(recv(&t, a.as_raw_fd(), &mut buf, 0, -1), Ok(1));
+        assert_eq!(recv(&t, a.as_raw_fd(), &mut buf, 0, 10_000), Ok(1));
     }
 
     #[test]
@@ -337,7 +337,7 @@ mod tests {
         let root = Token::new();
         let grand = root.child().child();
         let fd = a.as_raw_fd();
-        let waiter = std::thread::spawn(move || block(&grand, fd, READABLE, -1));
+        let waiter = std::thread::spawn(move || block(&grand, fd, READABLE, 10_000));
         std::thread::sleep(Duration::from_millis(20));
         root.cancel();
         assert_eq!(waiter.join().unwrap(), Err(Error(sys::ECANCELED)));
@@ -361,6 +361,22 @@ mod tests {
             }
         }
         assert_eq!(total, sent);
+    }
+
+    #[test]
+    fn waits_release_their_slots() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let root = Token::new();
+        let child = root.child();
+        for _ in 0..100 {
+            assert_eq!(
+                block(&child, a.as_raw_fd(), READABLE, 0),
+                Err(Error(sys::ETIMEDOUT))
+            );
+        }
+        // Registered on the token and its parent during each wait, released after.
+        assert_eq!(child.slot_usage(), (1, 0));
+        assert_eq!(root.slot_usage(), (1, 0));
     }
 
     #[test]

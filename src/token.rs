@@ -177,6 +177,12 @@ impl Token {
         self.inner().base.store(self.effective_count(), SeqCst);
     }
 
+    /// (segments, occupied slots) of this token's waiter list, for tests.
+    #[cfg(test)]
+    pub(crate) fn slot_usage(&self) -> (usize, usize) {
+        self.inner().slot_usage()
+    }
+
     /// A number that changes whenever this token or an ancestor is cancelled.
     pub(crate) fn epoch(&self) -> u64 {
         self.effective_count()
@@ -273,6 +279,21 @@ impl Token {
 }
 
 impl Inner {
+    /// (segments, occupied slots), for tests.
+    #[cfg(test)]
+    fn slot_usage(&self) -> (usize, usize) {
+        let (mut segs, mut used) = (0, 0);
+        let mut seg = self.waiters.load(SeqCst);
+        while !seg.is_null() {
+            // SAFETY: segments live as long as the token.
+            let s = unsafe { &*seg };
+            segs += 1;
+            used += s.slots.iter().filter(|p| !p.load(SeqCst).is_null()).count();
+            seg = s.next.load(SeqCst);
+        }
+        (segs, used)
+    }
+
     fn claim_slot(&self, w: *mut Waiter) -> Slot {
         let mut link = &self.waiters;
         loop {

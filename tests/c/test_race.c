@@ -145,7 +145,7 @@ static void storm(int use_tcp) {
     pthread_join(tr, NULL);
     CHECK(r.got == total);
     CHECK(r.mismatches == 0);
-    CHECK(cancels > rt_scaled(100) && r.cancels_seen > rt_scaled(10));
+    CHECK(cancels >= 20 && r.cancels_seen >= 2); /* the races really happened */
     printf("     %s: %ld bytes, %ld cancels sent, %ld seen by the reader\n", use_tcp ? "tcp" : "unix", r.got,
            cancels, r.cancels_seen);
     close_pair(sv);
@@ -166,12 +166,24 @@ struct waiter {
     long result;
     int err;
     atomic_int *started;
+    int hooked;
 };
+
+/* Counts the threads that have reached their wait: the blocking hook runs
+   only once a call is registered on its token and has to wait. */
+static atomic_int in_wait;
+static __thread int counted;
+static int count_arrival(void) {
+    if (!counted) atomic_fetch_add(&in_wait, 1);
+    counted = 1;
+    return 0;
+}
 
 static void *wait_forever(void *arg) {
     struct waiter *w = arg;
     char c;
     atomic_fetch_add(w->started, 1);
+    if (w->hooked) rsock_set_blocking_hook(count_arrival);
     w->result = rsock_recv(w->tok, w->fd, &c, 1, 0, RSOCK_INFINITE);
     w->err = rsock_last_error();
     return NULL;
@@ -179,6 +191,7 @@ static void *wait_forever(void *arg) {
 
 static void many_waiters(int reset_at_once) {
     enum { N = 64 };
+    atomic_store(&in_wait, 0);
     rsock_token *root = rsock_token_new();
     rsock_token *child = rsock_token_child(root);
     rsock_token *grand = rsock_token_child(child);
@@ -188,11 +201,20 @@ static void many_waiters(int reset_at_once) {
     atomic_int started = 0;
     for (int i = 0; i < N; i++) {
         unix_pair(pairs[i]);
-        ws[i] = (struct waiter){i % 3 == 0 ? root : i % 3 == 1 ? child : grand, pairs[i][0], 0, 0, &started};
+        ws[i] = (struct waiter){i % 3 == 0 ? root : i % 3 == 1 ? child : grand, pairs[i][0], 0, 0, &started,
+                                reset_at_once};
         pthread_create(&th[i], NULL, wait_forever, &ws[i]);
     }
     while (atomic_load(&started) < N) sched_yield();
-    sleep_ms(100); /* let them all reach the wait */
+    if (reset_at_once) {
+        /* A waiter that started after the reset would rightly wait for ever:
+           make sure every one is inside its wait first. (The hook makes the
+           waits sliced, but a slice boundary only re-checks the token, which
+           the reset has re-armed: only the cancel epoch can fail them.) */
+        while (atomic_load(&in_wait) < N) sched_yield();
+    } else {
+        sleep_ms(100); /* a late waiter still fails: the cancel is sticky */
+    }
     double t0 = now_ms();
     rsock_cancel(root);
     if (reset_at_once) rsock_token_reset(root); /* before the waiters even wake */

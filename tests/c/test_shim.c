@@ -32,7 +32,7 @@ static void hook_runs_while_waiting(void) {
     reset_hook_stats(0);
     char c;
     CHECK_ERR(rsock_recv(NULL, sv[0], &c, 1, 0, 200), RSOCK_ETIMEDOUT);
-    CHECK(hook_calls >= 10); /* at least every 10 ms (with slack for a busy machine) */
+    CHECK(hook_calls >= 14); /* every 10 ms: 20 expected; slack for a busy machine */
     CHECK(blocking_in_hook == 1);
     CHECK(rsock_is_blocking() == 0);
     printf("     %d hook calls in 200 ms, longest gap %.1f ms\n", hook_calls, hook_max_gap);
