@@ -177,6 +177,28 @@ static inline int pending(int fd) {
     return n < 0 ? 0 : (int)n;
 }
 
+/* A thread that cancels a token after a delay: start_cancel, then join_cancel. */
+struct canceller {
+    rsock_token *tok;
+    double delay_ms;
+    pthread_t th;
+};
+
+static inline void *rt_cancel_later(void *arg) {
+    struct canceller *c = (struct canceller *)arg;
+    sleep_ms(c->delay_ms);
+    rsock_cancel(c->tok);
+    return NULL;
+}
+
+static inline void start_cancel(struct canceller *c, rsock_token *tok, double delay_ms) {
+    c->tok = tok;
+    c->delay_ms = delay_ms;
+    REQUIRE(pthread_create(&c->th, NULL, rt_cancel_later, c) == 0);
+}
+
+static inline void join_cancel(struct canceller *c) { pthread_join(c->th, NULL); }
+
 static inline unsigned rt_rand(unsigned *state) {
     *state = *state * 1103515245u + 12345u;
     return (*state >> 8) & 0xffffff;

@@ -3,27 +3,6 @@
 
 #include <arpa/inet.h>
 
-struct canceller {
-    rsock_token *tok;
-    double delay_ms;
-    pthread_t th;
-};
-
-static void *cancel_later(void *arg) {
-    struct canceller *c = arg;
-    sleep_ms(c->delay_ms);
-    rsock_cancel(c->tok);
-    return NULL;
-}
-
-static void start_cancel(struct canceller *c, rsock_token *tok, double delay_ms) {
-    c->tok = tok;
-    c->delay_ms = delay_ms;
-    REQUIRE(pthread_create(&c->th, NULL, cancel_later, c) == 0);
-}
-
-static void join_cancel(struct canceller *c) { pthread_join(c->th, NULL); }
-
 static void recv_ready_timeout_and_zero(void) {
     rsock_token *t = rsock_token_new();
     int sv[2];

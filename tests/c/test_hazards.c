@@ -6,17 +6,6 @@
 #include <stdatomic.h>
 #include <sys/wait.h>
 
-struct canceller {
-    rsock_token *tok;
-    double delay_ms;
-};
-static void *cancel_after(void *arg) {
-    struct canceller *c = arg;
-    sleep_ms(c->delay_ms);
-    rsock_cancel(c->tok);
-    return NULL;
-}
-
 /* A forked child must not share the parent's wake descriptors: if it did,
    its waits would drain wake-ups meant for the parent. */
 static void fork_child_does_not_steal_wakeups(void) {
@@ -46,15 +35,14 @@ static void fork_child_does_not_steal_wakeups(void) {
     double end = now_ms() + 1000;
     int rounds = 0;
     while (now_ms() < end) {
-        struct canceller cc = {t, (rt_rand(&seed) % 20) / 10.0};
-        pthread_t th;
-        pthread_create(&th, NULL, cancel_after, &cc);
+        struct canceller cc;
+        start_cancel(&cc, t, (rt_rand(&seed) % 20) / 10.0);
         /* A wake-up drained by the child would leave this call asleep until
            its next timed check: count slow returns as missed. */
         double t0 = now_ms();
         long r = rsock_recv(t, sv[0], &c, 1, 0, 3000);
         if (r != -1 || rsock_last_error() != RSOCK_ECANCELED || now_ms() - t0 > 400) missed++;
-        pthread_join(th, NULL);
+        join_cancel(&cc);
         rsock_token_reset(t);
         rounds++;
     }
