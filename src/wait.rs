@@ -84,7 +84,8 @@ pub(crate) fn wait(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> sys::R
                 Err(e) if e.0 == sys::EINTR => continue,
                 Err(e) => return Err(e),
                 Ok(0) => {
-                    if left == Some(0) {
+                    // Timed out, unless a hook slice ended before the deadline.
+                    if left == Some(0) || dl.remaining_ms() == Some(0) {
                         return Err(Error(sys::ETIMEDOUT));
                     }
                 }

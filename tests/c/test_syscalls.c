@@ -205,7 +205,7 @@ static void timed_waits_do_not_spin(void) {
     count_start();
     for (int i = 0; i < 5; i++) CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 7), RSOCK_ETIMEDOUT);
     count_stop();
-    CHECK(n_poll <= 5 * 3);
+    CHECK(n_poll <= 5 * 2); /* one each, plus slack for a stale wake-up */
     close_pair(sv);
     rsock_token_unref(t);
 }
