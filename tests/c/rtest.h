@@ -132,6 +132,19 @@ static inline void set_nonblocking(int fd, int on) {
 
 static inline void unix_pair(int sv[2]) { REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0); }
 
+/* A UDP socket bound to 127.0.0.1 on an ephemeral port; fills `addr`. */
+static inline int udp_bound(struct sockaddr_in *addr) {
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(u >= 0);
+    memset(addr, 0, sizeof *addr);
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(u, (struct sockaddr *)addr, sizeof *addr) == 0);
+    socklen_t len = sizeof *addr;
+    REQUIRE(getsockname(u, (struct sockaddr *)addr, &len) == 0);
+    return u;
+}
+
 /* A listening TCP socket on 127.0.0.1 with an ephemeral port. */
 static inline int tcp_listener(int backlog, struct sockaddr_in *addr) {
     int l = socket(AF_INET, SOCK_STREAM, 0);

@@ -115,14 +115,9 @@ static void modes_left_as_found(void) {
 
 static void udp_recvfrom_sendto(void) {
     rsock_token *t = rsock_token_new();
-    int a = socket(AF_INET, SOCK_DGRAM, 0), b = socket(AF_INET, SOCK_DGRAM, 0);
+    int a = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(b, (struct sockaddr *)&addr, sizeof addr) == 0);
-    socklen_t alen = sizeof addr;
-    REQUIRE(getsockname(b, (struct sockaddr *)&addr, &alen) == 0);
+    int b = udp_bound(&addr);
 
     char buf[64];
     struct sockaddr_in from;
@@ -364,14 +359,7 @@ static void block_events(void) {
        socket) counts as readable, and the next call reports it. */
     {
         struct sockaddr_in dead;
-        int tmp = socket(AF_INET, SOCK_DGRAM, 0);
-        memset(&dead, 0, sizeof dead);
-        dead.sin_family = AF_INET;
-        dead.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(bind(tmp, (struct sockaddr *)&dead, sizeof dead) == 0);
-        socklen_t dl = sizeof dead;
-        REQUIRE(getsockname(tmp, (struct sockaddr *)&dead, &dl) == 0);
-        close(tmp); /* nothing listens on that port now */
+        close(udp_bound(&dead)); /* nothing listens on that port now */
         int u = socket(AF_INET, SOCK_DGRAM, 0);
         REQUIRE(connect(u, (struct sockaddr *)&dead, sizeof dead) == 0);
         CHECK(send(u, "?", 1, 0) == 1);
