@@ -297,7 +297,8 @@ pub extern "C" fn rsock_poll(
 /// blocking and non-blocking sockets and leaves the mode unchanged. With
 /// MSG_WAITALL on a stream it waits for `len` bytes; if cancelled, timed out
 /// or failing after some arrived, it returns that partial count and sets
-/// errno to the reason (with MSG_PEEK it returns what is queued).
+/// errno to the reason (with MSG_PEEK it returns what is queued). With
+/// MSG_DONTWAIT it does not wait: EAGAIN if nothing is queued, as `recv`.
 /// `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
@@ -326,7 +327,8 @@ pub extern "C" fn rsock_recv(
 /// some bytes were queued it returns that partial count and sets errno to
 /// the reason (RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error); with
 /// nothing queued it returns -1 with that error.
-/// `flags` are passed on (add MSG_NOSIGNAL to avoid SIGPIPE). `buf` may be
+/// `flags` are passed on (add MSG_NOSIGNAL to avoid SIGPIPE); with
+/// MSG_DONTWAIT it makes one attempt, as `send` does. `buf` may be
 /// NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
@@ -380,7 +382,8 @@ pub extern "C" fn rsock_recvfrom(
 
 /// `sendto()`, cancellable, with a timeout. A datagram is sent whole or not
 /// at all; on a stream socket it behaves like `rsock_send`. `to` may be NULL
-/// (connected socket) only with `tolen` 0. NULL `token`: the thread's token.
+/// (connected socket) only with `tolen` 0. `flags` as for `rsock_send`.
+/// NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
 /// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.

@@ -110,6 +110,13 @@ fn retry<T>(
     }
 }
 
+/// A caller's MSG_DONTWAIT means what it means to the system call: one
+/// attempt, failing with EAGAIN/EWOULDBLOCK if it would block (send returns
+/// what was queued).
+fn dont_wait(flags: i32) -> bool {
+    flags & sys::MSG_DONTWAIT != 0
+}
+
 /// Transfers until `len` bytes are done (send, or recv with MSG_WAITALL on a
 /// stream). A cancel, timeout or error after some progress returns the
 /// count so far, as a blocking call interrupted part-way does.
@@ -150,6 +157,9 @@ pub fn recv(
     timeout_ms: i32,
 ) -> Result<usize> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    if dont_wait(flags) {
+        return sys::recv(sock, buf, flags);
+    }
     // MSG_WAITALL gathers a full buffer on a stream (not when peeking: a
     // peek does not consume, so it returns what is queued).
     if flags & sys::MSG_WAITALL != 0 && flags & sys::MSG_PEEK == 0 && sys::is_stream(sock) {
@@ -174,6 +184,9 @@ pub fn recvfrom(
     timeout_ms: i32,
 ) -> Result<usize> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    if dont_wait(flags) {
+        return sys::recvfrom(sock, buf, flags, from);
+    }
     retry(&call, sock, sys::POLLIN, &mut dl, || {
         sys::recvfrom(sock, buf, flags, from)
     })
@@ -189,6 +202,9 @@ pub fn send(
     timeout_ms: i32,
 ) -> Result<usize> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    if dont_wait(flags) {
+        return sys::send(sock, buf, flags);
+    }
     transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
         sys::send(sock, &buf[done..], flags)
     })
@@ -205,6 +221,9 @@ pub fn sendto(
     timeout_ms: i32,
 ) -> Result<usize> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    if dont_wait(flags) {
+        return sys::sendto(sock, buf, flags, to);
+    }
     transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
         sys::sendto(sock, &buf[done..], flags, to)
     })

@@ -27,6 +27,7 @@ pub const POLLNVAL: i16 = libc::POLLNVAL;
 
 pub const MSG_WAITALL: c_int = libc::MSG_WAITALL;
 pub const MSG_PEEK: c_int = libc::MSG_PEEK;
+pub const MSG_DONTWAIT: c_int = libc::MSG_DONTWAIT;
 
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "emscripten"))]
 fn errno_ptr() -> *mut c_int {

@@ -250,6 +250,34 @@ static void send_partial_counts_are_exact(void) {
     rsock_token_unref(t);
 }
 
+/* A caller's MSG_DONTWAIT means one attempt, whatever the timeout. */
+static void dontwait_makes_one_attempt(void) {
+    rsock_token *t = rsock_token_new();
+    int sv[2];
+    tcp_pair(sv);
+    char buf[8];
+    CHECK_ERR(rsock_recv(t, sv[0], buf, sizeof buf, MSG_DONTWAIT, RSOCK_INFINITE), EAGAIN);
+    CHECK_ERR(rsock_recvfrom(t, sv[0], buf, sizeof buf, MSG_DONTWAIT, NULL, NULL, RSOCK_INFINITE),
+              EAGAIN);
+    CHECK(send(sv[1], "abc", 3, 0) == 3);
+    for (int i = 0; i < 200 && pending(sv[0]) < 3; i++) sleep_ms(1);
+    CHECK(rsock_recv(t, sv[0], buf, sizeof buf, MSG_DONTWAIT, RSOCK_INFINITE) == 3);
+    /* A full send buffer: one send queues what fits and returns. */
+    enum { BIG = 16 << 20 };
+    char *big = calloc(1, BIG);
+    REQUIRE(big);
+    intptr_t n = rsock_send(t, sv[0], big, BIG, MSG_DONTWAIT, RSOCK_INFINITE);
+    CHECK(n > 0 && n < BIG);
+    CHECK_ERR(rsock_send(t, sv[0], big, BIG, MSG_DONTWAIT, RSOCK_INFINITE), EAGAIN);
+    CHECK(is_nonblocking(sv[0]) == 0);
+    /* A cancel still wins. */
+    rsock_cancel(t);
+    CHECK_ERR(rsock_recv(t, sv[0], buf, sizeof buf, MSG_DONTWAIT, 0), RSOCK_ECANCELED);
+    free(big);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
 struct reader {
     int fd;
     long total;
@@ -470,6 +498,7 @@ int main(void) {
     RUN(connect_results);
     RUN(send_partial_counts_are_exact);
     RUN(send_blocks_until_all_queued);
+    RUN(dontwait_makes_one_attempt);
     RUN(eintr_resumes_with_remaining_time);
     RUN(block_events);
     RUN(poll_many);
