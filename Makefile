@@ -35,11 +35,12 @@ $(LIB): lib
 
 test: rust-test header-check c-test
 
-# include/rsock.h compiles on its own as C99 and, where a C++ compiler
-# exists, as C++. (Drift from the sources is checked by `cargo test`.)
+# include/rsock.h and include/rsock_winsock.h compile on their own as C99
+# and, where a C++ compiler exists, as C++. (Drift from the sources is checked by `cargo test`.)
 CXX ?= c++
 header-check: | $(BUILD)
 	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/header_alone.c -o $(BUILD)/header_c99.o
+	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/winsock_alone.c -o $(BUILD)/winsock_c99.o
 	@if command -v $(CXX) >/dev/null 2>&1; then \
 	  set -x; $(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/header_alone.cpp -o $(BUILD)/header_cxx.o; \
 	else echo "no C++ compiler: C++ header check skipped"; fi

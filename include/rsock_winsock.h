@@ -1,0 +1,162 @@
+/*
+ * rsock_winsock.h: the Winsock 1.1 blocking-hook functions on top of rsock.
+ *
+ * Hand-written (not generated). Include it after <winsock2.h> on Windows, or
+ * on its own on POSIX, and Winsock-1.1-era code that uses
+ *
+ *     WSASetBlockingHook    WSAUnhookBlockingHook
+ *     WSAIsBlocking         WSACancelBlockingCall
+ *
+ * compiles unchanged and behaves as it did under Winsock 1.1, for the calls
+ * that go through rsock:
+ *
+ * - The hook is per thread. While an rsock call on that thread waits, the
+ *   hook is called repeatedly (at least every 10 ms).
+ * - WSACancelBlockingCall() from the hook makes the waiting call fail with
+ *   WSAEINTR. With no call outstanding it fails with WSAEINVAL.
+ * - A blocking call made from inside the hook fails with WSAEINPROGRESS, as
+ *   do WSASetBlockingHook and WSAUnhookBlockingHook.
+ * - Unlike Winsock 1.1, a cancelled call leaves the socket usable (only a
+ *   cancelled connect needs the socket closed).
+ *
+ * Winsock 1.1 called the hook from inside the plain blocking calls. Here only
+ * rsock calls wait with the hook, so the blocking calls must go through rsock:
+ * either replace `recv(s, b, n, f)` by `rsock_recv(NULL, s, b, n, f,
+ * RSOCK_INFINITE)` and so on, or define RSOCK_WINSOCK_REDIRECT_CALLS before
+ * including this header, which does exactly that for recv, recvfrom, send,
+ * sendto, accept and connect (as function-like macros, so only calls are
+ * affected; include the system's socket headers first).
+ *
+ * On POSIX this header also provides the Winsock names that code needs:
+ * FARPROC, BOOL, TRUE, FALSE, SOCKET_ERROR, WSAGetLastError(), WSAEINTR,
+ * WSAEINPROGRESS and WSAEINVAL, each only where not already defined.
+ * WSAEINTR is RSOCK_ECANCELED there (ECANCELED), so code that tests for
+ * WSAEINTR after a cancel keeps working; a system call interrupted by a
+ * signal still reports EINTR.
+ *
+ * See docs/MIGRATING.md for moving such code to a worker thread.
+ */
+#ifndef RSOCK_WINSOCK_H
+#define RSOCK_WINSOCK_H
+
+#ifdef _WIN32
+#include <winsock2.h>
+#endif
+#include "rsock.h"
+
+#ifndef _WIN32
+#include <errno.h>
+
+#ifndef FARPROC
+/* Winsock 1.1's type for the hook (a macro here, so that it is defined only
+   where absent). */
+typedef int (*rsock_winsock_farproc)(void);
+#define FARPROC rsock_winsock_farproc
+#endif
+#ifndef BOOL
+#define BOOL int
+#endif
+#ifndef TRUE
+#define TRUE 1
+#endif
+#ifndef FALSE
+#define FALSE 0
+#endif
+#ifndef SOCKET_ERROR
+#define SOCKET_ERROR (-1)
+#endif
+#ifndef WSAEINTR
+#define WSAEINTR RSOCK_ECANCELED
+#endif
+#ifndef WSAEINPROGRESS
+#define WSAEINPROGRESS RSOCK_EINPROGRESS
+#endif
+#ifndef WSAEINVAL
+#define WSAEINVAL EINVAL
+#endif
+#ifndef WSAGetLastError
+#define WSAGetLastError() rsock_last_error()
+#endif
+#endif /* !_WIN32 */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+static inline void rsock_winsock_set_error_(int code) {
+#ifdef _WIN32
+    WSASetLastError(code);
+#else
+    errno = code;
+#endif
+}
+
+/* What WSASetBlockingHook returns when no hook was installed: Winsock 1.1
+   returned its default hook, never NULL on success, and code that saves the
+   previous hook and restores it later expects that. Installing it means
+   "no hook". */
+static inline int rsock_winsock_default_hook(void) {
+    return 0;
+}
+
+/* Function pointer casts go through void (*)(void), the generic function
+   pointer type, which compilers accept without -Wcast-function-type noise
+   (Windows' FARPROC returns INT_PTR). */
+#define RSOCK_WINSOCK_CAST_(type, f) ((type)(void (*)(void))(f))
+
+static inline FARPROC rsock_winsock_set_blocking_hook(FARPROC hook) {
+    rsock_blocking_hook prev;
+    if (rsock_is_blocking()) {
+        rsock_winsock_set_error_(WSAEINPROGRESS);
+        return (FARPROC)0;
+    }
+    /* Winsock 1.1 hooks are BOOL (PASCAL FAR *)(void): called with no
+       arguments, and their result is ignored here. */
+    if (hook == RSOCK_WINSOCK_CAST_(FARPROC, rsock_winsock_default_hook))
+        prev = rsock_set_blocking_hook((rsock_blocking_hook)0);
+    else
+        prev = rsock_set_blocking_hook(RSOCK_WINSOCK_CAST_(rsock_blocking_hook, hook));
+    if (!prev)
+        return RSOCK_WINSOCK_CAST_(FARPROC, rsock_winsock_default_hook);
+    return RSOCK_WINSOCK_CAST_(FARPROC, prev);
+}
+
+static inline int rsock_winsock_unhook_blocking_hook(void) {
+    if (rsock_is_blocking()) {
+        rsock_winsock_set_error_(WSAEINPROGRESS);
+        return SOCKET_ERROR;
+    }
+    return rsock_unhook_blocking_hook();
+}
+
+static inline BOOL rsock_winsock_is_blocking(void) {
+    return rsock_is_blocking() ? TRUE : FALSE;
+}
+
+static inline int rsock_winsock_cancel_blocking_call(void) {
+    return rsock_cancel_blocking_call() == 0 ? 0 : SOCKET_ERROR;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+/* Function-like macros: they replace calls only, after any declaration of
+   the same names in the system headers included above. */
+#define WSASetBlockingHook(hook) rsock_winsock_set_blocking_hook(hook)
+#define WSAUnhookBlockingHook() rsock_winsock_unhook_blocking_hook()
+#define WSAIsBlocking() rsock_winsock_is_blocking()
+#define WSACancelBlockingCall() rsock_winsock_cancel_blocking_call()
+
+#ifdef RSOCK_WINSOCK_REDIRECT_CALLS
+#define recv(s, buf, len, flags) rsock_recv(NULL, (s), (buf), (len), (flags), RSOCK_INFINITE)
+#define send(s, buf, len, flags) rsock_send(NULL, (s), (buf), (len), (flags), RSOCK_INFINITE)
+#define recvfrom(s, buf, len, flags, from, fromlen) \
+    rsock_recvfrom(NULL, (s), (buf), (len), (flags), (from), (fromlen), RSOCK_INFINITE)
+#define sendto(s, buf, len, flags, to, tolen) \
+    rsock_sendto(NULL, (s), (buf), (len), (flags), (to), (tolen), RSOCK_INFINITE)
+#define accept(s, addr, addrlen) rsock_accept(NULL, (s), (addr), (addrlen), RSOCK_INFINITE)
+#define connect(s, addr, addrlen) rsock_connect(NULL, (s), (addr), (addrlen), RSOCK_INFINITE)
+#endif
+
+#endif /* RSOCK_WINSOCK_H */

@@ -1,0 +1,132 @@
+/* rsock_winsock.h: Winsock 1.1 blocking-hook code, compiled through the
+   compatibility header with the call redirection on, behaves as under
+   Winsock 1.1 (and leaves sockets usable after a cancel). */
+#include "rtest.h"
+
+#define RSOCK_WINSOCK_REDIRECT_CALLS
+#include "rsock_winsock.h"
+
+static int frames, cancel_at_frame, blocking_seen, set_hook_result_null, set_hook_error,
+    unhook_result, unhook_error, nested_recv_result, nested_recv_error;
+static int nested_sock = -1;
+
+/* A Winsock 1.1 hook: BOOL, no arguments, "pumps the UI". */
+static BOOL ui_hook(void) {
+    frames++;
+    blocking_seen = WSAIsBlocking();
+    if (nested_sock >= 0) {
+        char c;
+        nested_recv_result = (int)recv(nested_sock, &c, 1, 0);
+        nested_recv_error = WSAGetLastError();
+        FARPROC r = WSASetBlockingHook((FARPROC)ui_hook);
+        set_hook_result_null = r == NULL;
+        set_hook_error = WSAGetLastError();
+        unhook_result = WSAUnhookBlockingHook();
+        unhook_error = WSAGetLastError();
+    }
+    if (frames == cancel_at_frame) CHECK(WSACancelBlockingCall() == 0);
+    return FALSE;
+}
+
+static void previous_hook_round_trips(void) {
+    /* No hook yet: Winsock 1.1 returned its default hook, never NULL. */
+    FARPROC old = WSASetBlockingHook((FARPROC)ui_hook);
+    CHECK(old != NULL);
+    CHECK(WSASetBlockingHook(old) == (FARPROC)ui_hook);
+    /* Restoring the "default" means no hook at all. */
+    CHECK(rsock_set_blocking_hook(NULL) == NULL);
+    CHECK(WSASetBlockingHook((FARPROC)ui_hook) == old);
+    CHECK(WSAUnhookBlockingHook() == 0);
+    CHECK(rsock_set_blocking_hook(NULL) == NULL);
+}
+
+static void cancel_from_hook_gives_wsaeintr(void) {
+    int sv[2];
+    unix_pair(sv);
+    frames = 0;
+    cancel_at_frame = 4;
+    WSASetBlockingHook((FARPROC)ui_hook);
+    char buf[8];
+    int n = (int)recv(sv[0], buf, sizeof buf, 0); /* rsock_recv with the hook */
+    CHECK(n == SOCKET_ERROR && WSAGetLastError() == WSAEINTR);
+    CHECK(frames == 4);
+    CHECK(blocking_seen == TRUE && WSAIsBlocking() == FALSE);
+    /* Unlike Winsock 1.1 the socket is still usable, and nothing was lost. */
+    CHECK((send)(sv[1], "ab", 2, 0) == 2);
+    CHECK(recv(sv[0], buf, 2, 0) == 2 && memcmp(buf, "ab", 2) == 0);
+    /* Nothing outstanding now. */
+    CHECK(WSACancelBlockingCall() == SOCKET_ERROR && WSAGetLastError() == WSAEINVAL);
+    CHECK(WSAUnhookBlockingHook() == 0);
+    frames = 0;
+    CHECK(recv(sv[0], buf, 1, MSG_DONTWAIT) == -1);
+    CHECK(frames == 0);
+    close_pair(sv);
+}
+
+static void calls_inside_the_hook_fail_in_progress(void) {
+    int sv[2], other[2];
+    unix_pair(sv);
+    unix_pair(other);
+    CHECK((send)(other[1], "z", 1, 0) == 1); /* the nested recv could succeed */
+    nested_sock = other[0];
+    frames = 0;
+    cancel_at_frame = 1;
+    WSASetBlockingHook((FARPROC)ui_hook);
+    char c;
+    CHECK(recv(sv[0], &c, 1, 0) == SOCKET_ERROR && WSAGetLastError() == WSAEINTR);
+    nested_sock = -1;
+    CHECK(nested_recv_result == SOCKET_ERROR && nested_recv_error == WSAEINPROGRESS);
+    CHECK(set_hook_result_null && set_hook_error == WSAEINPROGRESS);
+    CHECK(unhook_result == SOCKET_ERROR && unhook_error == WSAEINPROGRESS);
+    CHECK(pending(other[0]) == 1); /* the nested call consumed nothing */
+    CHECK(rsock_set_blocking_hook(NULL) == (rsock_blocking_hook)ui_hook); /* still installed */
+    close_pair(sv);
+    close_pair(other);
+}
+
+/* accept, connect, sendto and recvfrom go through rsock too. */
+static void redirected_calls_wait_with_the_hook(void) {
+    struct sockaddr_in addr;
+    int lst = tcp_listener(4, &addr);
+    WSASetBlockingHook((FARPROC)ui_hook);
+    frames = 0;
+    cancel_at_frame = 2;
+    CHECK(accept(lst, NULL, NULL) == RSOCK_INVALID_SOCKET && WSAGetLastError() == WSAEINTR);
+    CHECK(frames == 2);
+
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(c, (struct sockaddr *)&addr, sizeof addr) == 0);
+    int s = accept(lst, NULL, NULL);
+    CHECK(s >= 0 && !is_nonblocking(s));
+    CHECK(send(c, "hi", 2, 0) == 2);
+    char buf[4];
+    CHECK(recv(s, buf, sizeof buf, MSG_WAITALL | MSG_PEEK) == 2);
+    close(c);
+    close(s);
+    close(lst);
+
+    struct sockaddr_in ua;
+    int u = udp_bound(&ua);
+    frames = 0;
+    cancel_at_frame = 3;
+    struct sockaddr_in from;
+    socklen_t fl = sizeof from;
+    CHECK(recvfrom(u, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl) == SOCKET_ERROR &&
+          WSAGetLastError() == WSAEINTR);
+    CHECK(frames == 3);
+    CHECK(sendto(u, "d", 1, 0, (struct sockaddr *)&ua, sizeof ua) == 1);
+    fl = sizeof from;
+    CHECK(recvfrom(u, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl) == 1 && buf[0] == 'd');
+    CHECK(fl == sizeof from && from.sin_port == ua.sin_port);
+    close(u);
+    WSAUnhookBlockingHook();
+}
+
+int main(void) {
+    rt_watchdog(60);
+    RUN(previous_hook_round_trips);
+    RUN(cancel_from_hook_gives_wsaeintr);
+    RUN(calls_inside_the_hook_fail_in_progress);
+    RUN(redirected_calls_wait_with_the_hook);
+    return rt_finish("test_winsock");
+}
