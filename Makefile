@@ -1,5 +1,5 @@
 # Quick start without CMake: `make demo` builds and runs the demo,
-# `make test` runs every test (Rust, header check, C tests).
+# `make test` runs every test (Rust, header check, C tests, examples).
 CARGO ?= cargo
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -13,17 +13,23 @@ endif
 
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all demo test rust-test header-check c-test header lib clean
+EXAMPLES := cancel_demo legacy_hook worker_cancel echo_server http_get_timeout
+
+.PHONY: all demo examples test rust-test header-check c-test example-test header lib clean
 all: lib
 
 lib:
 	$(CARGO) build --release --lib
 
-demo: lib $(BUILD)/cancel_demo
+demo: examples
 	$(BUILD)/cancel_demo
 
-$(BUILD)/cancel_demo: examples-c/cancel_demo.c include/rsock.h $(LIB) | $(BUILD)
-	$(CC) $(CFLAGS) $(WARN) -Iinclude $< $(LIB) $(LDLIBS) -o $@
+# The examples' own Makefile (which normally finds rsock with pkg-config),
+# pointed at this tree.
+examples: lib | $(BUILD)
+	$(MAKE) -C examples-c O=$(abspath $(BUILD)) CFLAGS="$(CFLAGS) $(WARN)" \
+	  RSOCK_CFLAGS=-I$(abspath include) RSOCK_LIBS="$(abspath $(LIB)) $(LDLIBS)" \
+	  RSOCK_DEPS="$(abspath $(LIB) include/rsock.h include/rsock_winsock.h)"
 
 $(BUILD)/test_%: tests/c/test_%.c tests/c/rtest.h include/rsock.h $(LIB) | $(BUILD)
 	$(CC) $(CFLAGS) -Wall -Wextra -Werror -Iinclude -Itests/c $< $(LIB) $(LDLIBS) -o $@
@@ -33,7 +39,7 @@ $(BUILD):
 
 $(LIB): lib
 
-test: rust-test header-check c-test
+test: rust-test header-check c-test example-test
 
 # include/rsock.h and include/rsock_winsock.h compile on their own as C99
 # and, where a C++ compiler exists, as C++. (Drift from the sources is checked by `cargo test`.)
@@ -55,6 +61,20 @@ c-test: lib $(C_TESTS)
 	  if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; \
 	echo "c tests: $$pass passed, $$fail failed"; \
+	test $$fail -eq 0
+
+# Each example runs with its output checked (tests/examples/driver.c plays
+# the user, the clients or the server).
+$(BUILD)/example_driver: tests/examples/driver.c | $(BUILD)
+	$(CC) $(CFLAGS) -Wall -Wextra -Werror $< -lpthread -o $@
+
+example-test: examples $(BUILD)/example_driver
+	@pass=0; fail=0; \
+	for e in $(EXAMPLES); do \
+	  echo "== example $$e"; \
+	  if $(BUILD)/example_driver $$e $(BUILD)/$$e; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$e"; fi; \
+	done; \
+	echo "examples: $$pass passed, $$fail failed"; \
 	test $$fail -eq 0
 
 header:

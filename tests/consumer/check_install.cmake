@@ -1,6 +1,10 @@
 # ctest driver: installs the built rsock into a scratch prefix, then builds
-# and runs tests/consumer through find_package(rsock) and through pkg-config.
-# Variables: RSOCK_BUILD_DIR, RSOCK_SOURCE_DIR, WORK_DIR, C_COMPILER.
+# and runs tests/consumer through find_package(rsock) and through pkg-config,
+# and builds the examples with examples-c/Makefile (pkg-config) and runs them
+# under the example driver.
+# Variables: RSOCK_BUILD_DIR, RSOCK_SOURCE_DIR, WORK_DIR, C_COMPILER,
+# DRIVER (the example driver) and EXAMPLES (comma-separated names), when
+# the examples are built.
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
   if(NOT rc EQUAL 0)
@@ -49,3 +53,20 @@ if(PKG_CONFIG)
 else()
   message(STATUS "pkg-config not found: pkg-config path not checked")
 endif()
+
+# examples-c/Makefile, the way a user without CMake builds against an
+# install: static (rsock-static.pc), then shared (rsock.pc).
+if(PKG_CONFIG AND DRIVER)
+  find_program(MAKE_PROGRAM NAMES gmake make REQUIRED)
+  string(REPLACE "," ";" examples "${EXAMPLES}")
+  foreach(flavour rsock-static rsock)
+    set(out "${WORK_DIR}/examples-${flavour}")
+    file(MAKE_DIRECTORY "${out}")
+    run("${MAKE_PROGRAM}" -C "${RSOCK_SOURCE_DIR}/examples-c" "O=${out}" "CC=${C_COMPILER}"
+        "RSOCK_PC=${flavour}")
+    foreach(example IN LISTS examples)
+      run("${DRIVER}" "${example}" "${out}/${example}")
+    endforeach()
+  endforeach()
+endif()
+

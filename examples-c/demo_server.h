@@ -1,0 +1,81 @@
+/*
+ * demo_server.h: a stand-in server for the client examples, so that they run
+ * on their own. Not part of rsock: plain blocking sockets on a thread.
+ *
+ * It listens on 127.0.0.1 (an ephemeral port), serves one client, and speaks
+ * a line protocol:
+ *   on connect  ->  "hello from the demo server\n"
+ *   "QUIT\n"    ->  "bye\n", then it closes
+ *   any other line (such as "TIME\n") is never answered: a slow server.
+ */
+#ifndef DEMO_SERVER_H
+#define DEMO_SERVER_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct demo_server {
+    int listener;
+    struct sockaddr_in addr; /* where it listens */
+    pthread_t thread;
+};
+
+static int demo_server_read_line(int s, char *line, size_t size) {
+    size_t n = 0;
+    char c;
+    while (n + 1 < size && recv(s, &c, 1, 0) == 1) {
+        if (c == '\n') {
+            line[n] = '\0';
+            return 0;
+        }
+        line[n++] = c;
+    }
+    return -1;
+}
+
+static void *demo_server_run(void *arg) {
+    struct demo_server *srv = arg;
+    int s = accept(srv->listener, NULL, NULL);
+    if (s < 0) return NULL;
+    const char hello[] = "hello from the demo server\n";
+    send(s, hello, sizeof hello - 1, MSG_NOSIGNAL);
+    char line[64];
+    while (demo_server_read_line(s, line, sizeof line) == 0) {
+        if (strcmp(line, "QUIT") == 0) {
+            send(s, "bye\n", 4, MSG_NOSIGNAL);
+            break;
+        }
+    }
+    close(s);
+    return NULL;
+}
+
+/* 0 on success, -1 with errno set. */
+static int demo_server_start(struct demo_server *srv) {
+    socklen_t len = sizeof srv->addr;
+    memset(&srv->addr, 0, sizeof srv->addr);
+    srv->addr.sin_family = AF_INET;
+    srv->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    srv->listener = socket(AF_INET, SOCK_STREAM, 0);
+    if (srv->listener < 0) return -1;
+    if (bind(srv->listener, (struct sockaddr *)&srv->addr, sizeof srv->addr) != 0 ||
+        listen(srv->listener, 1) != 0 ||
+        getsockname(srv->listener, (struct sockaddr *)&srv->addr, &len) != 0 ||
+        pthread_create(&srv->thread, NULL, demo_server_run, srv) != 0) {
+        close(srv->listener);
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits for the client to finish, then closes the listener. */
+static void demo_server_stop(struct demo_server *srv) {
+    pthread_join(srv->thread, NULL);
+    close(srv->listener);
+}
+
+#endif /* DEMO_SERVER_H */

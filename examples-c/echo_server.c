@@ -1,0 +1,137 @@
+/*
+ * echo_server: a multi-client echo server that shuts down cleanly on SIGINT
+ * or SIGTERM.
+ *
+ * One root token for the server, a child token per connection, a thread per
+ * client. The signal handler cancels the root token (rsock_cancel is
+ * async-signal-safe), and so every child: the accept loop and every client's
+ * recv and send return RSOCK_ECANCELED, every thread is joined, and the
+ * server prints what it served and exits 0. A client idle for IDLE_MS is
+ * dropped (a per-call timeout); a child token would also let the server
+ * drop one client without touching the others.
+ *
+ * usage: echo_server [port]    (listens on 127.0.0.1; default: any free port)
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <rsock.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define IDLE_MS (5 * 60 * 1000)
+
+struct client {
+    pthread_t thread;
+    rsock_token *token; /* child of the root token */
+    int sock;
+    long long bytes; /* echoed back */
+};
+
+static rsock_token *root; /* set before the signal handlers are installed */
+
+static void on_signal(int sig) {
+    (void)sig;
+    rsock_cancel(root); /* async-signal-safe: no lock, no allocation */
+}
+
+static void *serve_client(void *arg) {
+    struct client *c = arg;
+    char buf[16384];
+    for (;;) {
+        intptr_t n = rsock_recv(c->token, c->sock, buf, sizeof buf, 0, IDLE_MS);
+        if (n <= 0) break; /* closed by the client, cancelled, idle too long, or an error */
+        intptr_t sent = rsock_send(c->token, c->sock, buf, (size_t)n, MSG_NOSIGNAL, IDLE_MS);
+        if (sent > 0) c->bytes += sent; /* exact, even when cut short */
+        if (sent != n) break;
+    }
+    close(c->sock);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    struct sockaddr_in addr;
+    socklen_t len = sizeof addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(argc > 1 ? (unsigned short)atoi(argv[1]) : 0);
+    int one = 1;
+    int lst = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(lst, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (lst < 0 || bind(lst, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lst, 64) != 0 ||
+        getsockname(lst, (struct sockaddr *)&addr, &len) != 0) {
+        perror("echo_server: listen");
+        return 1;
+    }
+
+    root = rsock_token_new();
+    if (!root) {
+        perror("echo_server: rsock_token_new");
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    printf("echo_server: listening on 127.0.0.1:%u (Ctrl-C to stop)\n", ntohs(addr.sin_port));
+    fflush(stdout);
+
+    struct client **clients = NULL;
+    size_t nclients = 0;
+    for (;;) {
+        int s = rsock_accept(root, lst, NULL, NULL, RSOCK_INFINITE);
+        if (s == RSOCK_INVALID_SOCKET) {
+            int err = rsock_last_error();
+            if (err == RSOCK_ECANCELED) break; /* SIGINT or SIGTERM */
+            fprintf(stderr, "echo_server: accept: %s\n", rsock_strerror(err));
+            if (err != ECONNABORTED && rsock_poll(root, NULL, 0, 100) < 0) break; /* back off, cancellably */
+            continue;
+        }
+        struct client *c = calloc(1, sizeof *c);
+        struct client **grown = realloc(clients, (nclients + 1) * sizeof *clients);
+        if (c) c->token = rsock_token_child(root);
+        if (!c || !grown || !c->token) {
+            fprintf(stderr, "echo_server: out of memory; dropping a client\n");
+            if (c) rsock_token_unref(c->token);
+            free(c);
+            if (grown) clients = grown;
+            close(s);
+            continue;
+        }
+        clients = grown;
+        c->sock = s;
+        if (pthread_create(&c->thread, NULL, serve_client, c) != 0) {
+            fprintf(stderr, "echo_server: cannot start a thread; dropping a client\n");
+            rsock_token_unref(c->token);
+            free(c);
+            close(s);
+            continue;
+        }
+        clients[nclients++] = c;
+    }
+
+    printf("echo_server: shutting down\n");
+    long long bytes = 0;
+    for (size_t i = 0; i < nclients; i++) {
+        pthread_join(clients[i]->thread, NULL);
+        bytes += clients[i]->bytes;
+        rsock_token_unref(clients[i]->token);
+        free(clients[i]);
+    }
+    free(clients);
+    rsock_token_unref(root);
+    close(lst);
+    printf("echo_server: served %zu clients, %lld bytes\n", nclients, bytes);
+    return 0;
+}

@@ -1,0 +1,105 @@
+/*
+ * worker_cancel: legacy_hook migrated to a worker thread. The network code
+ * runs on the worker with no blocking hook; the main thread is the UI. When
+ * the user presses Enter (or, when stdin is not a terminal, after a short
+ * timer) the UI cancels the worker's call through the worker's thread token.
+ * That is race-free: a cancel that lands before the worker blocks is not
+ * lost, because a cancelled token stays cancelled.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "demo_server.h" /* a stand-in server on a thread */
+
+#include <rsock.h>
+#include <stdio.h>
+#include <time.h>
+
+struct worker {
+    struct sockaddr_in server;
+    pthread_mutex_t lock;
+    pthread_cond_t published;
+    rsock_token *token; /* the worker's thread token, for the UI */
+    int cancelled;
+};
+
+/* Reads one line with the thread's own token (NULL): 1, 0 at end of
+   stream, or -1 with the error in rsock_last_error(). */
+static int read_line(int s, char *line, int size) {
+    int n = 0;
+    while (n + 1 < size) {
+        intptr_t r = rsock_recv(NULL, s, &line[n], 1, 0, RSOCK_INFINITE);
+        if (r <= 0) return (int)r;
+        if (line[n] == '\n') break;
+        n++;
+    }
+    line[n] = '\0';
+    return 1;
+}
+
+static void *worker_main(void *arg) {
+    struct worker *w = arg;
+
+    /* Hand this thread's token to the UI: cancelling it cancels every
+       NULL-token call this thread makes, now or later. */
+    pthread_mutex_lock(&w->lock);
+    w->token = rsock_thread_token();
+    pthread_cond_signal(&w->published);
+    pthread_mutex_unlock(&w->lock);
+
+    char line[64];
+    const char *step = "connect";
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (rsock_connect(NULL, s, (struct sockaddr *)&w->server, sizeof w->server, 5000) == 0) {
+        step = "recv";
+        if (read_line(s, line, sizeof line) > 0) {
+            printf("worker: server says: %s\n", line);
+            step = "send";
+            if (rsock_send(NULL, s, "TIME\n", 5, MSG_NOSIGNAL, 5000) == 5) {
+                printf("worker: asked for the time (the server never answers)\n");
+                step = "recv";
+                if (read_line(s, line, sizeof line) > 0) printf("worker: got %s\n", line);
+            }
+        }
+    }
+    int err = rsock_last_error();
+    w->cancelled = err == RSOCK_ECANCELED;
+    if (w->cancelled)
+        printf("worker: cancelled in %s\n", step);
+    else
+        printf("worker: %s failed: %s\n", step, rsock_strerror(err));
+    close(s);
+    return NULL;
+}
+
+int main(void) {
+    struct demo_server server;
+    if (demo_server_start(&server) != 0) {
+        perror("demo server");
+        return 1;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    struct worker w = {server.addr, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, worker_main, &w);
+    pthread_mutex_lock(&w.lock);
+    while (!w.token) pthread_cond_wait(&w.published, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+
+    /* The UI: wait for the user (or a timer). */
+    if (isatty(STDIN_FILENO)) {
+        printf("ui: press Enter to cancel the worker\n");
+        getchar();
+    } else {
+        struct timespec delay = {0, 300 * 1000 * 1000};
+        printf("ui: stdin is not a terminal; cancelling in 300 ms\n");
+        nanosleep(&delay, NULL);
+    }
+    printf("ui: cancelling the worker\n");
+    rsock_cancel(w.token); /* from any thread; even a signal handler */
+
+    pthread_join(th, NULL);
+    rsock_token_unref(w.token);
+    demo_server_stop(&server);
+    printf("ui: worker finished cleanly\n");
+    return w.cancelled ? 0 : 1;
+}

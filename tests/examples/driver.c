@@ -1,0 +1,341 @@
+/*
+ * Runs a C example the way a user would and checks what it prints and how
+ * it exits; for the servers and clients it plays the other side.
+ *
+ * usage: driver NAME PROGRAM
+ *   NAME: cancel_demo, legacy_hook, worker_cancel, echo_server or
+ *   http_get_timeout; PROGRAM: the built example.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int failures;
+
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        if (!(cond)) {                                                              \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);          \
+            failures++;                                                             \
+        }                                                                           \
+    } while (0)
+
+/* A running example, its stdout and stderr captured together. */
+struct proc {
+    pid_t pid;
+    int out;
+    char buf[1 << 16];
+    size_t len;
+};
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void spawn(struct proc *p, char *const argv[]) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("pipe");
+        exit(2);
+    }
+    p->len = 0;
+    p->buf[0] = '\0';
+    p->pid = fork();
+    if (p->pid < 0) {
+        perror("fork");
+        exit(2);
+    }
+    if (p->pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, STDIN_FILENO); /* not a terminal: the examples run unattended */
+        dup2(fds[1], STDOUT_FILENO);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        execv(argv[0], argv);
+        perror(argv[0]);
+        _exit(127);
+    }
+    close(fds[1]);
+    p->out = fds[0];
+}
+
+/* Reads output until `needle` shows (1), or end of output or `timeout_ms` (0). */
+static int read_until(struct proc *p, const char *needle, int timeout_ms) {
+    long long deadline = now_ms() + timeout_ms;
+    while (!(needle && strstr(p->buf, needle))) {
+        long long left = deadline - now_ms();
+        struct pollfd pfd = {p->out, POLLIN, 0};
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) return 0;
+        ssize_t n = read(p->out, p->buf + p->len, sizeof p->buf - 1 - p->len);
+        if (n <= 0) return 0;
+        p->len += (size_t)n;
+        p->buf[p->len] = '\0';
+    }
+    return 1;
+}
+
+/* Collects the rest of the output and the exit status (128 + signal if
+   killed; -1, after killing it, if it does not exit in time). */
+static int finish(struct proc *p, int timeout_ms) {
+    long long deadline = now_ms() + timeout_ms;
+    read_until(p, NULL, timeout_ms);
+    close(p->out);
+    int status;
+    while (waitpid(p->pid, &status, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            fprintf(stderr, "FAIL: still running after %d ms; killed\n", timeout_ms);
+            return -1;
+        }
+        usleep(10 * 1000);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Checks that each of the NULL-terminated `needles` appears, in order. */
+static void expect_output(const struct proc *p, const char *const *needles) {
+    const char *at = p->buf;
+    for (; *needles; needles++) {
+        const char *hit = strstr(at, *needles);
+        if (!hit) {
+            fprintf(stderr, "FAIL: expected \"%s\" (in this order) in the output\n", *needles);
+            failures++;
+            return;
+        }
+        at = hit + strlen(*needles);
+    }
+}
+
+static int run_simple(char *prog, const char *const *needles, const char *absent) {
+    struct proc p;
+    char *argv[] = {prog, NULL};
+    spawn(&p, argv);
+    int status = finish(&p, 30000);
+    CHECK(status == 0);
+    expect_output(&p, needles);
+    if (absent) CHECK(strstr(p.buf, absent) == NULL);
+    printf("%s", p.buf);
+    return status;
+}
+
+/* ---------------------------------------------------------------- echo_server */
+
+static int connect_to(unsigned short port) {
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {10, 0}; /* a lost reply fails the test instead of hanging it */
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        perror("connect");
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+static unsigned short start_echo_server(struct proc *p, char *prog) {
+    char *argv[] = {prog, NULL};
+    spawn(p, argv);
+    const char *tag = "listening on 127.0.0.1:";
+    if (!read_until(p, tag, 10000)) {
+        fprintf(stderr, "FAIL: echo_server did not start:\n%s\n", p->buf);
+        exit(1);
+    }
+    return (unsigned short)atoi(strstr(p->buf, tag) + strlen(tag));
+}
+
+static void check_echo_server(char *prog) {
+    enum { CLIENTS = 4 };
+    struct proc p;
+    unsigned short port = start_echo_server(&p, prog);
+
+    /* Four clients, all connected at once; each sends (i+1) KB and reads
+       it back. */
+    int socks[CLIENTS];
+    long long expected = 0;
+    static char out[8192], in[8192];
+    for (int i = 0; i < CLIENTS; i++) socks[i] = connect_to(port);
+    for (int i = 0; i < CLIENTS; i++) {
+        size_t n = (size_t)(i + 1) * 1000;
+        for (size_t k = 0; k < n; k++) out[k] = (char)('a' + (k + (size_t)i) % 26);
+        CHECK(socks[i] >= 0 && send(socks[i], out, n, 0) == (ssize_t)n);
+        CHECK(recv(socks[i], in, n, MSG_WAITALL) == (ssize_t)n && memcmp(in, out, n) == 0);
+        expected += (long long)n;
+    }
+    /* The first leaves; the others stay connected and idle, so their
+       server threads are blocked in recv when the signal comes. */
+    close(socks[0]);
+    CHECK(kill(p.pid, SIGINT) == 0);
+    int status = finish(&p, 10000);
+    CHECK(status == 0);
+    char summary[96];
+    snprintf(summary, sizeof summary, "served %d clients, %lld bytes", CLIENTS, expected);
+    const char *want[] = {"shutting down", summary, NULL};
+    expect_output(&p, want);
+    /* The server closed the idle connections on its way out. */
+    for (int i = 1; i < CLIENTS; i++) {
+        CHECK(recv(socks[i], in, 1, 0) == 0);
+        close(socks[i]);
+    }
+    printf("%s", p.buf);
+
+    /* SIGTERM with no client at all. */
+    start_echo_server(&p, prog);
+    CHECK(kill(p.pid, SIGTERM) == 0);
+    CHECK(finish(&p, 10000) == 0);
+    const char *none[] = {"served 0 clients, 0 bytes", NULL};
+    expect_output(&p, none);
+    printf("%s", p.buf);
+}
+
+/* ---------------------------------------------------------------- http_get_timeout */
+
+struct http_server {
+    int listener;
+    unsigned short port;
+    int answer; /* 0: read the request and never answer */
+    char request[1024];
+    pthread_t thread;
+};
+
+static void *http_serve(void *arg) {
+    struct http_server *srv = arg;
+    int s = accept(srv->listener, NULL, NULL);
+    if (s < 0) return NULL;
+    struct timeval tv = {30, 0};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t len = 0;
+    ssize_t n;
+    while (!strstr(srv->request, "\r\n\r\n") && len + 1 < sizeof srv->request &&
+           (n = recv(s, srv->request + len, sizeof srv->request - 1 - len, 0)) > 0) {
+        len += (size_t)n;
+        srv->request[len] = '\0';
+    }
+    if (srv->answer) {
+        const char reply[] = "HTTP/1.0 200 OK\r\nContent-Length: 13\r\n\r\nhello, rsock\n";
+        send(s, reply, sizeof reply - 1, MSG_NOSIGNAL);
+    } else {
+        char c;
+        while (recv(s, &c, 1, 0) > 0) { /* until the client goes */
+        }
+    }
+    close(s);
+    return NULL;
+}
+
+static void http_server_start(struct http_server *srv, int answer) {
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    memset(srv, 0, sizeof *srv);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* IPv4 only: "localhost" may try ::1 first */
+    srv->answer = answer;
+    srv->listener = socket(AF_INET, SOCK_STREAM, 0);
+    if (bind(srv->listener, (struct sockaddr *)&a, sizeof a) != 0 || listen(srv->listener, 4) != 0 ||
+        getsockname(srv->listener, (struct sockaddr *)&a, &len) != 0) {
+        perror("http server");
+        exit(2);
+    }
+    srv->port = ntohs(a.sin_port);
+    pthread_create(&srv->thread, NULL, http_serve, srv);
+}
+
+static void http_server_stop(struct http_server *srv) {
+    pthread_join(srv->thread, NULL);
+    close(srv->listener);
+}
+
+static int run_http(char *prog, const char *host, struct http_server *srv, const char *timeout_ms,
+                    int sigint_when_waiting, struct proc *p) {
+    char port[16];
+    snprintf(port, sizeof port, "%u", srv->port);
+    char *argv[] = {prog, (char *)host, port, "/hello", (char *)timeout_ms, NULL};
+    spawn(p, argv);
+    if (sigint_when_waiting) {
+        CHECK(read_until(p, "waiting for the reply", 10000));
+        CHECK(kill(p->pid, SIGINT) == 0);
+    }
+    int status = finish(p, 30000);
+    http_server_stop(srv);
+    printf("%s", p->buf);
+    return status;
+}
+
+static void check_http_get_timeout(char *prog) {
+    struct http_server srv;
+    struct proc p;
+
+    printf("-- a server that answers\n");
+    http_server_start(&srv, 1);
+    CHECK(run_http(prog, "localhost", &srv, "5000", 0, &p) == 0);
+    CHECK(strncmp(srv.request, "GET /hello HTTP/1.0\r\n", 21) == 0);
+    const char *ok[] = {"HTTP/1.0 200 OK", "hello, rsock", "52 bytes received", NULL};
+    expect_output(&p, ok);
+
+    printf("-- a server that never answers, 300 ms timeout\n");
+    http_server_start(&srv, 0);
+    long long t0 = now_ms();
+    CHECK(run_http(prog, "127.0.0.1", &srv, "300", 0, &p) == 2);
+    CHECK(now_ms() - t0 >= 300);
+    const char *timed_out[] = {"waiting for the reply", "recv: operation timed out", NULL};
+    expect_output(&p, timed_out);
+
+    printf("-- a server that never answers, then Ctrl-C\n");
+    http_server_start(&srv, 0);
+    CHECK(run_http(prog, "127.0.0.1", &srv, "60000", 1, &p) == 130);
+    const char *cancelled[] = {"waiting for the reply", "recv: operation cancelled", NULL};
+    expect_output(&p, cancelled);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s NAME PROGRAM\n", argv[0]);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    alarm(120); /* a hang fails the test */
+    const char *name = argv[1];
+    char *prog = argv[2];
+    if (strcmp(name, "cancel_demo") == 0) {
+        const char *want[] = {"worker returned: operation cancelled", "recv with a 50 ms timeout: operation timed out",
+                              "18 bytes: \"hello after cancel\"", NULL};
+        run_simple(prog, want, NULL);
+    } else if (strcmp(name, "legacy_hook") == 0) {
+        const char *want[] = {"server: hello from the demo server", "ui frame 1", "ui frame 5", "user pressed Cancel",
+                              "recv failed with WSAEINTR after 5 ui frames: cancelled", "server: bye", NULL};
+        run_simple(prog, want, "ui frame 6");
+    } else if (strcmp(name, "worker_cancel") == 0) {
+        const char *want[] = {"ui: cancelling the worker", "worker: cancelled in ", "ui: worker finished cleanly", NULL};
+        run_simple(prog, want, NULL);
+    } else if (strcmp(name, "echo_server") == 0) {
+        check_echo_server(prog);
+    } else if (strcmp(name, "http_get_timeout") == 0) {
+        check_http_get_timeout(prog);
+    } else {
+        fprintf(stderr, "unknown example %s\n", name);
+        return 2;
+    }
+    printf("%s: %s\n", name, failures ? "FAILED" : "ok");
+    return failures ? 1 : 0;
+}
