@@ -37,6 +37,7 @@ typedef WSAPOLLFD rsock_pollfd;
 #define RSOCK_EINPROGRESS WSAEINPROGRESS
 #else
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -311,6 +312,30 @@ int rsock_connect(rsock_token *token,
                   const struct sockaddr *addr,
                   socklen_t addrlen,
                   int timeout_ms);
+
+/**
+ * `getaddrinfo()`, cancellable, with a timeout. Returns what `getaddrinfo`
+ * returns: 0 with the list in `*res` (free it with `freeaddrinfo`), or an
+ * EAI_* code (see `gai_strerror`; with EAI_SYSTEM the error is in errno).
+ * When cancelled or timed out it returns EAI_SYSTEM with RSOCK_ECANCELED or
+ * RSOCK_ETIMEDOUT. `*res` is NULL whenever it fails. `res` NULL, or a
+ * timeout below -1: EAI_SYSTEM with EINVAL. `node`, `service` and `hints`
+ * as for `getaddrinfo` (copied: they may be freed once this returns).
+ * Threads: the lookup runs on a pool of at most 4 resolver threads, shared
+ * by the process, which start on demand and exit after 2 s idle; more
+ * concurrent lookups wait for a free thread (their timeout runs meanwhile).
+ * A cancelled or timed-out lookup goes on in its pool thread, which frees
+ * the result; the caller never waits for it. Cancellable from any thread or
+ * signal handler like the other calls; NULL `token`: the thread's token.
+ * A call from inside this thread's blocking hook fails (EAI_SYSTEM) with
+ * RSOCK_EINPROGRESS. After fork() the child starts a new pool.
+ */
+int rsock_getaddrinfo(rsock_token *token,
+                      const char *node,
+                      const char *service,
+                      const struct addrinfo *hints,
+                      struct addrinfo **res,
+                      int timeout_ms);
 
 /**
  * The version of the linked library as "major.minor.patch" (static string;

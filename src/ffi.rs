@@ -8,10 +8,15 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use crate::ops;
+use crate::resolve::{resolve, ResolveError};
 use crate::shim;
+use crate::shim::Call;
+use crate::sys::Hints;
 use crate::sys::{self, AddrIn, AddrOut, Error, Result};
 use crate::token::{Inner, Token};
-use libc::{c_char, c_int, c_void, intptr_t, size_t, sockaddr, socklen_t};
+use crate::wait::Deadline;
+use libc::{addrinfo, c_char, c_int, c_void, intptr_t, size_t, sockaddr, socklen_t};
+use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// A cancellation token. Opaque; reference-counted; create it with
@@ -466,6 +471,68 @@ pub extern "C" fn rsock_connect(
         // SAFETY: the caller passes an address of `addrlen` bytes.
         let to = unsafe { AddrIn::new(addr, addrlen) };
         with_token(token, |t| ops::connect(t, sock, to, timeout_ms)).map(|()| 0)
+    })
+}
+
+// ---------------------------------------------------------------- names
+
+/// `getaddrinfo()`, cancellable, with a timeout. Returns what `getaddrinfo`
+/// returns: 0 with the list in `*res` (free it with `freeaddrinfo`), or an
+/// EAI_* code (see `gai_strerror`; with EAI_SYSTEM the error is in errno).
+/// When cancelled or timed out it returns EAI_SYSTEM with RSOCK_ECANCELED or
+/// RSOCK_ETIMEDOUT. `*res` is NULL whenever it fails. `res` NULL, or a
+/// timeout below -1: EAI_SYSTEM with EINVAL. `node`, `service` and `hints`
+/// as for `getaddrinfo` (copied: they may be freed once this returns).
+/// Threads: the lookup runs on a pool of at most 4 resolver threads, shared
+/// by the process, which start on demand and exit after 2 s idle; more
+/// concurrent lookups wait for a free thread (their timeout runs meanwhile).
+/// A cancelled or timed-out lookup goes on in its pool thread, which frees
+/// the result; the caller never waits for it. Cancellable from any thread or
+/// signal handler like the other calls; NULL `token`: the thread's token.
+/// A call from inside this thread's blocking hook fails (EAI_SYSTEM) with
+/// RSOCK_EINPROGRESS. After fork() the child starts a new pool.
+#[no_mangle]
+pub extern "C" fn rsock_getaddrinfo(
+    token: *mut rsock_token,
+    node: *const c_char,
+    service: *const c_char,
+    hints: *const addrinfo,
+    res: *mut *mut addrinfo,
+    timeout_ms: c_int,
+) -> c_int {
+    guard(sys::EAI_SYSTEM, || {
+        if res.is_null() {
+            return inval();
+        }
+        // SAFETY: `res` is a valid pointer to the caller's result variable.
+        unsafe { *res = std::ptr::null_mut() };
+        // SAFETY: NULL or NUL-terminated strings, NULL or a valid addrinfo,
+        // as for getaddrinfo.
+        let (node, service, hints) = unsafe {
+            (
+                (!node.is_null()).then(|| CStr::from_ptr(node).to_owned()),
+                (!service.is_null()).then(|| CStr::from_ptr(service).to_owned()),
+                Hints::from_raw(hints),
+            )
+        };
+        let mut dl = Deadline::check(timeout_ms)?;
+        with_token(token, |t| {
+            let call = Call::enter(t)?;
+            match resolve(&call, node, service, hints, &mut dl) {
+                Ok(list) => {
+                    // SAFETY: checked non-NULL above.
+                    unsafe { *res = list.into_raw() };
+                    Ok(0)
+                }
+                Err(ResolveError::Lookup(rc, errno)) => {
+                    if rc == sys::EAI_SYSTEM {
+                        sys::set_last_error(errno);
+                    }
+                    Ok(rc)
+                }
+                Err(ResolveError::Sys(e)) => Err(e),
+            }
+        })
     })
 }
 

@@ -8,6 +8,7 @@
 pub mod error;
 pub mod ffi;
 pub mod ops;
+mod resolve;
 mod shim;
 mod sys;
 mod token;

@@ -476,3 +476,91 @@ mod tests {
         signal_and_drain(WakeFd::new_pipe().expect("pipe"));
     }
 }
+
+// ---------------------------------------------------------------- resolution
+
+pub const EAI_SYSTEM: c_int = libc::EAI_SYSTEM;
+
+/// The fields of `struct addrinfo` a caller may set in getaddrinfo's hints.
+#[derive(Clone, Copy)]
+pub struct Hints {
+    pub flags: c_int,
+    pub family: c_int,
+    pub socktype: c_int,
+    pub protocol: c_int,
+}
+
+impl Hints {
+    /// # Safety
+    /// `ai` must be NULL or point to a readable `struct addrinfo`.
+    pub unsafe fn from_raw(ai: *const libc::addrinfo) -> Option<Hints> {
+        // SAFETY: per the function's contract.
+        let ai = unsafe { ai.as_ref()? };
+        Some(Hints {
+            flags: ai.ai_flags,
+            family: ai.ai_family,
+            socktype: ai.ai_socktype,
+            protocol: ai.ai_protocol,
+        })
+    }
+}
+
+/// A getaddrinfo result list, owned: freed with freeaddrinfo on drop.
+pub struct AddrList(*mut libc::addrinfo);
+
+// SAFETY: the list is heap memory that this value owns alone.
+unsafe impl Send for AddrList {}
+
+impl AddrList {
+    /// Hands the list to the caller, who frees it with freeaddrinfo.
+    pub fn into_raw(self) -> *mut libc::addrinfo {
+        let p = self.0;
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for AddrList {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: the list came from getaddrinfo and is freed once.
+            unsafe { libc::freeaddrinfo(self.0) };
+        }
+    }
+}
+
+/// The system's getaddrinfo, blocking. On failure: its EAI_* code, and the
+/// errno that goes with EAI_SYSTEM.
+pub fn getaddrinfo(
+    node: Option<&std::ffi::CStr>,
+    service: Option<&std::ffi::CStr>,
+    hints: Option<&Hints>,
+) -> std::result::Result<AddrList, (c_int, i32)> {
+    // SAFETY: addrinfo is plain data; zero is its "unset" value.
+    let mut h: libc::addrinfo = unsafe { std::mem::zeroed() };
+    if let Some(hints) = hints {
+        h.ai_flags = hints.flags;
+        h.ai_family = hints.family;
+        h.ai_socktype = hints.socktype;
+        h.ai_protocol = hints.protocol;
+    }
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: the strings are NUL-terminated or NULL, `h` and `res` are
+    // valid locals.
+    let rc = unsafe {
+        libc::getaddrinfo(
+            node.map_or(std::ptr::null(), |s| s.as_ptr()),
+            service.map_or(std::ptr::null(), |s| s.as_ptr()),
+            if hints.is_some() {
+                &h
+            } else {
+                std::ptr::null()
+            },
+            &mut res,
+        )
+    };
+    if rc != 0 {
+        return Err((rc, if rc == EAI_SYSTEM { last_error() } else { 0 }));
+    }
+    Ok(AddrList(res))
+}

@@ -1,0 +1,172 @@
+/* rsock_getaddrinfo: cancellable, bounded by a timeout, on a bounded pool
+   of resolver threads, freeing abandoned results.
+
+   This program defines getaddrinfo and freeaddrinfo itself, so the library
+   (linked statically) calls these: names under ".hang.test" never answer
+   until the test releases them, like a resolver whose DNS server is silent;
+   everything else goes to the system's resolver. No machine configuration
+   is touched. The counters show how many lookups run at once and that
+   every result is freed. */
+#include "rtest.h"
+
+#include <dlfcn.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+
+static pthread_mutex_t hang_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hang_cv = PTHREAD_COND_INITIALIZER;
+static int hangs_released;
+static atomic_int running, max_running, results_made, results_freed;
+
+typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+typedef void (*fai_fn)(struct addrinfo *);
+
+static int is_hang(const char *node) {
+    size_t n = node ? strlen(node) : 0;
+    return n >= 10 && strcmp(node + n - 10, ".hang.test") == 0;
+}
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res) {
+    int now = atomic_fetch_add(&running, 1) + 1;
+    for (int m = atomic_load(&max_running); now > m && !atomic_compare_exchange_weak(&max_running, &m, now);) {
+    }
+    if (is_hang(node)) {
+        pthread_mutex_lock(&hang_lock);
+        while (!hangs_released) pthread_cond_wait(&hang_cv, &hang_lock);
+        pthread_mutex_unlock(&hang_lock);
+        node = "127.0.0.1"; /* then answer */
+    }
+    gai_fn real = (gai_fn)dlsym(RTLD_NEXT, "getaddrinfo");
+    int rc = real(node, service, hints, res);
+    if (rc == 0) atomic_fetch_add(&results_made, 1);
+    atomic_fetch_sub(&running, 1);
+    return rc;
+}
+
+void freeaddrinfo(struct addrinfo *ai) {
+    if (ai) atomic_fetch_add(&results_freed, 1);
+    fai_fn real = (fai_fn)dlsym(RTLD_NEXT, "freeaddrinfo");
+    real(ai);
+}
+
+static void release_hangs(void) {
+    pthread_mutex_lock(&hang_lock);
+    hangs_released = 1;
+    pthread_cond_broadcast(&hang_cv);
+    pthread_mutex_unlock(&hang_lock);
+}
+
+static void wait_until_all_freed(void) {
+    for (int i = 0; i < 500 && (atomic_load(&running) > 0 || atomic_load(&results_freed) != atomic_load(&results_made)); i++)
+        sleep_ms(10);
+}
+
+static void resolves_like_getaddrinfo(void) {
+    struct addrinfo hints, *res = (struct addrinfo *)1;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    CHECK(rsock_getaddrinfo(NULL, "127.0.0.1", "8080", &hints, &res, 1000) == 0);
+    REQUIRE(res != NULL);
+    struct sockaddr_in *sin = (struct sockaddr_in *)res->ai_addr;
+    CHECK(res->ai_family == AF_INET && ntohs(sin->sin_port) == 8080 &&
+          sin->sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+    freeaddrinfo(res);
+    /* getaddrinfo's own failures come back as they are, *res NULL. */
+    res = (struct addrinfo *)1;
+    CHECK(rsock_getaddrinfo(NULL, "not a number", NULL, &hints, &res, 1000) == EAI_NONAME);
+    CHECK(res == NULL);
+    CHECK(rsock_getaddrinfo(NULL, NULL, NULL, NULL, &res, 1000) == EAI_NONAME);
+    /* Bad arguments. */
+    CHECK(rsock_getaddrinfo(NULL, "127.0.0.1", NULL, NULL, NULL, 1000) == EAI_SYSTEM && errno == EINVAL);
+    CHECK(rsock_getaddrinfo(NULL, "127.0.0.1", NULL, NULL, &res, -2) == EAI_SYSTEM && errno == EINVAL);
+}
+
+static void timeout_and_cancel_abandon_the_lookup(void) {
+    struct addrinfo *res = (struct addrinfo *)1;
+    double t0 = now_ms();
+    CHECK(rsock_getaddrinfo(NULL, "a.hang.test", "80", NULL, &res, 100) == EAI_SYSTEM &&
+          rsock_last_error() == RSOCK_ETIMEDOUT);
+    CHECK(now_ms() - t0 >= 100 && now_ms() - t0 < 5000);
+    CHECK(res == NULL);
+
+    rsock_token *t = rsock_token_new();
+    struct canceller c;
+    start_cancel(&c, t, 50);
+    CHECK(rsock_getaddrinfo(t, "b.hang.test", "80", NULL, &res, RSOCK_INFINITE) == EAI_SYSTEM &&
+          rsock_last_error() == RSOCK_ECANCELED);
+    join_cancel(&c);
+    /* Already cancelled: fails before any lookup starts. */
+    CHECK(rsock_getaddrinfo(t, "127.0.0.1", NULL, NULL, &res, RSOCK_INFINITE) == EAI_SYSTEM &&
+          rsock_last_error() == RSOCK_ECANCELED);
+    rsock_token_unref(t);
+}
+
+struct lookup {
+    pthread_t th;
+    int rc, err;
+};
+
+static void *hanging_lookup(void *arg) {
+    struct lookup *l = arg;
+    struct addrinfo *res = NULL;
+    l->rc = rsock_getaddrinfo(NULL, "c.hang.test", "80", NULL, &res, 200);
+    l->err = rsock_last_error();
+    if (res) freeaddrinfo(res);
+    return NULL;
+}
+
+/* Twelve callers at once: at most 4 lookups run, every caller returns on
+   time, and once the resolver answers every abandoned result is freed. */
+static void pool_is_bounded_and_frees_abandoned_results(void) {
+    enum { N = 12 };
+    struct lookup l[N];
+    for (int i = 0; i < N; i++) pthread_create(&l[i].th, NULL, hanging_lookup, &l[i]);
+    for (int i = 0; i < N; i++) {
+        pthread_join(l[i].th, NULL);
+        CHECK(l[i].rc == EAI_SYSTEM && l[i].err == RSOCK_ETIMEDOUT);
+    }
+    CHECK(atomic_load(&max_running) >= 1 && atomic_load(&max_running) <= 4);
+    printf("     at most %d lookups ran at once\n", atomic_load(&max_running));
+    int fds = fd_count();
+    release_hangs();
+    wait_until_all_freed();
+    CHECK(atomic_load(&running) == 0);
+    CHECK(atomic_load(&results_made) > 0);
+    CHECK(atomic_load(&results_freed) == atomic_load(&results_made));
+    CHECK(fd_count() <= fds);
+    /* And the pool still works. */
+    struct addrinfo *res = NULL;
+    CHECK(rsock_getaddrinfo(NULL, "d.hang.test", "80", NULL, &res, 5000) == 0 && res != NULL);
+    freeaddrinfo(res);
+}
+
+/* In a fork() child the pool starts afresh (the parent's threads are gone). */
+static void works_after_fork(void) {
+    struct addrinfo *res = NULL;
+    CHECK(rsock_getaddrinfo(NULL, "127.0.0.1", "1", NULL, &res, 1000) == 0);
+    freeaddrinfo(res);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct addrinfo *r = NULL;
+        int rc = rsock_getaddrinfo(NULL, "127.0.0.1", "2", NULL, &r, 5000);
+        if (rc != 0) fprintf(stderr, "child: rc %d errno %d\n", rc, rsock_last_error());
+        _exit(rc == 0 && r ? 0 : 1);
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+int main(void) {
+    rt_watchdog(60);
+    RUN(resolves_like_getaddrinfo);
+    RUN(timeout_and_cancel_abandon_the_lookup);
+    RUN(pool_is_bounded_and_frees_abandoned_results);
+    RUN(works_after_fork);
+    release_hangs();
+    return rt_finish("test_resolve");
+}
