@@ -1,6 +1,7 @@
 /*
  * demo_server.h: a stand-in server for the client examples, so that they run
- * on their own. Not part of rsock: plain blocking sockets on a thread.
+ * on their own: a thread that demo_server_stop can always stop (its
+ * accept and recv wait on a token that stop cancels).
  *
  * It listens on 127.0.0.1 (an ephemeral port), serves one client, and speaks
  * a line protocol:
@@ -11,6 +12,8 @@
 #ifndef DEMO_SERVER_H
 #define DEMO_SERVER_H
 
+#include <rsock.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -18,16 +21,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* where it does not exist, the examples ignore SIGPIPE */
+#endif
+
 struct demo_server {
     int listener;
     struct sockaddr_in addr; /* where it listens */
     pthread_t thread;
+    rsock_token *stop;
 };
 
-static int demo_server_read_line(int s, char *line, size_t size) {
+static int demo_server_read_line(struct demo_server *srv, int s, char *line, size_t size) {
     size_t n = 0;
     char c;
-    while (n + 1 < size && recv(s, &c, 1, 0) == 1) {
+    while (n + 1 < size && rsock_recv(srv->stop, s, &c, 1, 0, RSOCK_INFINITE) == 1) {
         if (c == '\n') {
             line[n] = '\0';
             return 0;
@@ -39,12 +47,12 @@ static int demo_server_read_line(int s, char *line, size_t size) {
 
 static void *demo_server_run(void *arg) {
     struct demo_server *srv = arg;
-    int s = accept(srv->listener, NULL, NULL);
-    if (s < 0) return NULL;
+    int s = rsock_accept(srv->stop, srv->listener, NULL, NULL, RSOCK_INFINITE);
+    if (s < 0) return NULL; /* stopped before a client came */
     const char hello[] = "hello from the demo server\n";
     send(s, hello, sizeof hello - 1, MSG_NOSIGNAL);
     char line[64];
-    while (demo_server_read_line(s, line, sizeof line) == 0) {
+    while (demo_server_read_line(srv, s, line, sizeof line) == 0) {
         if (strcmp(line, "QUIT") == 0) {
             send(s, "bye\n", 4, MSG_NOSIGNAL);
             break;
@@ -60,8 +68,9 @@ static int demo_server_start(struct demo_server *srv) {
     memset(&srv->addr, 0, sizeof srv->addr);
     srv->addr.sin_family = AF_INET;
     srv->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    srv->stop = rsock_token_new();
     srv->listener = socket(AF_INET, SOCK_STREAM, 0);
-    if (srv->listener < 0) return -1;
+    if (!srv->stop || srv->listener < 0) return -1;
     if (bind(srv->listener, (struct sockaddr *)&srv->addr, sizeof srv->addr) != 0 ||
         listen(srv->listener, 1) != 0 ||
         getsockname(srv->listener, (struct sockaddr *)&srv->addr, &len) != 0 ||
@@ -72,9 +81,11 @@ static int demo_server_start(struct demo_server *srv) {
     return 0;
 }
 
-/* Waits for the client to finish, then closes the listener. */
+/* Stops the server, whether or not a client came, and cleans up. */
 static void demo_server_stop(struct demo_server *srv) {
+    rsock_cancel(srv->stop);
     pthread_join(srv->thread, NULL);
+    rsock_token_unref(srv->stop);
     close(srv->listener);
 }
 

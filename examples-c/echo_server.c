@@ -20,11 +20,16 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* where it does not exist, SIGPIPE is ignored below */
+#endif
 
 #define IDLE_MS (5 * 60 * 1000)
 
@@ -33,6 +38,7 @@ struct client {
     rsock_token *token; /* child of the root token */
     int sock;
     long long bytes; /* echoed back */
+    atomic_int done;  /* the thread has finished: join it */
 };
 
 static rsock_token *root; /* set before the signal handlers are installed */
@@ -53,7 +59,26 @@ static void *serve_client(void *arg) {
         if (sent != n) break;
     }
     close(c->sock);
+    atomic_store(&c->done, 1);
     return NULL;
+}
+
+/* Joins and frees finished clients (all of them with `all`); adds what they
+   served to *bytes and returns how many are left in the array. */
+static size_t reap(struct client **clients, size_t n, int all, long long *bytes) {
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct client *c = clients[i];
+        if (!all && !atomic_load(&c->done)) {
+            clients[kept++] = c;
+            continue;
+        }
+        pthread_join(c->thread, NULL);
+        *bytes += c->bytes;
+        rsock_token_unref(c->token);
+        free(c);
+    }
+    return kept;
 }
 
 int main(int argc, char **argv) {
@@ -63,10 +88,13 @@ int main(int argc, char **argv) {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(argc > 1 ? (unsigned short)atoi(argv[1]) : 0);
+    if (argc > 1 && (atoi(argv[1]) <= 0 || atoi(argv[1]) > 65535)) {
+        fprintf(stderr, "usage: %s [port]\n", argv[0]);
+        return 1;
+    }
     int one = 1;
     int lst = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(lst, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (lst < 0 || bind(lst, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lst, 64) != 0 ||
+    if (lst < 0 || setsockopt(lst, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 || bind(lst, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lst, 64) != 0 ||
         getsockname(lst, (struct sockaddr *)&addr, &len) != 0) {
         perror("echo_server: listen");
         return 1;
@@ -83,13 +111,16 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a client that vanishes is an error, not the end */
 
     printf("echo_server: listening on 127.0.0.1:%u (Ctrl-C to stop)\n", ntohs(addr.sin_port));
     fflush(stdout);
 
     struct client **clients = NULL;
-    size_t nclients = 0;
+    size_t nclients = 0, served = 0;
+    long long bytes = 0;
     for (;;) {
+        nclients = reap(clients, nclients, 0, &bytes);
         int s = rsock_accept(root, lst, NULL, NULL, RSOCK_INFINITE);
         if (s == RSOCK_INVALID_SOCKET) {
             int err = rsock_last_error();
@@ -119,19 +150,18 @@ int main(int argc, char **argv) {
             continue;
         }
         clients[nclients++] = c;
+        served++;
     }
 
     printf("echo_server: shutting down\n");
-    long long bytes = 0;
-    for (size_t i = 0; i < nclients; i++) {
-        pthread_join(clients[i]->thread, NULL);
-        bytes += clients[i]->bytes;
-        rsock_token_unref(clients[i]->token);
-        free(clients[i]);
-    }
+    reap(clients, nclients, 1, &bytes); /* every thread returns: its child token is cancelled */
     free(clients);
+    /* No handler may reach the token once it is freed. */
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     rsock_token_unref(root);
     close(lst);
-    printf("echo_server: served %zu clients, %lld bytes\n", nclients, bytes);
+    printf("echo_server: served %zu clients, %lld bytes\n", served, bytes);
     return 0;
 }

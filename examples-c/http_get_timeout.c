@@ -24,6 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* where it does not exist, SIGPIPE is ignored below */
+#endif
+
 static rsock_token *token;
 
 static void on_sigint(int sig) {
@@ -80,13 +84,22 @@ int main(int argc, char **argv) {
     const char *host = argv[1], *port = argv[2];
     const char *path = argc > 3 ? argv[3] : "/";
     int timeout_ms = argc > 4 ? atoi(argv[4]) : 5000;
+    if (timeout_ms <= 0) {
+        fprintf(stderr, "http_get_timeout: TIMEOUT_MS must be a positive number\n");
+        return 1;
+    }
 
     token = rsock_token_new();
+    if (!token) {
+        perror("http_get_timeout: rsock_token_new");
+        return 1;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 
     int code = 1;
     int s = connect_before(host, port, now_ms() + timeout_ms, &code);
@@ -113,6 +126,8 @@ int main(int argc, char **argv) {
         code = r < 0 ? fail("recv") : 0;
     }
     close(s);
+    sa.sa_handler = SIG_DFL; /* no handler may reach the token once it is freed */
+    sigaction(SIGINT, &sa, NULL);
     rsock_token_unref(token);
     fflush(stdout);
     if (code == 0) fprintf(stderr, "http_get_timeout: %lld bytes received\n", total);

@@ -18,6 +18,7 @@ struct worker {
     pthread_mutex_t lock;
     pthread_cond_t published;
     rsock_token *token; /* the worker's thread token, for the UI */
+    int published_ok;   /* token set (NULL if it could not be had) */
     int cancelled;
 };
 
@@ -42,30 +43,38 @@ static void *worker_main(void *arg) {
        NULL-token call this thread makes, now or later. */
     pthread_mutex_lock(&w->lock);
     w->token = rsock_thread_token();
+    w->published_ok = 1;
     pthread_cond_signal(&w->published);
     pthread_mutex_unlock(&w->lock);
+    if (!w->token) {
+        printf("worker: no thread token: %s\n", rsock_strerror(rsock_last_error()));
+        return NULL;
+    }
 
     char line[64];
     const char *step = "connect";
-    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int ok = 0, s = socket(AF_INET, SOCK_STREAM, 0);
     if (rsock_connect(NULL, s, (struct sockaddr *)&w->server, sizeof w->server, 5000) == 0) {
-        step = "recv";
+        step = "recv greeting";
         if (read_line(s, line, sizeof line) > 0) {
             printf("worker: server says: %s\n", line);
             step = "send";
             if (rsock_send(NULL, s, "TIME\n", 5, MSG_NOSIGNAL, 5000) == 5) {
                 printf("worker: asked for the time (the server never answers)\n");
-                step = "recv";
-                if (read_line(s, line, sizeof line) > 0) printf("worker: got %s\n", line);
+                step = "recv reply";
+                ok = read_line(s, line, sizeof line);
+                if (ok > 0) printf("worker: got %s\n", line);
             }
         }
     }
-    int err = rsock_last_error();
-    w->cancelled = err == RSOCK_ECANCELED;
-    if (w->cancelled)
-        printf("worker: cancelled in %s\n", step);
-    else
-        printf("worker: %s failed: %s\n", step, rsock_strerror(err));
+    if (ok <= 0) {
+        int err = ok == 0 ? 0 : rsock_last_error();
+        w->cancelled = err == RSOCK_ECANCELED;
+        if (w->cancelled)
+            printf("worker: cancelled in %s\n", step);
+        else
+            printf("worker: %s failed: %s\n", step, err ? rsock_strerror(err) : "connection closed");
+    }
     close(s);
     return NULL;
 }
@@ -78,11 +87,14 @@ int main(void) {
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    struct worker w = {server.addr, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
+    struct worker w = {server.addr, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0};
     pthread_t th;
-    pthread_create(&th, NULL, worker_main, &w);
+    if (pthread_create(&th, NULL, worker_main, &w) != 0) {
+        perror("pthread_create");
+        return 1;
+    }
     pthread_mutex_lock(&w.lock);
-    while (!w.token) pthread_cond_wait(&w.published, &w.lock);
+    while (!w.published_ok) pthread_cond_wait(&w.published, &w.lock);
     pthread_mutex_unlock(&w.lock);
 
     /* The UI: wait for the user (or a timer). */
@@ -98,7 +110,7 @@ int main(void) {
     rsock_cancel(w.token); /* from any thread; even a signal handler */
 
     pthread_join(th, NULL);
-    rsock_token_unref(w.token);
+    rsock_token_unref(w.token); /* NULL-safe */
     demo_server_stop(&server);
     printf("ui: worker finished cleanly\n");
     return w.cancelled ? 0 : 1;

@@ -41,6 +41,8 @@ typedef WSAPOLLFD rsock_pollfd;
 #include <poll.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+/* Declared by <netdb.h> only in POSIX mode; named here for strict C. */
+struct addrinfo;
 /** A socket: a file descriptor on POSIX. */
 typedef int rsock_socket;
 /** An entry for rsock_poll: struct pollfd on POSIX. */
@@ -92,7 +94,8 @@ typedef struct rsock_token rsock_token;
 
 /**
  * A Winsock-1.1-style blocking hook: called on the waiting thread while one
- * of its rsock calls waits. The return value is ignored.
+ * of its rsock calls waits. Nonzero means "call me again at once" (it
+ * handled a message), as in Winsock 1.1.
  */
 typedef int (*rsock_blocking_hook)(void);
 
@@ -358,7 +361,9 @@ const char *rsock_strerror(int code);
 /**
  * Installs `hook` as the calling thread's blocking hook and returns the
  * previous one (NULL if none). While an rsock call on this thread waits,
- * the hook is called repeatedly, at least every 10 ms. From inside the hook,
+ * the hook is called repeatedly, at least every 10 ms, and again at once
+ * while it returns nonzero (up to 64 times in a row, stopping at a cancel
+ * request), as Winsock 1.1 looped on its hook. From inside the hook,
  * `rsock_cancel_blocking_call` cancels the waiting call, and any other
  * blocking rsock call fails at once with RSOCK_EINPROGRESS. NULL removes
  * the hook. Affects only the calling thread. The hook must return normally

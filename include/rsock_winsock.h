@@ -34,6 +34,23 @@
  * WSAEINTR after a cancel keeps working; a system call interrupted by a
  * signal still reports EINTR.
  *
+ * Status: rsock's Windows backend is not built yet (see the README's
+ * platform table); on POSIX this header works today.
+ *
+ * Include order: on Windows, after <winsock2.h> and before <windows.h> (or
+ * define WIN32_LEAN_AND_MEAN). On POSIX, after any header of your own that
+ * defines Winsock names, or define RSOCK_WINSOCK_NO_POSIX_NAMES to get none
+ * of them (FARPROC must then come from your headers). Only the names above are provided: SOCKET, closesocket,
+ * WSAStartup and the rest are yours to map.
+ *
+ * The redirect macros replace every later use of those six names followed
+ * by "(": define RSOCK_WINSOCK_REDIRECT_CALLS only in the .c files that hold
+ * the old calls, after all other includes, never in a header. They add
+ * MSG_NOSIGNAL to send and sendto where it exists, so that a closed peer
+ * gives EPIPE instead of killing the process with SIGPIPE (Winsock has no
+ * SIGPIPE). A redirected send that is cancelled after queuing part of the
+ * data returns that count, not SOCKET_ERROR: compare it with the length.
+ *
  * See docs/MIGRATING.md for moving such code to a worker thread.
  */
 #ifndef RSOCK_WINSOCK_H
@@ -46,6 +63,9 @@
 
 #ifndef _WIN32
 #include <errno.h>
+#endif
+
+#if !defined(_WIN32) && !defined(RSOCK_WINSOCK_NO_POSIX_NAMES)
 
 #ifndef FARPROC
 /* Winsock 1.1's type for the hook (a macro here, so that it is defined only
@@ -77,7 +97,7 @@ typedef int (*rsock_winsock_farproc)(void);
 #ifndef WSAGetLastError
 #define WSAGetLastError() rsock_last_error()
 #endif
-#endif /* !_WIN32 */
+#endif /* POSIX names */
 
 #ifdef __cplusplus
 extern "C" {
@@ -93,11 +113,10 @@ static inline void rsock_winsock_set_error_(int code) {
 
 /* What WSASetBlockingHook returns when no hook was installed: Winsock 1.1
    returned its default hook, never NULL on success, and code that saves the
-   previous hook and restores it later expects that. Installing it means
-   "no hook". */
-static inline int rsock_winsock_default_hook(void) {
-    return 0;
-}
+   previous hook and restores it later expects that. The marker is the
+   address of rsock_is_blocking (one address in the whole program; harmless
+   if called); installing it means "no hook". */
+#define RSOCK_WINSOCK_DEFAULT_HOOK_ ((rsock_blocking_hook)rsock_is_blocking)
 
 /* Function pointer casts go through void (*)(void), the generic function
    pointer type, which compilers accept without -Wcast-function-type noise
@@ -107,34 +126,34 @@ static inline int rsock_winsock_default_hook(void) {
 static inline FARPROC rsock_winsock_set_blocking_hook(FARPROC hook) {
     rsock_blocking_hook prev;
     if (rsock_is_blocking()) {
-        rsock_winsock_set_error_(WSAEINPROGRESS);
+        rsock_winsock_set_error_(RSOCK_EINPROGRESS);
         return (FARPROC)0;
     }
     /* Winsock 1.1 hooks are BOOL (PASCAL FAR *)(void): called with no
        arguments, and their result is ignored here. */
-    if (hook == RSOCK_WINSOCK_CAST_(FARPROC, rsock_winsock_default_hook))
+    if (hook == RSOCK_WINSOCK_CAST_(FARPROC, RSOCK_WINSOCK_DEFAULT_HOOK_))
         prev = rsock_set_blocking_hook((rsock_blocking_hook)0);
     else
         prev = rsock_set_blocking_hook(RSOCK_WINSOCK_CAST_(rsock_blocking_hook, hook));
     if (!prev)
-        return RSOCK_WINSOCK_CAST_(FARPROC, rsock_winsock_default_hook);
+        return RSOCK_WINSOCK_CAST_(FARPROC, RSOCK_WINSOCK_DEFAULT_HOOK_);
     return RSOCK_WINSOCK_CAST_(FARPROC, prev);
 }
 
 static inline int rsock_winsock_unhook_blocking_hook(void) {
     if (rsock_is_blocking()) {
-        rsock_winsock_set_error_(WSAEINPROGRESS);
-        return SOCKET_ERROR;
+        rsock_winsock_set_error_(RSOCK_EINPROGRESS);
+        return -1;
     }
     return rsock_unhook_blocking_hook();
 }
 
-static inline BOOL rsock_winsock_is_blocking(void) {
-    return rsock_is_blocking() ? TRUE : FALSE;
+static inline int rsock_winsock_is_blocking(void) {
+    return rsock_is_blocking() ? 1 : 0;
 }
 
 static inline int rsock_winsock_cancel_blocking_call(void) {
-    return rsock_cancel_blocking_call() == 0 ? 0 : SOCKET_ERROR;
+    return rsock_cancel_blocking_call() == 0 ? 0 : -1; /* SOCKET_ERROR */
 }
 
 #ifdef __cplusplus
@@ -149,12 +168,18 @@ static inline int rsock_winsock_cancel_blocking_call(void) {
 #define WSACancelBlockingCall() rsock_winsock_cancel_blocking_call()
 
 #ifdef RSOCK_WINSOCK_REDIRECT_CALLS
+#ifdef MSG_NOSIGNAL
+#define RSOCK_WINSOCK_NOSIGNAL_ MSG_NOSIGNAL
+#else
+#define RSOCK_WINSOCK_NOSIGNAL_ 0
+#endif
 #define recv(s, buf, len, flags) rsock_recv(NULL, (s), (buf), (len), (flags), RSOCK_INFINITE)
-#define send(s, buf, len, flags) rsock_send(NULL, (s), (buf), (len), (flags), RSOCK_INFINITE)
+#define send(s, buf, len, flags) \
+    rsock_send(NULL, (s), (buf), (len), (flags) | RSOCK_WINSOCK_NOSIGNAL_, RSOCK_INFINITE)
 #define recvfrom(s, buf, len, flags, from, fromlen) \
     rsock_recvfrom(NULL, (s), (buf), (len), (flags), (from), (fromlen), RSOCK_INFINITE)
 #define sendto(s, buf, len, flags, to, tolen) \
-    rsock_sendto(NULL, (s), (buf), (len), (flags), (to), (tolen), RSOCK_INFINITE)
+    rsock_sendto(NULL, (s), (buf), (len), (flags) | RSOCK_WINSOCK_NOSIGNAL_, (to), (tolen), RSOCK_INFINITE)
 #define accept(s, addr, addrlen) rsock_accept(NULL, (s), (addr), (addrlen), RSOCK_INFINITE)
 #define connect(s, addr, addrlen) rsock_connect(NULL, (s), (addr), (addrlen), RSOCK_INFINITE)
 #endif

@@ -35,7 +35,8 @@ pub type rsock_socket = c_int;
 pub type rsock_pollfd = libc::pollfd;
 
 /// A Winsock-1.1-style blocking hook: called on the waiting thread while one
-/// of its rsock calls waits. The return value is ignored.
+/// of its rsock calls waits. Nonzero means "call me again at once" (it
+/// handled a message), as in Winsock 1.1.
 pub type rsock_blocking_hook = Option<unsafe extern "C" fn() -> c_int>;
 
 /// `rsock_block` event: the socket is readable (or has a pending connection).
@@ -565,7 +566,9 @@ pub extern "C" fn rsock_strerror(code: c_int) -> *const c_char {
 
 /// Installs `hook` as the calling thread's blocking hook and returns the
 /// previous one (NULL if none). While an rsock call on this thread waits,
-/// the hook is called repeatedly, at least every 10 ms. From inside the hook,
+/// the hook is called repeatedly, at least every 10 ms, and again at once
+/// while it returns nonzero (up to 64 times in a row, stopping at a cancel
+/// request), as Winsock 1.1 looped on its hook. From inside the hook,
 /// `rsock_cancel_blocking_call` cancels the waiting call, and any other
 /// blocking rsock call fails at once with RSOCK_EINPROGRESS. NULL removes
 /// the hook. Affects only the calling thread. The hook must return normally

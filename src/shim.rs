@@ -135,14 +135,23 @@ impl<'t> Call<'t> {
         STATE.with(|s| s.hook.get().is_some())
     }
 
-    /// Calls the hook, if any.
+    /// Calls the hook, if any, and again at once while it returns nonzero
+    /// (a message pump that handled a message), as Winsock 1.1 did; at most
+    /// MAX_HOOK_RUN times in a row, and not after a cancel request.
     pub(crate) fn run_hook(&self) {
-        let Some(hook) = STATE.with(|s| s.hook.get()) else {
-            return;
-        };
-        // SAFETY: the hook is a C function the application installed for this
-        // thread; it takes no arguments. A C function cannot unwind into us.
-        unsafe { hook() };
+        const MAX_HOOK_RUN: usize = 64;
+        for _ in 0..MAX_HOOK_RUN {
+            let Some(hook) = STATE.with(|s| s.hook.get()) else {
+                return;
+            };
+            // SAFETY: the hook is a C function the application installed for
+            // this thread; it takes no arguments. A C function cannot unwind
+            // into us.
+            let more = unsafe { hook() } != 0;
+            if !more || STATE.with(|s| s.cancel_requested.get()) || self.token.is_cancelled() {
+                return;
+            }
+        }
     }
 }
 

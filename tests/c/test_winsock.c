@@ -122,11 +122,41 @@ static void redirected_calls_wait_with_the_hook(void) {
     WSAUnhookBlockingHook();
 }
 
+/* As in Winsock 1.1, a hook that returns TRUE ("I handled a message") is
+   called again at once, until it returns FALSE. */
+static int pump_pending, pump_calls;
+static BOOL pumping_hook(void) {
+    pump_calls++;
+    if (pump_pending > 0) {
+        pump_pending--;
+        return TRUE;
+    }
+    if (pump_calls > 20) WSACancelBlockingCall();
+    return FALSE;
+}
+
+static void hook_runs_again_while_it_returns_true(void) {
+    int sv[2];
+    unix_pair(sv);
+    pump_pending = 30; /* 30 queued messages, handled in one go */
+    pump_calls = 0;
+    WSASetBlockingHook((FARPROC)pumping_hook);
+    char c;
+    double t0 = now_ms();
+    CHECK(recv(sv[0], &c, 1, 0) == SOCKET_ERROR && WSAGetLastError() == WSAEINTR);
+    /* 31 calls in the first round, the cancel at once: no 10 ms rounds. */
+    CHECK(pump_calls == 31);
+    CHECK(now_ms() - t0 < 1000);
+    WSAUnhookBlockingHook();
+    close_pair(sv);
+}
+
 int main(void) {
     rt_watchdog(60);
     RUN(previous_hook_round_trips);
     RUN(cancel_from_hook_gives_wsaeintr);
     RUN(calls_inside_the_hook_fail_in_progress);
     RUN(redirected_calls_wait_with_the_hook);
+    RUN(hook_runs_again_while_it_returns_true);
     return rt_finish("test_winsock");
 }
