@@ -1,13 +1,7 @@
 # ctest driver: configures, builds and runs tests/consumer-subdir, which
 # pulls in rsock with add_subdirectory (cargo builds it afresh there).
 # Variables: SOURCE, BINARY, RSOCK_SOURCE_DIR, C_COMPILER.
-function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}")
-  endif()
-  message(STATUS "${out}")
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/../consumer/run.cmake")
 
 file(REMOVE_RECURSE "${BINARY}")
 run("${CMAKE_COMMAND}" -S "${SOURCE}" -B "${BINARY}" "-DRSOCK_SOURCE_DIR=${RSOCK_SOURCE_DIR}"

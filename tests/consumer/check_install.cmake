@@ -5,13 +5,7 @@
 # Variables: RSOCK_BUILD_DIR, RSOCK_SOURCE_DIR, WORK_DIR, C_COMPILER,
 # DRIVER (the example driver) and EXAMPLES (comma-separated names), when
 # the examples are built.
-function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}")
-  endif()
-  message(STATUS "${out}")
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/run.cmake")
 
 set(prefix "${WORK_DIR}/prefix")
 file(REMOVE_RECURSE "${WORK_DIR}")
