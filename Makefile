@@ -31,7 +31,7 @@ examples: lib | $(BUILD)
 	  RSOCK_CFLAGS=-I$(abspath include) RSOCK_LIBS="$(abspath $(LIB)) $(LDLIBS)" \
 	  RSOCK_DEPS="$(abspath $(LIB) include/rsock.h include/rsock_winsock.h)"
 
-$(BUILD)/test_%: tests/c/test_%.c tests/c/rtest.h include/rsock.h $(LIB) | $(BUILD)
+$(BUILD)/test_%: tests/c/test_%.c $(wildcard tests/c/*.h) include/rsock.h $(LIB) | $(BUILD)
 	$(CC) $(CFLAGS) -Wall -Wextra -Werror -Iinclude -Itests/c $< $(LIB) $(LDLIBS) -o $@
 
 $(BUILD):

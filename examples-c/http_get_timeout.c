@@ -2,26 +2,23 @@
  * http_get_timeout: fetches a URL path over HTTP/1.0 with a deadline, and
  * stops at once on Ctrl-C.
  *
- * Connecting (to each address of the host in turn) must finish within the
- * timeout; after that every send and recv has the same timeout of its own.
- * SIGINT cancels the token from the signal handler. The reply goes to
+ * Resolving the host and connecting (Happy Eyeballs over its IPv6 and
+ * IPv4 addresses) must finish within the timeout; after that every send
+ * and recv has the same timeout of its own. SIGINT cancels the token from
+ * the signal handler, whichever of these is waiting. The reply goes to
  * stdout.
  *
  * usage: http_get_timeout HOST PORT [PATH] [TIMEOUT_MS]
  * exit:  0 done, 1 error, 2 timed out, 130 cancelled (Ctrl-C)
- *
- * (getaddrinfo itself cannot be cancelled or timed out yet.)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <rsock.h>
 
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifndef MSG_NOSIGNAL
@@ -35,45 +32,11 @@ static void on_sigint(int sig) {
     rsock_cancel(token);
 }
 
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* Reports a failed call and gives the exit code for it. */
 static int fail(const char *what) {
     int err = rsock_last_error();
     fprintf(stderr, "http_get_timeout: %s: %s\n", what, rsock_strerror(err));
     return err == RSOCK_ETIMEDOUT ? 2 : err == RSOCK_ECANCELED ? 130 : 1;
-}
-
-/* Connects to one of the host's addresses before `deadline`. */
-static int connect_before(const char *host, const char *port, long long deadline, int *code) {
-    struct addrinfo hints, *res, *ai;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "http_get_timeout: %s: %s\n", host, gai_strerror(rc));
-        *code = 1;
-        return -1;
-    }
-    int s = -1;
-    for (ai = res; ai; ai = ai->ai_next) {
-        long long left = deadline - now_ms();
-        s = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (s < 0) continue;
-        if (rsock_connect(token, s, ai->ai_addr, ai->ai_addrlen, left > 0 ? (int)left : 0) == 0)
-            break;
-        *code = fail("connect");
-        close(s); /* after a failed or cancelled connect, the socket is done */
-        s = -1;
-        if (*code != 1) break; /* cancelled or out of time: no other address */
-    }
-    freeaddrinfo(res);
-    return s;
 }
 
 int main(int argc, char **argv) {
@@ -102,8 +65,8 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     int code = 1;
-    int s = connect_before(host, port, now_ms() + timeout_ms, &code);
-    if (s < 0) return code;
+    int s = rsock_connect_host(token, host, port, SOCK_STREAM, timeout_ms);
+    if (s == RSOCK_INVALID_SOCKET) return fail(host);
 
     char request[512];
     int n = snprintf(request, sizeof request,

@@ -331,7 +331,9 @@ int rsock_connect(rsock_token *token,
  * the result; the caller never waits for it. Cancellable from any thread or
  * signal handler like the other calls; NULL `token`: the thread's token.
  * A call from inside this thread's blocking hook fails (EAI_SYSTEM) with
- * RSOCK_EINPROGRESS. After fork() the child starts a new pool.
+ * RSOCK_EINPROGRESS. After fork() the child starts a new pool. A lookup
+ * that cannot block (AI_NUMERICHOST, and AI_NUMERICSERV or no `service`)
+ * runs on the calling thread.
  */
 int rsock_getaddrinfo(rsock_token *token,
                       const char *node,
@@ -339,6 +341,34 @@ int rsock_getaddrinfo(rsock_token *token,
                       const struct addrinfo *hints,
                       struct addrinfo **res,
                       int timeout_ms);
+
+/**
+ * Resolves `host` and connects to it: the cancellable, timed equivalent of
+ * getaddrinfo plus a connect loop. Returns a connected socket of type
+ * `socktype` (SOCK_STREAM or SOCK_DGRAM) in blocking mode with FD_CLOEXEC
+ * set, owned by the caller; or RSOCK_INVALID_SOCKET with RSOCK_ECANCELED,
+ * RSOCK_ETIMEDOUT, or the error of the last failed attempt (e.g.
+ * ECONNREFUSED). `timeout_ms` covers resolution and connection together.
+ * Addresses are tried with Happy Eyeballs (RFC 8305): the resolver's order
+ * within each family, the families alternating, IPv6 first; a new attempt
+ * starts when one fails or 250 ms after the last started while earlier
+ * ones are still pending; the first to connect wins and the others are
+ * closed. A numeric `host` is parsed on the calling thread; a name is
+ * looked up as by rsock_getaddrinfo (resolver pool, AF_UNSPEC, no
+ * AI_ADDRCONFIG). A failed lookup sets EHOSTUNREACH (no such name, or no
+ * address), EAGAIN (temporary resolver failure), EINVAL (unknown service)
+ * or the system's error. `host` or `service` NULL, another `socktype`, or a
+ * timeout below -1: EINVAL. NULL `token`: the thread's token.
+ * Threads: callable from any thread; `rsock_cancel` of the token (or of an
+ * ancestor) from any thread or signal handler wakes it at once. A call made
+ * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+ * `pthread_cancel` is deferred until the call returns (cancel the token).
+ */
+rsock_socket rsock_connect_host(rsock_token *token,
+                                const char *host,
+                                const char *service,
+                                int socktype,
+                                int timeout_ms);
 
 /**
  * The version of the linked library as "major.minor.patch" (static string;

@@ -7,6 +7,7 @@
 // is the caller's side of the contract documented on each function.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+use crate::connect_host::connect_host;
 use crate::ops;
 use crate::resolve::{resolve, ResolveError};
 use crate::shim;
@@ -491,7 +492,9 @@ pub extern "C" fn rsock_connect(
 /// the result; the caller never waits for it. Cancellable from any thread or
 /// signal handler like the other calls; NULL `token`: the thread's token.
 /// A call from inside this thread's blocking hook fails (EAI_SYSTEM) with
-/// RSOCK_EINPROGRESS. After fork() the child starts a new pool.
+/// RSOCK_EINPROGRESS. After fork() the child starts a new pool. A lookup
+/// that cannot block (AI_NUMERICHOST, and AI_NUMERICSERV or no `service`)
+/// runs on the calling thread.
 #[no_mangle]
 pub extern "C" fn rsock_getaddrinfo(
     token: *mut rsock_token,
@@ -533,6 +536,46 @@ pub extern "C" fn rsock_getaddrinfo(
                 }
                 Err(ResolveError::Sys(e)) => Err(e),
             }
+        })
+    })
+}
+
+/// Resolves `host` and connects to it: the cancellable, timed equivalent of
+/// getaddrinfo plus a connect loop. Returns a connected socket of type
+/// `socktype` (SOCK_STREAM or SOCK_DGRAM) in blocking mode with FD_CLOEXEC
+/// set, owned by the caller; or RSOCK_INVALID_SOCKET with RSOCK_ECANCELED,
+/// RSOCK_ETIMEDOUT, or the error of the last failed attempt (e.g.
+/// ECONNREFUSED). `timeout_ms` covers resolution and connection together.
+/// Addresses are tried with Happy Eyeballs (RFC 8305): the resolver's order
+/// within each family, the families alternating, IPv6 first; a new attempt
+/// starts when one fails or 250 ms after the last started while earlier
+/// ones are still pending; the first to connect wins and the others are
+/// closed. A numeric `host` is parsed on the calling thread; a name is
+/// looked up as by rsock_getaddrinfo (resolver pool, AF_UNSPEC, no
+/// AI_ADDRCONFIG). A failed lookup sets EHOSTUNREACH (no such name, or no
+/// address), EAGAIN (temporary resolver failure), EINVAL (unknown service)
+/// or the system's error. `host` or `service` NULL, another `socktype`, or a
+/// timeout below -1: EINVAL. NULL `token`: the thread's token.
+/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
+/// ancestor) from any thread or signal handler wakes it at once. A call made
+/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
+/// `pthread_cancel` is deferred until the call returns (cancel the token).
+#[no_mangle]
+pub extern "C" fn rsock_connect_host(
+    token: *mut rsock_token,
+    host: *const c_char,
+    service: *const c_char,
+    socktype: c_int,
+    timeout_ms: c_int,
+) -> rsock_socket {
+    guard(-1, || {
+        if host.is_null() || service.is_null() {
+            return inval();
+        }
+        // SAFETY: non-NULL arguments are NUL-terminated strings.
+        let (host, service) = unsafe { (CStr::from_ptr(host), CStr::from_ptr(service)) };
+        with_token(token, |t| {
+            connect_host(t, host, service, socktype, timeout_ms)
         })
     })
 }

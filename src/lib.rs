@@ -5,6 +5,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod connect_host;
 pub mod error;
 pub mod ffi;
 pub mod ops;

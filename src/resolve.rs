@@ -167,6 +167,14 @@ impl Pool {
     }
 }
 
+/// A numeric host and (if any) numeric service need no name service, so the
+/// lookup runs on the caller's thread.
+fn cannot_block(has_service: bool, hints: Option<&Hints>) -> bool {
+    hints.is_some_and(|h| {
+        h.flags & sys::AI_NUMERICHOST != 0 && (!has_service || h.flags & sys::AI_NUMERICSERV != 0)
+    })
+}
+
 /// getaddrinfo, cancellable by `call`'s token and bounded by `dl`.
 pub(crate) fn resolve(
     call: &Call,
@@ -175,6 +183,11 @@ pub(crate) fn resolve(
     hints: Option<Hints>,
     dl: &mut Deadline,
 ) -> Result<AddrList, ResolveError> {
+    call.check()?;
+    if cannot_block(service.is_some(), hints.as_ref()) {
+        return sys::getaddrinfo(node.as_deref(), service.as_deref(), hints.as_ref())
+            .map_err(|(rc, errno)| ResolveError::Lookup(rc, errno));
+    }
     let job = Arc::new(Job {
         node,
         service,

@@ -36,10 +36,16 @@ impl Deadline {
     /// A deadline at most `max_ms` from now within this one; ETIMEDOUT if
     /// this one has passed.
     pub(crate) fn slice(&mut self, max_ms: u64) -> sys::Result<Deadline> {
-        match self.remaining_ms() {
-            Some(0) => Err(Error(sys::ETIMEDOUT)),
-            left => Ok(Deadline::new(left.map_or(max_ms, |l| l.min(max_ms)) as i32)),
+        if self.expired() {
+            return Err(Error(sys::ETIMEDOUT));
         }
+        let left = self.remaining_ms();
+        Ok(Deadline::new(left.map_or(max_ms, |l| l.min(max_ms)) as i32))
+    }
+
+    /// Whether the deadline has passed.
+    pub(crate) fn expired(&mut self) -> bool {
+        self.remaining_ms() == Some(0)
     }
 
     /// Milliseconds left, rounded up; `None` for an infinite wait.

@@ -18,6 +18,7 @@ pub const EAGAIN: i32 = libc::EAGAIN;
 pub const EWOULDBLOCK: i32 = libc::EWOULDBLOCK;
 pub const ENOTRECOVERABLE: i32 = libc::ENOTRECOVERABLE;
 pub const ENOMEM: i32 = libc::ENOMEM;
+pub const EHOSTUNREACH: i32 = libc::EHOSTUNREACH;
 
 pub const POLLIN: i16 = libc::POLLIN;
 pub const POLLOUT: i16 = libc::POLLOUT;
@@ -28,6 +29,11 @@ pub const POLLNVAL: i16 = libc::POLLNVAL;
 pub const MSG_WAITALL: c_int = libc::MSG_WAITALL;
 pub const MSG_PEEK: c_int = libc::MSG_PEEK;
 pub const MSG_DONTWAIT: c_int = libc::MSG_DONTWAIT;
+
+pub const AF_UNSPEC: c_int = libc::AF_UNSPEC;
+pub const AF_INET6: c_int = libc::AF_INET6;
+pub const SOCK_STREAM: c_int = libc::SOCK_STREAM;
+pub const SOCK_DGRAM: c_int = libc::SOCK_DGRAM;
 
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "emscripten"))]
 fn errno_ptr() -> *mut c_int {
@@ -354,6 +360,60 @@ pub fn take_socket_error(sock: RawSocket) -> Result<i32> {
     Ok(err)
 }
 
+/// A socket this library created and owns until handed to the caller;
+/// closed on drop.
+pub struct Socket(RawSocket);
+
+impl Socket {
+    /// A new socket in non-blocking mode, close-on-exec.
+    pub fn new_nonblocking(family: c_int, socktype: c_int, protocol: c_int) -> Result<Socket> {
+        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        let sock = {
+            // SAFETY: plain system call.
+            let fd = unsafe { libc::socket(family, socktype, protocol) };
+            if fd < 0 {
+                return Err(Error(last_error()));
+            }
+            let sock = Socket(fd);
+            // SAFETY: F_SETFD takes an integer argument.
+            if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+                return Err(Error(last_error()));
+            }
+            set_nonblocking(fd, true)?;
+            sock
+        };
+        #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+        let sock = {
+            let ty = socktype | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+            // SAFETY: plain system call.
+            let fd = unsafe { libc::socket(family, ty, protocol) };
+            if fd < 0 {
+                return Err(Error(last_error()));
+            }
+            Socket(fd)
+        };
+        Ok(sock)
+    }
+
+    pub fn raw(&self) -> RawSocket {
+        self.0
+    }
+
+    /// Gives up ownership: the caller closes it.
+    pub fn into_raw(self) -> RawSocket {
+        let fd = self.0;
+        std::mem::forget(self);
+        fd
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is owned by this value and closed once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
 /// Whether `sock` is a stream socket (partial transfers are possible).
 pub fn is_stream(sock: RawSocket) -> bool {
     let mut ty: c_int = 0;
@@ -480,6 +540,23 @@ mod tests {
 // ---------------------------------------------------------------- resolution
 
 pub const EAI_SYSTEM: c_int = libc::EAI_SYSTEM;
+pub const AI_NUMERICHOST: c_int = libc::AI_NUMERICHOST;
+pub const AI_NUMERICSERV: c_int = libc::AI_NUMERICSERV;
+
+/// The errno that best describes a failed lookup (for calls that report
+/// errors in errno): no such name is EHOSTUNREACH, a temporary failure
+/// EAGAIN, bad arguments EINVAL.
+pub fn lookup_errno(rc: c_int, errno: i32) -> i32 {
+    match rc {
+        libc::EAI_SYSTEM => errno,
+        libc::EAI_AGAIN => libc::EAGAIN,
+        libc::EAI_MEMORY => libc::ENOMEM,
+        libc::EAI_BADFLAGS | libc::EAI_FAMILY | libc::EAI_SOCKTYPE | libc::EAI_SERVICE => {
+            libc::EINVAL
+        }
+        _ => libc::EHOSTUNREACH, // EAI_NONAME, EAI_NODATA, EAI_FAIL, ...
+    }
+}
 
 /// The fields of `struct addrinfo` a caller may set in getaddrinfo's hints.
 #[derive(Clone, Copy)]
@@ -511,7 +588,35 @@ pub struct AddrList(*mut libc::addrinfo);
 // SAFETY: the list is heap memory that this value owns alone.
 unsafe impl Send for AddrList {}
 
+/// One entry of a getaddrinfo result.
+pub struct AddrInfo {
+    pub family: c_int,
+    pub socktype: c_int,
+    pub protocol: c_int,
+    pub addr: AddrIn,
+}
+
 impl AddrList {
+    /// The entries, in the resolver's order. The addresses point into the
+    /// list: use them only while it lives.
+    pub fn entries(&self) -> Vec<AddrInfo> {
+        let mut out = Vec::new();
+        let mut p = self.0;
+        // SAFETY: a getaddrinfo list: each node valid until freed, ended by
+        // a NULL ai_next; ai_addr holds ai_addrlen bytes.
+        while let Some(ai) = unsafe { p.as_ref() } {
+            out.push(AddrInfo {
+                family: ai.ai_family,
+                socktype: ai.ai_socktype,
+                protocol: ai.ai_protocol,
+                // SAFETY: see above.
+                addr: unsafe { AddrIn::new(ai.ai_addr, ai.ai_addrlen) },
+            });
+            p = ai.ai_next;
+        }
+        out
+    }
+
     /// Hands the list to the caller, who frees it with freeaddrinfo.
     pub fn into_raw(self) -> *mut libc::addrinfo {
         let p = self.0;

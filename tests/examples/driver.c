@@ -305,6 +305,13 @@ static void check_http_get_timeout(char *prog) {
     const char *timed_out[] = {"waiting for the reply", "recv: operation timed out", NULL};
     expect_output(&p, timed_out);
 
+    printf("-- nothing listening on the port\n");
+    http_server_start(&srv, 0);
+    shutdown(srv.listener, SHUT_RDWR); /* stops listening, keeps the port; accept fails */
+    CHECK(run_http(prog, "localhost", &srv, "5000", 0, &p) == 1);
+    const char *refused[] = {"localhost: connection refused", NULL};
+    expect_output(&p, refused);
+
     printf("-- a server that never answers, then Ctrl-C\n");
     http_server_start(&srv, 0);
     CHECK(run_http(prog, "127.0.0.1", &srv, "60000", 1, &p) == 130);

@@ -1,0 +1,406 @@
+/* rsock_connect_host: resolution, then Happy Eyeballs (RFC 8305) over
+   loopback, under one timeout and one token. Names go to the stand-in
+   resolver of fake_resolver.h ("localhost" is ::1 then 127.0.0.1 there).
+
+   Each test takes one port on ::1 and 127.0.0.1 (and 127.0.0.2) and decides
+   per address: a listener, a closed port (bound but not listening: refused at
+   once), or a stalled listener (its accept queue is full, so the kernel
+   drops new SYNs and a connect to it stays pending). */
+#include "fake_resolver.h"
+
+#include <arpa/inet.h>
+#include <poll.h>
+
+enum mode { UNUSED, REFUSED, LISTENING, STALLED };
+
+struct side {
+    int fd;     /* the bound or listening socket, or -1 */
+    int queued; /* the connection that fills a stalled accept queue */
+};
+
+/* One port on ::1, 127.0.0.1 and (if asked for) 127.0.0.2. */
+struct site {
+    char port[8];
+    struct side v6, v4, v4b;
+};
+
+/* An address and port as a sockaddr; the family follows the address. */
+static socklen_t sockaddr_of(const char *ip, int port, struct sockaddr_storage *ss) {
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((unsigned short)port);
+        return sizeof *a6;
+    }
+    REQUIRE(inet_pton(AF_INET, ip, &a4->sin_addr) == 1);
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((unsigned short)port);
+    return sizeof *a4;
+}
+
+static int bind_on(const char *ip, int port) {
+    struct sockaddr_storage ss;
+    socklen_t len = sockaddr_of(ip, port, &ss);
+    int s = socket(ss.ss_family, SOCK_STREAM, 0);
+    REQUIRE(s >= 0);
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss.ss_family == AF_INET6) setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(s, (struct sockaddr *)&ss, len) != 0) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+static int port_of(int s) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    REQUIRE(getsockname(s, (struct sockaddr *)&ss, &len) == 0);
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Whether a connection to `s` completes within 200 ms; the client is kept
+   in *client if it does. */
+static int connects(int s, int *client) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    REQUIRE(getsockname(s, (struct sockaddr *)&ss, &len) == 0);
+    int c = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    REQUIRE(c >= 0);
+    int ok = connect(c, (struct sockaddr *)&ss, len) == 0;
+    if (!ok && errno == EINPROGRESS) {
+        struct pollfd p = {c, POLLOUT, 0};
+        int err = 0;
+        socklen_t el = sizeof err;
+        ok = poll(&p, 1, 200) == 1 && getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0;
+    }
+    if (ok) *client = c;
+    else close(c);
+    return ok;
+}
+
+static void set_up(struct side *sd, int fd, enum mode m) {
+    sd->fd = fd;
+    sd->queued = -1;
+    if (m == REFUSED || m == UNUSED) return;
+    REQUIRE(listen(fd, m == STALLED ? 0 : 16) == 0);
+    if (m == STALLED) {
+        /* Backlog 0 queues one connection; after that SYNs are dropped. */
+        int spare = -1;
+        REQUIRE(connects(fd, &sd->queued));
+        REQUIRE(!connects(fd, &spare));
+    }
+}
+
+static void open_site3(struct site *st, enum mode v6, enum mode v4, enum mode v4b) {
+    for (int tries = 0; tries < 50; tries++) {
+        int s4 = bind_on("127.0.0.1", 0);
+        REQUIRE(s4 >= 0);
+        int port = port_of(s4);
+        int s6 = bind_on("::1", port);
+        int s4b = v4b == UNUSED ? -1 : bind_on("127.0.0.2", port);
+        if (s6 < 0 || (v4b != UNUSED && s4b < 0)) { /* the port is taken: try another */
+            close(s4);
+            if (s6 >= 0) close(s6);
+            if (s4b >= 0) close(s4b);
+            continue;
+        }
+        snprintf(st->port, sizeof st->port, "%d", port);
+        set_up(&st->v4, s4, v4);
+        set_up(&st->v6, s6, v6);
+        set_up(&st->v4b, s4b, v4b);
+        return;
+    }
+    REQUIRE(!"no port free on all loopback addresses");
+}
+
+static void open_site(struct site *st, enum mode v6, enum mode v4) { open_site3(st, v6, v4, UNUSED); }
+
+static void close_site(struct site *st) {
+    struct side *sides[] = {&st->v6, &st->v4, &st->v4b};
+    for (int i = 0; i < 3; i++) {
+        if (sides[i]->fd >= 0) close(sides[i]->fd);
+        if (sides[i]->queued >= 0) close(sides[i]->queued);
+    }
+}
+
+static int peer_family(int s) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    return getpeername(s, (struct sockaddr *)&ss, &len) == 0 ? ss.ss_family : -1;
+}
+
+/* Whether a connection waits in the listener's accept queue. */
+static int has_pending(int listener) {
+    struct pollfd p = {listener, POLLIN, 0};
+    return poll(&p, 1, 0) == 1;
+}
+
+/* The returned socket is connected, blocking, close-on-exec and ours. */
+static void check_returned(int s, int family, struct side *server) {
+    CHECK(s >= 0);
+    if (s < 0) return;
+    CHECK(peer_family(s) == family);
+    CHECK(!is_nonblocking(s));
+    CHECK(fcntl(s, F_GETFD) & FD_CLOEXEC);
+    struct pollfd p = {server->fd, POLLIN, 0};
+    CHECK(poll(&p, 1, 2000) == 1);
+    int a = p.revents ? accept(server->fd, NULL, NULL) : -1;
+    CHECK(a >= 0);
+    CHECK(send(s, "hi", 2, 0) == 2);
+    char buf[2];
+    CHECK(a >= 0 && recv(a, buf, 2, MSG_WAITALL) == 2);
+    if (a >= 0) close(a);
+    close(s);
+}
+
+/* Fault injection: the library's connect() calls come here (it is linked
+   statically). reset_later() fails the attempt to one address and port
+   some time after it starts, as a peer refusing late would: shutdown() of
+   a socket whose connect is pending fails that connect with ECONNRESET. */
+static struct sockaddr_storage reset_addr;
+static atomic_int reset_fd = -1;
+static double reset_after_ms;
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len) {
+    typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+    connect_fn real = (connect_fn)dlsym(RTLD_NEXT, "connect");
+    int r = real(fd, addr, len), e = errno;
+    if (addr && len <= sizeof reset_addr && memcmp(addr, &reset_addr, len) == 0) atomic_store(&reset_fd, fd);
+    errno = e;
+    return r;
+}
+
+static void *resetter(void *arg) {
+    (void)arg;
+    int fd = -1;
+    for (int i = 0; i < 2000 && (fd = atomic_load(&reset_fd)) < 0; i++) sleep_ms(1);
+    sleep_ms(reset_after_ms);
+    if (fd >= 0) shutdown(fd, SHUT_RDWR);
+    return NULL;
+}
+
+/* Set up before the connect_host call; stop_resetting() after it. */
+static pthread_t reset_later(const char *ip, const char *port, double after_ms) {
+    atomic_store(&reset_fd, -1);
+    sockaddr_of(ip, atoi(port), &reset_addr);
+    reset_after_ms = after_ms;
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, resetter, NULL) == 0);
+    return th;
+}
+
+static void stop_resetting(pthread_t th) {
+    pthread_join(th, NULL);
+    memset(&reset_addr, 0, sizeof reset_addr);
+}
+
+/* Whether the descriptor count returns to `n` (within a second: a lookup's
+   own descriptor is closed by the resolver thread just after it answers). */
+static int fds_back_to(int n) {
+    for (int i = 0; i < 100 && fd_count() != n; i++) sleep_ms(10);
+    return fd_count() == n;
+}
+
+/* A closed port on one family: the other is tried at once, not after the
+   250 ms stagger. */
+static void localhost_reaches_whichever_family_listens(void) {
+    int fds = fd_count();
+    struct site st;
+    open_site(&st, REFUSED, LISTENING);
+    double t0 = now_ms();
+    int s = rsock_connect_host(NULL, "localhost", st.port, SOCK_STREAM, 5000);
+    double took = now_ms() - t0;
+    check_returned(s, AF_INET, &st.v4);
+    CHECK(took < 250);
+    printf("     ::1 refused, 127.0.0.1 connected in %.1f ms\n", took);
+    close_site(&st);
+
+    open_site(&st, LISTENING, REFUSED);
+    s = rsock_connect_host(NULL, "localhost", st.port, SOCK_STREAM, 5000);
+    check_returned(s, AF_INET6, &st.v6);
+    close_site(&st);
+    CHECK(fds_back_to(fds));
+}
+
+/* The resolver lists 127.0.0.1 first; IPv6 still goes first, and wins
+   before the IPv4 attempt is due, so that attempt never starts. */
+static void ipv6_goes_first(void) {
+    struct site st;
+    open_site(&st, LISTENING, LISTENING);
+    int s = rsock_connect_host(NULL, "v4first.test", st.port, SOCK_STREAM, 5000);
+    check_returned(s, AF_INET6, &st.v6);
+    CHECK(!has_pending(st.v4.fd));
+    close_site(&st);
+}
+
+/* ::1 drops the SYN: after 250 ms 127.0.0.1 is tried, connects and wins;
+   the pending IPv6 attempt is closed. */
+static void stalled_ipv6_loses_to_ipv4_after_the_stagger(void) {
+    int fds = fd_count();
+    struct site st;
+    open_site(&st, STALLED, LISTENING);
+    double t0 = now_ms();
+    int s = rsock_connect_host(NULL, "localhost", st.port, SOCK_STREAM, 5000);
+    double took = now_ms() - t0;
+    check_returned(s, AF_INET, &st.v4);
+    CHECK(took >= 250 && took < 4000);
+    printf("     ::1 stalled, 127.0.0.1 connected after %.1f ms\n", took);
+    close_site(&st);
+    CHECK(fds_back_to(fds));
+}
+
+/* The ::1 attempt fails after 100 ms: 127.0.0.1 is tried at once, without
+   waiting for the rest of the stagger. */
+static void a_failed_attempt_starts_the_next_at_once(void) {
+    struct site st;
+    open_site(&st, STALLED, LISTENING);
+    pthread_t th = reset_later("::1", st.port, 100);
+    double t0 = now_ms();
+    int s = rsock_connect_host(NULL, "localhost", st.port, SOCK_STREAM, 5000);
+    double took = now_ms() - t0;
+    stop_resetting(th);
+    check_returned(s, AF_INET, &st.v4);
+    CHECK(took >= 100 && took < 250);
+    printf("     ::1 reset at 100 ms, 127.0.0.1 connected after %.1f ms\n", took);
+    close_site(&st);
+}
+
+/* 127.0.0.2 is tried 250 ms after 127.0.0.1, unless an attempt fails
+   first: ::1 fails at 300 ms while 127.0.0.1 is still pending, and
+   127.0.0.2 starts then instead of at 500 ms. */
+static void a_failure_among_pending_attempts_starts_the_next(void) {
+    struct site st;
+    open_site3(&st, STALLED, STALLED, LISTENING);
+    pthread_t th = reset_later("::1", st.port, 300);
+    double t0 = now_ms();
+    int s = rsock_connect_host(NULL, "three.test", st.port, SOCK_STREAM, 5000);
+    double took = now_ms() - t0;
+    stop_resetting(th);
+    check_returned(s, AF_INET, &st.v4b);
+    CHECK(took >= 300 && took < 450);
+    printf("     ::1 reset at 300 ms, 127.0.0.2 connected after %.1f ms\n", took);
+    close_site(&st);
+}
+
+static void all_refused_reports_the_last_error(void) {
+    int fds = fd_count();
+    struct site st;
+    open_site(&st, REFUSED, REFUSED);
+    CHECK_ERR(rsock_connect_host(NULL, "localhost", st.port, SOCK_STREAM, 5000), ECONNREFUSED);
+    close_site(&st);
+    /* ::1 is refused first, 127.0.0.1 is reset later: the last error wins. */
+    open_site(&st, REFUSED, STALLED);
+    pthread_t th = reset_later("127.0.0.1", st.port, 100);
+    CHECK_ERR(rsock_connect_host(NULL, "localhost", st.port, SOCK_STREAM, 5000), ECONNRESET);
+    stop_resetting(th);
+    /* One refused, one stalled until the timeout: the timeout is reported. */
+    close_site(&st);
+    open_site(&st, STALLED, REFUSED);
+    CHECK_ERR(rsock_connect_host(NULL, "localhost", st.port, SOCK_STREAM, 300), RSOCK_ETIMEDOUT);
+    close_site(&st);
+    CHECK(fds_back_to(fds));
+}
+
+static void timeout_and_cancel_while_connecting(void) {
+    int fds = fd_count();
+    struct site st;
+    open_site(&st, STALLED, REFUSED);
+    double t0 = now_ms();
+    CHECK_ERR(rsock_connect_host(NULL, "::1", st.port, SOCK_STREAM, 300), RSOCK_ETIMEDOUT);
+    CHECK(now_ms() - t0 >= 300 && now_ms() - t0 < 4000);
+
+    rsock_token *t = rsock_token_new();
+    struct canceller c;
+    start_cancel(&c, t, 100);
+    t0 = now_ms();
+    CHECK_ERR(rsock_connect_host(t, "::1", st.port, SOCK_STREAM, RSOCK_INFINITE), RSOCK_ECANCELED);
+    CHECK(now_ms() - t0 >= 100 && now_ms() - t0 < 4000);
+    join_cancel(&c);
+    /* Already cancelled: nothing starts. */
+    CHECK_ERR(rsock_connect_host(t, "127.0.0.1", st.port, SOCK_STREAM, RSOCK_INFINITE), RSOCK_ECANCELED);
+    rsock_token_unref(t);
+    close_site(&st);
+    CHECK(fds_back_to(fds));
+}
+
+static void timeout_and_cancel_while_resolving(void) {
+    int fds = fd_count();
+    double t0 = now_ms();
+    CHECK_ERR(rsock_connect_host(NULL, "a.hang.test", "80", SOCK_STREAM, 200), RSOCK_ETIMEDOUT);
+    CHECK(now_ms() - t0 >= 200 && now_ms() - t0 < 4000);
+    rsock_token *t = rsock_token_new();
+    struct canceller c;
+    start_cancel(&c, t, 100);
+    CHECK_ERR(rsock_connect_host(t, "b.hang.test", "80", SOCK_STREAM, RSOCK_INFINITE), RSOCK_ECANCELED);
+    join_cancel(&c);
+    rsock_token_unref(t);
+    /* The abandoned lookups finish in the pool, which frees their results. */
+    release_hangs();
+    wait_until_all_freed();
+    CHECK(atomic_load(&results_freed) == atomic_load(&results_made));
+    CHECK(fds_back_to(fds));
+}
+
+/* The lookup takes 300 ms of a 600 ms timeout; the stalled connect gets
+   what is left, not another 600 ms. */
+static void one_timeout_covers_resolution_and_connection(void) {
+    struct site st;
+    open_site(&st, STALLED, REFUSED);
+    double t0 = now_ms();
+    CHECK_ERR(rsock_connect_host(NULL, "x.slow.test", st.port, SOCK_STREAM, 600), RSOCK_ETIMEDOUT);
+    double took = now_ms() - t0;
+    CHECK(took >= 600 && took < 900);
+    printf("     300 ms lookup + stalled connect, 600 ms timeout: %.1f ms\n", took);
+    close_site(&st);
+}
+
+static void datagram_sockets_connect_at_once(void) {
+    struct sockaddr_in a;
+    int u = udp_bound(&a);
+    char port[8];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    int s = rsock_connect_host(NULL, "127.0.0.1", port, SOCK_DGRAM, 1000);
+    CHECK(s >= 0);
+    CHECK(!is_nonblocking(s));
+    CHECK(send(s, "x", 1, 0) == 1);
+    char c;
+    CHECK(recv(u, &c, 1, 0) == 1 && c == 'x');
+    close(s);
+    close(u);
+}
+
+static void bad_input_is_einval(void) {
+    CHECK_ERR(rsock_connect_host(NULL, NULL, "80", SOCK_STREAM, 1000), EINVAL);
+    CHECK_ERR(rsock_connect_host(NULL, "127.0.0.1", NULL, SOCK_STREAM, 1000), EINVAL);
+    CHECK_ERR(rsock_connect_host(NULL, "127.0.0.1", "80", SOCK_RAW, 1000), EINVAL);
+    CHECK_ERR(rsock_connect_host(NULL, "127.0.0.1", "80", 0, 1000), EINVAL);
+    CHECK_ERR(rsock_connect_host(NULL, "127.0.0.1", "80", SOCK_STREAM, -2), EINVAL);
+    CHECK_ERR(rsock_connect_host(NULL, "127.0.0.1", "no-such-service", SOCK_STREAM, 1000), EINVAL);
+    CHECK_ERR(rsock_connect_host(NULL, "nxdomain.test", "80", SOCK_STREAM, 1000), EHOSTUNREACH);
+}
+
+int main(void) {
+    rt_watchdog(60);
+    /* This thread's wake descriptor stays open from its first wait on. */
+    int sv[2];
+    unix_pair(sv);
+    CHECK_ERR(rsock_block(NULL, sv[0], RSOCK_READABLE, 0), RSOCK_ETIMEDOUT);
+    close_pair(sv);
+    RUN(localhost_reaches_whichever_family_listens);
+    RUN(ipv6_goes_first);
+    RUN(stalled_ipv6_loses_to_ipv4_after_the_stagger);
+    RUN(a_failed_attempt_starts_the_next_at_once);
+    RUN(a_failure_among_pending_attempts_starts_the_next);
+    RUN(all_refused_reports_the_last_error);
+    RUN(timeout_and_cancel_while_connecting);
+    RUN(timeout_and_cancel_while_resolving);
+    RUN(one_timeout_covers_resolution_and_connection);
+    RUN(datagram_sockets_connect_at_once);
+    RUN(bad_input_is_einval);
+    return rt_finish("test_connect_host");
+}
