@@ -39,6 +39,30 @@ static int fail(const char *what) {
     return err == RSOCK_ETIMEDOUT ? 2 : err == RSOCK_ECANCELED ? 130 : 1;
 }
 
+/* Sends the request and copies the reply to stdout; returns the exit code. */
+static int get(rsock_socket s, const char *host, const char *path, int timeout_ms) {
+    char request[512];
+    int n = snprintf(request, sizeof request,
+                     "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host);
+    if (n < 0 || (size_t)n >= sizeof request) {
+        fprintf(stderr, "http_get_timeout: path too long\n");
+        return 1;
+    }
+    if (rsock_send(token, s, request, (size_t)n, MSG_NOSIGNAL, timeout_ms) != n) return fail("send");
+    fprintf(stderr, "http_get_timeout: request sent, waiting for the reply\n");
+    char buf[4096];
+    long long total = 0;
+    intptr_t r;
+    while ((r = rsock_recv(token, s, buf, sizeof buf, 0, timeout_ms)) > 0) {
+        fwrite(buf, 1, (size_t)r, stdout);
+        total += r;
+    }
+    if (r < 0) return fail("recv");
+    fflush(stdout);
+    fprintf(stderr, "http_get_timeout: %lld bytes received\n", total);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: %s HOST PORT [PATH] [TIMEOUT_MS]\n", argv[0]);
@@ -64,35 +88,17 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int code = 1;
-    int s = rsock_connect_host(token, host, port, SOCK_STREAM, timeout_ms);
-    if (s == RSOCK_INVALID_SOCKET) return fail(host);
-
-    char request[512];
-    int n = snprintf(request, sizeof request,
-                     "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host);
-    if (n < 0 || (size_t)n >= sizeof request) {
-        fprintf(stderr, "http_get_timeout: path too long\n");
-        return 1;
-    }
-    long long total = 0;
-    if (rsock_send(token, s, request, (size_t)n, MSG_NOSIGNAL, timeout_ms) != n) {
-        code = fail("send");
+    /* Resolve, then connect (IPv6 and IPv4 raced), all within timeout_ms. */
+    int code;
+    rsock_socket s = rsock_connect_host(token, host, port, SOCK_STREAM, timeout_ms);
+    if (s == RSOCK_INVALID_SOCKET) {
+        code = fail(host);
     } else {
-        fprintf(stderr, "http_get_timeout: request sent, waiting for the reply\n");
-        char buf[4096];
-        intptr_t r;
-        while ((r = rsock_recv(token, s, buf, sizeof buf, 0, timeout_ms)) > 0) {
-            fwrite(buf, 1, (size_t)r, stdout);
-            total += r;
-        }
-        code = r < 0 ? fail("recv") : 0;
+        code = get(s, host, path, timeout_ms);
+        close(s);
     }
-    close(s);
     sa.sa_handler = SIG_DFL; /* no handler may reach the token once it is freed */
     sigaction(SIGINT, &sa, NULL);
     rsock_token_unref(token);
-    fflush(stdout);
-    if (code == 0) fprintf(stderr, "http_get_timeout: %lld bytes received\n", total);
     return code;
 }

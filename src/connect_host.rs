@@ -174,28 +174,32 @@ fn won(sock: Socket) -> Result<Socket> {
 mod tests {
     use super::*;
 
-    fn entry(family: c_int) -> AddrInfo {
-        AddrInfo {
-            family,
-            socktype: sys::SOCK_STREAM,
-            protocol: 0,
-            addr: sys::AddrIn::NONE,
-        }
-    }
-
     #[test]
     fn families_alternate_starting_with_ipv6() {
         let (v4, v6) = (libc::AF_INET, sys::AF_INET6);
-        let order = |fams: &[c_int]| -> Vec<c_int> {
-            interleave(fams.iter().map(|&f| entry(f)).collect())
+        // (family, position in the resolver's answer)
+        let order = |fams: &[c_int]| -> Vec<(c_int, c_int)> {
+            let entries = fams.iter().enumerate().map(|(i, &family)| AddrInfo {
+                family,
+                socktype: sys::SOCK_STREAM,
+                protocol: i as c_int,
+                addr: sys::AddrIn::NONE,
+            });
+            interleave(entries.collect())
                 .iter()
-                .map(|a| a.family)
+                .map(|a| (a.family, a.protocol))
                 .collect()
         };
-        assert_eq!(order(&[v4, v4, v4, v6]), [v6, v4, v4, v4]);
-        assert_eq!(order(&[v4, v6, v4, v6]), [v6, v4, v6, v4]);
-        assert_eq!(order(&[v6, v6, v4]), [v6, v4, v6]);
-        assert_eq!(order(&[v4]), [v4]);
+        assert_eq!(
+            order(&[v4, v4, v4, v6]),
+            [(v6, 3), (v4, 0), (v4, 1), (v4, 2)]
+        );
+        assert_eq!(
+            order(&[v4, v6, v4, v6]),
+            [(v6, 1), (v4, 0), (v6, 3), (v4, 2)]
+        );
+        assert_eq!(order(&[v6, v6, v4]), [(v6, 0), (v4, 2), (v6, 1)]);
+        assert_eq!(order(&[v4]), [(v4, 0)]);
         assert!(order(&[]).is_empty());
     }
 }

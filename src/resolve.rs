@@ -6,12 +6,11 @@
 use crate::shim::Call;
 use crate::sys::{self, AddrList, Error, Hints, PollFd, WakeFd};
 use crate::wait::{wait, Deadline};
-use libc::c_int;
-use parking_lot::{Condvar, Mutex};
+use libc::{c_int, c_void};
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicPtr, Ordering::SeqCst};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::time::Duration;
 
 /// Most lookups running at once; later ones wait in a queue.
@@ -44,6 +43,14 @@ enum State {
     Abandoned,
 }
 
+/// The pool's threads are plain system threads with no thread-local state
+/// of ours (std's Mutex and Condvar keep none), so a fork() child, in which
+/// they do not exist, has nothing of theirs to leak. A panic cannot happen
+/// while these are held; if one did, the data is still consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Job {
     node: Option<CString>,
     service: Option<CString>,
@@ -55,7 +62,7 @@ struct Job {
 impl Job {
     fn run(&self) {
         {
-            let mut st = self.state.lock();
+            let mut st = lock(&self.state);
             if matches!(*st, State::Abandoned) {
                 return; // never started: nothing to do
             }
@@ -66,7 +73,7 @@ impl Job {
             self.service.as_deref(),
             self.hints.as_ref(),
         );
-        let mut st = self.state.lock();
+        let mut st = lock(&self.state);
         if matches!(*st, State::Abandoned) {
             drop(outcome); // frees the list
         } else {
@@ -86,17 +93,28 @@ struct Queue {
 struct Pool {
     queue: Mutex<Queue>,
     work: Condvar,
+    /// The pool this process inherited through fork(), kept reachable.
+    _inherited: *const Pool,
 }
+
+// SAFETY: `_inherited` is never dereferenced.
+unsafe impl Sync for Pool {}
 
 /// The pool; replaced by a new one in a fork() child.
 static POOL: AtomicPtr<Pool> = AtomicPtr::new(std::ptr::null_mut());
+/// A fork() child's inherited pool, until the child starts its own.
+static INHERITED: AtomicPtr<Pool> = AtomicPtr::new(std::ptr::null_mut());
 
 unsafe extern "C" fn fork_noop() {}
 
 /// In a fork() child no resolver thread exists: the child starts a new pool
 /// on its next lookup and leaves the old one (possibly locked) untouched.
+/// The old one cannot be freed safely; the new one keeps it reachable.
 unsafe extern "C" fn forget_pool_in_child() {
-    POOL.store(std::ptr::null_mut(), SeqCst);
+    let old = POOL.swap(std::ptr::null_mut(), SeqCst);
+    if !old.is_null() {
+        INHERITED.store(old, SeqCst);
+    }
 }
 
 fn pool() -> &'static Pool {
@@ -114,6 +132,7 @@ fn pool() -> &'static Pool {
             busy: 0,
         }),
         work: Condvar::new(),
+        _inherited: INHERITED.load(SeqCst),
     }));
     match POOL.compare_exchange(std::ptr::null_mut(), new, SeqCst, SeqCst) {
         // SAFETY: just published, never freed.
@@ -129,18 +148,15 @@ fn pool() -> &'static Pool {
 
 impl Pool {
     fn submit(&'static self, job: Arc<Job>) -> sys::Result<()> {
-        let mut q = self.queue.lock();
+        let mut q = lock(&self.queue);
         q.jobs.push_back(job);
         let free = q.threads - q.busy;
         if q.jobs.len() > free && q.threads < MAX_THREADS {
-            let spawned = std::thread::Builder::new()
-                .name("rsock-resolver".into())
-                .spawn(move || self.serve());
-            match spawned {
-                Ok(_) => q.threads += 1,
-                Err(_) if q.threads == 0 => {
+            match sys::spawn_thread(serve_thread, (self as *const Pool).cast_mut().cast()) {
+                Ok(()) => q.threads += 1,
+                Err(e) if q.threads == 0 => {
                     q.jobs.pop_back();
-                    return Err(Error(sys::EAGAIN));
+                    return Err(e);
                 }
                 Err(_) => {} // the running threads will get to it
             }
@@ -150,21 +166,37 @@ impl Pool {
     }
 
     fn serve(&'static self) {
-        let mut q = self.queue.lock();
+        let mut q = lock(&self.queue);
         loop {
             if let Some(job) = q.jobs.pop_front() {
                 q.busy += 1;
                 drop(q);
                 job.run();
                 drop(job);
-                q = self.queue.lock();
+                q = lock(&self.queue);
                 q.busy -= 1;
-            } else if self.work.wait_for(&mut q, IDLE_EXIT).timed_out() && q.jobs.is_empty() {
-                q.threads -= 1;
-                return;
+            } else {
+                let (guard, waited) = self
+                    .work
+                    .wait_timeout(q, IDLE_EXIT)
+                    .unwrap_or_else(|e| e.into_inner());
+                q = guard;
+                if waited.timed_out() && q.jobs.is_empty() {
+                    q.threads -= 1;
+                    return;
+                }
             }
         }
     }
+}
+
+/// A resolver thread's body.
+extern "C" fn serve_thread(pool: *mut c_void) -> *mut c_void {
+    // SAFETY: `pool` is the `&'static Pool` passed by `submit`.
+    let pool: &'static Pool = unsafe { &*pool.cast::<Pool>() };
+    // No panic may unwind out of a thread start routine.
+    let _ = std::panic::catch_unwind(|| pool.serve());
+    std::ptr::null_mut()
 }
 
 /// A numeric host and (if any) numeric service need no name service, so the
@@ -210,7 +242,7 @@ pub(crate) fn resolve(
             },
         ];
         let waited = wait(call, &mut fds, dl);
-        let mut st = job.state.lock();
+        let mut st = lock(&job.state);
         if let Err(e) = waited {
             // A result that arrived meanwhile is freed here; a lookup still
             // queued or running is left to the pool.
@@ -228,7 +260,7 @@ pub(crate) fn resolve(
 /// Resolver threads alive now (for tests).
 #[cfg(test)]
 pub(crate) fn threads() -> usize {
-    pool().queue.lock().threads
+    lock(&pool().queue).threads
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The code listings in docs/MIGRATING.md are excerpts of the examples, which
+//! The code listings in docs/MIGRATING.md (and the marked ones in the
+//! README) are excerpts of the examples, which
 //! `make test` and ctest compile and run. Each listing is preceded by a line
 //! `<!-- excerpt: examples-c/FILE.c -->` and must appear in that file:
 //! a `c` listing line for line, in order, with a line `/* ... */` standing
@@ -87,42 +88,51 @@ fn missing_run(source: &[&str], runs: &[Vec<String>]) -> Option<String> {
     None
 }
 
-#[test]
-fn migrating_listings_are_excerpts_of_the_examples() {
+/// Checks the marked `c`/`diff` listings of `doc` against their sources;
+/// with `all`, every such listing must be marked. Returns how many it checked.
+fn check_excerpts(doc: &str, all: bool) -> usize {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let doc = std::fs::read_to_string(root.join("docs/MIGRATING.md")).expect("docs/MIGRATING.md");
-    let all = listings(&doc);
-    let code: Vec<&Listing> = all
+    let text = std::fs::read_to_string(root.join(doc)).unwrap_or_else(|e| panic!("{doc}: {e}"));
+    let mut checked = 0;
+    for listing in listings(&text)
         .iter()
         .filter(|l| l.lang == "c" || l.lang == "diff")
-        .collect();
-    assert!(
-        code.len() >= 6,
-        "expected before/after listings for three steps"
-    );
-    for listing in code {
-        let source = listing.source.as_deref().unwrap_or_else(|| {
-            panic!(
-                "docs/MIGRATING.md:{}: a {} listing without a `{}FILE -->` line before it",
+    {
+        let Some(source) = listing.source.as_deref() else {
+            assert!(
+                !all,
+                "{doc}:{}: a {} listing without a `{}FILE -->` line before it",
                 listing.line, listing.lang, MARKER
-            )
-        });
+            );
+            continue;
+        };
         let text = std::fs::read_to_string(root.join(source))
-            .unwrap_or_else(|e| panic!("docs/MIGRATING.md:{}: {source}: {e}", listing.line));
+            .unwrap_or_else(|e| panic!("{doc}:{}: {source}: {e}", listing.line));
         let text = text.lines().map(str::trim_end).collect::<Vec<_>>();
         let runs = runs(listing);
-        assert!(
-            !runs.is_empty(),
-            "docs/MIGRATING.md:{}: empty listing",
-            listing.line
-        );
+        assert!(!runs.is_empty(), "{doc}:{}: empty listing", listing.line);
         if let Some(run) = missing_run(&text, &runs) {
             panic!(
-                "docs/MIGRATING.md:{}: not found in {source} (in order):\n{run}",
+                "{doc}:{}: not found in {source} (in order):\n{run}",
                 listing.line
             );
         }
+        checked += 1;
     }
+    checked
+}
+
+#[test]
+fn migrating_listings_are_excerpts_of_the_examples() {
+    assert!(
+        check_excerpts("docs/MIGRATING.md", true) >= 6,
+        "expected before/after listings for three steps"
+    );
+}
+
+#[test]
+fn readme_excerpts_match_the_examples() {
+    assert!(check_excerpts("README.md", false) >= 1);
 }
 
 #[test]

@@ -456,6 +456,37 @@ pub fn at_fork(
     unsafe { pthread_atfork(Some(prepare), Some(parent), Some(child)) };
 }
 
+/// Starts a detached system thread running `start(arg)` with every signal
+/// blocked, so that signals go to the application's own threads.
+pub fn spawn_thread(
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> Result<()> {
+    // SAFETY: attr, the signal sets and the thread id are valid locals,
+    // initialised by the calls that take them; `start` and `arg` are the
+    // caller's, which guarantees `arg` outlives the thread.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        let r = libc::pthread_attr_init(&mut attr);
+        if r != 0 {
+            return Err(Error(r));
+        }
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let mut thread: libc::pthread_t = std::mem::zeroed();
+        let r = libc::pthread_create(&mut thread, &attr, start, arg);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        libc::pthread_attr_destroy(&mut attr);
+        if r != 0 {
+            return Err(Error(r));
+        }
+    }
+    Ok(())
+}
+
 /// Defers `pthread_cancel` of the calling thread while alive: a forced
 /// unwind must not cross Rust frames. A pending cancel acts at the thread's
 /// next cancellation point after the rsock call returns.
