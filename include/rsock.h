@@ -328,7 +328,8 @@ int rsock_connect(rsock_token *token,
  * by the process, which start on demand and exit after 2 s idle; more
  * concurrent lookups wait for a free thread (their timeout runs meanwhile).
  * A cancelled or timed-out lookup goes on in its pool thread, which frees
- * the result; the caller never waits for it. Cancellable from any thread or
+ * the result; the caller never waits for it, and no descriptor of the
+ * call stays open once it returns. Cancellable from any thread or
  * signal handler like the other calls; NULL `token`: the thread's token.
  * A call from inside this thread's blocking hook fails (EAI_SYSTEM) with
  * RSOCK_EINPROGRESS. After fork() the child starts a new pool. A lookup

@@ -55,31 +55,39 @@ struct Job {
     node: Option<CString>,
     service: Option<CString>,
     hints: Option<Hints>,
-    state: Mutex<State>,
-    done: WakeFd,
+    shared: Mutex<Shared>,
+}
+
+struct Shared {
+    state: State,
+    /// Signalled when the result is in. The caller takes it out (and closes
+    /// it) when it stops waiting, so the descriptor never outlives the call.
+    done: Option<WakeFd>,
 }
 
 impl Job {
     fn run(&self) {
         {
-            let mut st = lock(&self.state);
-            if matches!(*st, State::Abandoned) {
+            let mut sh = lock(&self.shared);
+            if matches!(sh.state, State::Abandoned) {
                 return; // never started: nothing to do
             }
-            *st = State::Running;
+            sh.state = State::Running;
         }
         let outcome = sys::getaddrinfo(
             self.node.as_deref(),
             self.service.as_deref(),
             self.hints.as_ref(),
         );
-        let mut st = lock(&self.state);
-        if matches!(*st, State::Abandoned) {
+        let mut sh = lock(&self.shared);
+        if matches!(sh.state, State::Abandoned) {
+            drop(sh);
             drop(outcome); // frees the list
         } else {
-            *st = State::Done(outcome);
-            // The descriptor is open: this thread holds the job.
-            sys::signal(self.done.signal_handle());
+            sh.state = State::Done(outcome);
+            if let Some(done) = &sh.done {
+                sys::signal(done.signal_handle());
+            }
         }
     }
 }
@@ -220,18 +228,22 @@ pub(crate) fn resolve(
         return sys::getaddrinfo(node.as_deref(), service.as_deref(), hints.as_ref())
             .map_err(|(rc, errno)| ResolveError::Lookup(rc, errno));
     }
+    let done = WakeFd::new()?;
+    let done_fd = done.poll_fd();
     let job = Arc::new(Job {
         node,
         service,
         hints,
-        state: Mutex::new(State::Queued),
-        done: WakeFd::new()?,
+        shared: Mutex::new(Shared {
+            state: State::Queued,
+            done: Some(done),
+        }),
     });
     pool().submit(job.clone())?;
     loop {
         let mut fds = [
             PollFd {
-                fd: job.done.poll_fd(),
+                fd: done_fd,
                 events: sys::POLLIN,
                 revents: 0,
             },
@@ -242,19 +254,30 @@ pub(crate) fn resolve(
             },
         ];
         let waited = wait(call, &mut fds, dl);
-        let mut st = lock(&job.state);
+        let sh = lock(&job.shared);
         if let Err(e) = waited {
             // A result that arrived meanwhile is freed here; a lookup still
-            // queued or running is left to the pool.
-            *st = State::Abandoned;
+            // queued or running is left to the pool, which frees its result.
+            drop(abandon(sh));
             return Err(e.into());
         }
-        if matches!(*st, State::Done(_)) {
-            if let State::Done(outcome) = std::mem::replace(&mut *st, State::Abandoned) {
+        if matches!(sh.state, State::Done(_)) {
+            if let State::Done(outcome) = abandon(sh) {
                 return outcome.map_err(|(rc, errno)| ResolveError::Lookup(rc, errno));
             }
         }
     }
+}
+
+/// The caller stops waiting: the job is abandoned and its descriptor closed
+/// (the pool signals it only under the lock, and never once abandoned).
+/// Returns the state it was in.
+fn abandon(mut sh: MutexGuard<'_, Shared>) -> State {
+    let state = std::mem::replace(&mut sh.state, State::Abandoned);
+    let done = sh.done.take();
+    drop(sh);
+    drop(done);
+    state
 }
 
 /// Resolver threads alive now (for tests).
