@@ -325,16 +325,20 @@ int rsock_connect(rsock_token *token,
  * timeout below -1: EAI_SYSTEM with EINVAL. `node`, `service` and `hints`
  * as for `getaddrinfo` (copied: they may be freed once this returns).
  * Threads: the lookup runs on a pool of at most 4 resolver threads, shared
- * by the process, which start on demand and exit after 2 s idle; more
- * concurrent lookups wait for a free thread (their timeout runs meanwhile).
+ * by the process, which start on demand, exit after 2 s idle, and block
+ * every signal but SIGSEGV, SIGBUS, SIGFPE and SIGILL. More concurrent
+ * lookups queue for a free thread (their timeout runs meanwhile, so a
+ * resolver that hangs for 4 lookups makes the next ones time out queued).
  * A cancelled or timed-out lookup goes on in its pool thread, which frees
- * the result; the caller never waits for it, and no descriptor of the
- * call stays open once it returns. Cancellable from any thread or
+ * the result (or, if it was still queued, is dropped); the caller never
+ * waits for it, and no descriptor of the call stays open once it returns.
+ * A lookup that cannot block (AI_NUMERICHOST, and AI_NUMERICSERV or no
+ * `service`) runs on the calling thread. Cancellable from any thread or
  * signal handler like the other calls; NULL `token`: the thread's token.
  * A call from inside this thread's blocking hook fails (EAI_SYSTEM) with
- * RSOCK_EINPROGRESS. After fork() the child starts a new pool. A lookup
- * that cannot block (AI_NUMERICHOST, and AI_NUMERICSERV or no `service`)
- * runs on the calling thread.
+ * RSOCK_EINPROGRESS. After fork() the child starts a pool of its own (the
+ * child of a multithreaded process may call it where the C library allows
+ * getaddrinfo there, as glibc does).
  */
 int rsock_getaddrinfo(rsock_token *token,
                       const char *node,
@@ -349,17 +353,25 @@ int rsock_getaddrinfo(rsock_token *token,
  * `socktype` (SOCK_STREAM or SOCK_DGRAM) in blocking mode with FD_CLOEXEC
  * set, owned by the caller; or RSOCK_INVALID_SOCKET with RSOCK_ECANCELED,
  * RSOCK_ETIMEDOUT, or the error of the last failed attempt (e.g.
- * ECONNREFUSED). `timeout_ms` covers resolution and connection together.
- * Addresses are tried with Happy Eyeballs (RFC 8305): the resolver's order
- * within each family, the families alternating, IPv6 first; a new attempt
- * starts when one fails or 250 ms after the last started while earlier
- * ones are still pending; the first to connect wins and the others are
- * closed. A numeric `host` is parsed on the calling thread; a name is
- * looked up as by rsock_getaddrinfo (resolver pool, AF_UNSPEC, no
- * AI_ADDRCONFIG). A failed lookup sets EHOSTUNREACH (no such name, or no
- * address), EAGAIN (temporary resolver failure), EINVAL (unknown service)
- * or the system's error. `host` or `service` NULL, another `socktype`, or a
- * timeout below -1: EINVAL. NULL `token`: the thread's token.
+ * ECONNREFUSED, ENETUNREACH). `timeout_ms` covers resolution and connection
+ * together. SOCK_STREAM addresses are tried with Happy Eyeballs (RFC 8305,
+ * except that IPv6 always goes first where the RFC follows the resolver's
+ * first answer): the resolver's order within each family, the families
+ * alternating; a new attempt starts for each one that fails, and 250 ms
+ * after the last start while attempts are pending; the first to connect
+ * (the earliest started, if several connect at once) wins and the others
+ * are closed. A SOCK_DGRAM connect only records the peer, so the resolver's
+ * first address is used. A numeric `host` with a numeric `service` is
+ * parsed on the calling thread; anything else is looked up as by
+ * rsock_getaddrinfo (resolver pool, AF_UNSPEC, no AI_ADDRCONFIG).
+ * Errors besides the attempts': a failed lookup gives EHOSTUNREACH (no
+ * such name, no address, or a permanent resolver failure), EAGAIN (a
+ * temporary one), EINVAL (unknown service), ENOMEM, or the system's error
+ * (call rsock_getaddrinfo for the exact EAI_* code); when no socket of any
+ * resolved family can be made, that error (e.g. EAFNOSUPPORT, EMFILE).
+ * `host` or `service` NULL, a service that resolves to port 0, another
+ * `socktype`, or a timeout below -1: EINVAL. NULL `token`: the thread's
+ * token.
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
  * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.

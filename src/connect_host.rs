@@ -29,7 +29,17 @@ pub fn connect_host(
     let mut dl = Deadline::check(timeout_ms)?;
     let call = Call::enter(token)?;
     let list = lookup(&call, host, service, socktype, &mut dl)?;
-    let sock = race(&call, &interleave(list.entries()), &mut dl)?;
+    let entries = list.entries();
+    if entries.iter().any(|a| a.addr.port() == Some(0)) {
+        return Err(Error(sys::EINVAL)); // port 0 names no peer
+    }
+    // A datagram "connect" only records the peer and succeeds at once, so
+    // there is nothing to race: the resolver's preferred address is used.
+    let order = match socktype {
+        sys::SOCK_STREAM => interleave(entries),
+        _ => entries,
+    };
+    let sock = race(&call, &order, &mut dl)?;
     Ok(sock.into_raw())
 }
 
@@ -72,7 +82,8 @@ fn lookup(
 }
 
 /// The resolver's order within each family, the families alternating and
-/// IPv6 first (RFC 8305 section 4).
+/// IPv6 first. (RFC 8305 section 4 starts with the family of the resolver's
+/// first answer; the contract fixes IPv6 first.)
 fn interleave(entries: Vec<AddrInfo>) -> Vec<AddrInfo> {
     let (v6, other): (Vec<_>, Vec<_>) =
         entries.into_iter().partition(|a| a.family == sys::AF_INET6);
@@ -91,41 +102,71 @@ enum Started {
     Pending(Socket),
 }
 
+enum NotStarted {
+    /// No socket of that family could be made (e.g. EAFNOSUPPORT): not an
+    /// attempt, so it does not hide a real attempt's error.
+    NoSocket(Error),
+    /// connect() failed at once.
+    Failed(Error),
+}
+
 /// Starts a non-blocking connect to `a`.
-fn start(a: &AddrInfo) -> Result<Started> {
-    let sock = Socket::new_nonblocking(a.family, a.socktype, a.protocol)?;
+fn start(a: &AddrInfo) -> std::result::Result<Started, NotStarted> {
+    let sock =
+        Socket::new_nonblocking(a.family, a.socktype, a.protocol).map_err(NotStarted::NoSocket)?;
     match sys::connect(sock.raw(), a.addr) {
         Ok(()) => Ok(Started::Connected(sock)),
         // An interrupted connect goes on asynchronously.
         Err(e) if e.0 == sys::EINPROGRESS || e.0 == sys::EINTR => Ok(Started::Pending(sock)),
-        Err(e) => Err(e),
+        Err(e) => Err(NotStarted::Failed(e)),
     }
 }
 
-/// Runs the attempts: the first at once, the next one when an attempt fails
-/// or ATTEMPT_DELAY after the last start, whichever comes first. The first
-/// to connect wins and the others are closed; if all fail, the last
-/// failure's error.
+/// The outcome of a pending attempt that poll reported.
+fn finished(sock: &Socket) -> Result<()> {
+    match sys::take_socket_error(sock.raw())? {
+        // Some systems report a failed connect as writable with no pending
+        // error once it has been read: make sure there is a peer.
+        0 => sys::peer_check(sock.raw()),
+        err => Err(Error(err)),
+    }
+}
+
+/// Runs the attempts: the first at once, another for each one that fails,
+/// and another ATTEMPT_DELAY after the last start while attempts are
+/// pending. Among attempts that connect in the same round the earliest
+/// started wins; the others are closed. If all fail: the last failed
+/// attempt's error.
 fn race(call: &Call, addrs: &[AddrInfo], dl: &mut Deadline) -> Result<Socket> {
     let mut next = addrs.iter().peekable();
     let mut pending: Vec<Socket> = Vec::new();
     let mut fds: Vec<PollFd> = Vec::new();
-    let mut last_err = Error(sys::EHOSTUNREACH);
+    let (mut last_err, mut no_socket) = (None, None);
     let mut due = Instant::now();
+    let mut start_now = 0usize; // failures not yet replaced
     loop {
-        while pending.is_empty() || Instant::now() >= due {
+        while pending.is_empty() || start_now > 0 || Instant::now() >= due {
             let Some(a) = next.next() else { break };
+            start_now = start_now.saturating_sub(1);
             match start(a) {
                 Ok(Started::Connected(sock)) => return won(sock),
                 Ok(Started::Pending(sock)) => {
                     pending.push(sock);
                     due = Instant::now() + ATTEMPT_DELAY;
                 }
-                Err(e) => last_err = e,
+                Err(NotStarted::Failed(e)) => {
+                    last_err = Some(e);
+                    start_now += 1;
+                }
+                Err(NotStarted::NoSocket(e)) => {
+                    no_socket = Some(e);
+                    start_now += 1;
+                }
             }
         }
+        start_now = 0;
         if pending.is_empty() {
-            return Err(last_err);
+            return Err(last_err.or(no_socket).unwrap_or(Error(sys::EHOSTUNREACH)));
         }
         fds.clear();
         fds.extend(pending.iter().map(|s| PollFd {
@@ -138,7 +179,7 @@ fn race(call: &Call, addrs: &[AddrInfo], dl: &mut Deadline) -> Result<Socket> {
             events: 0,
             revents: 0,
         });
-        let waited = if next.peek().is_some() {
+        let waited = if next.peek().is_some() && !dl.expired() {
             let left = due.saturating_duration_since(Instant::now());
             let ms = left.as_nanos().div_ceil(1_000_000) as u64;
             match wait(call, &mut fds, &mut dl.slice(ms)?) {
@@ -147,20 +188,23 @@ fn race(call: &Call, addrs: &[AddrInfo], dl: &mut Deadline) -> Result<Socket> {
                 r => r,
             }
         } else {
+            // No more addresses, or the deadline passed: a last look (a
+            // zero timeout polls once) before giving up.
             wait(call, &mut fds, dl)
         };
         waited?; // on cancel or timeout, dropping `pending` closes them
-        for i in (0..pending.len()).rev() {
-            if fds[i].revents == 0 {
+        let mut i = 0;
+        for fd in &fds[..pending.len()] {
+            if fd.revents == 0 {
+                i += 1;
                 continue;
             }
-            let sock = pending.swap_remove(i);
-            match sys::take_socket_error(sock.raw()) {
-                Ok(0) => return won(sock),
-                Ok(err) => last_err = Error(err),
-                Err(e) => last_err = e,
+            let sock = pending.remove(i);
+            match finished(&sock) {
+                Ok(()) => return won(sock),
+                Err(e) => last_err = Some(e),
             }
-            due = Instant::now(); // a failure starts the next attempt at once
+            start_now += 1;
         }
     }
 }
@@ -173,6 +217,65 @@ fn won(sock: Socket) -> Result<Socket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{SocketAddr, TcpListener};
+
+    /// A sockaddr for `addr`, kept alive by the returned box.
+    fn entry_for(addr: SocketAddr) -> (Box<libc::sockaddr_storage>, AddrInfo) {
+        // SAFETY: sockaddr_storage is plain data.
+        let mut ss: Box<libc::sockaddr_storage> = Box::new(unsafe { std::mem::zeroed() });
+        let (family, len) = match addr {
+            SocketAddr::V4(a) => {
+                // SAFETY: sockaddr_storage is large enough and aligned for it.
+                let sin = unsafe {
+                    &mut *(&mut *ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+                };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+                (libc::AF_INET, std::mem::size_of::<libc::sockaddr_in>())
+            }
+            SocketAddr::V6(a) => {
+                // SAFETY: as above.
+                let sin6 = unsafe {
+                    &mut *(&mut *ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+                };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                (libc::AF_INET6, std::mem::size_of::<libc::sockaddr_in6>())
+            }
+        };
+        // SAFETY: `ss` holds `len` bytes of address and outlives the entry's use.
+        let addr = unsafe {
+            sys::AddrIn::new(
+                (&*ss as *const libc::sockaddr_storage).cast(),
+                len as libc::socklen_t,
+            )
+        };
+        let entry = AddrInfo {
+            family,
+            socktype: sys::SOCK_STREAM,
+            protocol: 0,
+            addr,
+        };
+        (ss, entry)
+    }
+
+    /// Once the deadline has passed, an attempt that has connected still
+    /// wins (the race looks once more before giving up), even with
+    /// addresses left to try.
+    #[test]
+    fn a_passed_deadline_still_takes_a_ready_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+        let (_a, first) = entry_for(listener.local_addr().expect("address"));
+        let (_b, second) = entry_for("127.0.0.1:1".parse().expect("address"));
+        let token = Token::new();
+        let call = Call::enter(&token).expect("enter");
+        let mut dl = Deadline::new(0);
+        let sock = race(&call, &[first, second], &mut dl).expect("connected");
+        assert!(sys::peer_check(sock.raw()).is_ok());
+        assert_eq!(sys::is_nonblocking(sock.raw()), Ok(false));
+    }
 
     #[test]
     fn families_alternate_starting_with_ipv6() {

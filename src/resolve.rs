@@ -102,11 +102,8 @@ struct Pool {
     queue: Mutex<Queue>,
     work: Condvar,
     /// The pool this process inherited through fork(), kept reachable.
-    _inherited: *const Pool,
+    _inherited: AtomicPtr<Pool>,
 }
-
-// SAFETY: `_inherited` is never dereferenced.
-unsafe impl Sync for Pool {}
 
 /// The pool; replaced by a new one in a fork() child.
 static POOL: AtomicPtr<Pool> = AtomicPtr::new(std::ptr::null_mut());
@@ -140,7 +137,7 @@ fn pool() -> &'static Pool {
             busy: 0,
         }),
         work: Condvar::new(),
-        _inherited: INHERITED.load(SeqCst),
+        _inherited: AtomicPtr::new(INHERITED.load(SeqCst)),
     }));
     match POOL.compare_exchange(std::ptr::null_mut(), new, SeqCst, SeqCst) {
         // SAFETY: just published, never freed.
@@ -171,6 +168,12 @@ impl Pool {
         }
         self.work.notify_one();
         Ok(())
+    }
+
+    /// Takes an abandoned job out of the queue, if still there, so that it
+    /// holds no memory and no later lookup waits behind it.
+    fn withdraw(&self, job: &Arc<Job>) {
+        lock(&self.queue).jobs.retain(|j| !Arc::ptr_eq(j, job));
     }
 
     fn serve(&'static self) {
@@ -239,7 +242,8 @@ pub(crate) fn resolve(
             done: Some(done),
         }),
     });
-    pool().submit(job.clone())?;
+    let pool = pool();
+    pool.submit(job.clone())?;
     loop {
         let mut fds = [
             PollFd {
@@ -256,9 +260,12 @@ pub(crate) fn resolve(
         let waited = wait(call, &mut fds, dl);
         let sh = lock(&job.shared);
         if let Err(e) = waited {
-            // A result that arrived meanwhile is freed here; a lookup still
-            // queued or running is left to the pool, which frees its result.
-            drop(abandon(sh));
+            // A result that arrived meanwhile is freed here; a running lookup
+            // is left to the pool, which frees its result; a queued one is
+            // taken out of the queue.
+            if matches!(abandon(sh), State::Queued) {
+                pool.withdraw(&job);
+            }
             return Err(e.into());
         }
         if matches!(sh.state, State::Done(_)) {

@@ -242,6 +242,32 @@ impl AddrIn {
         len: 0,
     };
 
+    /// The port of an IPv4 or IPv6 address; None for other families.
+    pub fn port(&self) -> Option<u16> {
+        if self.addr.is_null() {
+            return None;
+        }
+        // SAFETY: `addr` is valid for `len` bytes (AddrIn::new), and the
+        // family says which structure it holds.
+        unsafe {
+            match c_int::from((*self.addr).sa_family) {
+                libc::AF_INET if self.len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
+                    Some(u16::from_be(
+                        (*self.addr.cast::<libc::sockaddr_in>()).sin_port,
+                    ))
+                }
+                libc::AF_INET6
+                    if self.len as usize >= std::mem::size_of::<libc::sockaddr_in6>() =>
+                {
+                    Some(u16::from_be(
+                        (*self.addr.cast::<libc::sockaddr_in6>()).sin6_port,
+                    ))
+                }
+                _ => None,
+            }
+        }
+    }
+
     /// # Safety
     /// `addr` must be valid for reads of `len` bytes, or NULL.
     pub unsafe fn new(addr: *const sockaddr, len: socklen_t) -> AddrIn {
@@ -414,6 +440,25 @@ impl Drop for Socket {
     }
 }
 
+/// Ok if `sock` has a peer; otherwise the error that says why not.
+pub fn peer_check(sock: RawSocket) -> Result<()> {
+    // SAFETY: sockaddr_storage is plain data and large enough for any address.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+    // SAFETY: ss and len are valid locals of the sizes given.
+    let r = unsafe {
+        libc::getpeername(
+            sock,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(Error(last_error()));
+    }
+    Ok(())
+}
+
 /// Whether `sock` is a stream socket (partial transfers are possible).
 pub fn is_stream(sock: RawSocket) -> bool {
     let mut ty: c_int = 0;
@@ -457,7 +502,9 @@ pub fn at_fork(
 }
 
 /// Starts a detached system thread running `start(arg)` with every signal
-/// blocked, so that signals go to the application's own threads.
+/// blocked but those a fault raises (SIGSEGV, SIGBUS, SIGFPE, SIGILL), so
+/// that signals go to the application's own threads and a crash still
+/// reaches the application's handler.
 pub fn spawn_thread(
     start: extern "C" fn(*mut c_void) -> *mut c_void,
     arg: *mut c_void,
@@ -475,6 +522,9 @@ pub fn spawn_thread(
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
+        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL] {
+            libc::sigdelset(&mut all, sig);
+        }
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut thread: libc::pthread_t = std::mem::zeroed();
         let r = libc::pthread_create(&mut thread, &attr, start, arg);

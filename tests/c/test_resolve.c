@@ -3,6 +3,7 @@
    stand-in resolver of fake_resolver.h. */
 #include "fake_resolver.h"
 
+#include <malloc.h>
 #include <sys/wait.h>
 
 static void resolves_like_getaddrinfo(void) {
@@ -75,6 +76,18 @@ static void pool_is_bounded_and_frees_abandoned_results(void) {
     }
     CHECK(atomic_load(&max_running) >= 1 && atomic_load(&max_running) <= 4);
     printf("     at most %d lookups ran at once\n", atomic_load(&max_running));
+    /* Lookups that give up while queued behind them leave nothing queued:
+       2000 of them do not add up in memory. */
+    size_t before = mallinfo2().uordblks;
+    int gave_up = 0;
+    for (int i = 0; i < 2000; i++) {
+        struct addrinfo *r = NULL;
+        gave_up += rsock_getaddrinfo(NULL, "g.hang.test", "80", NULL, &r, 0) == EAI_SYSTEM;
+    }
+    CHECK(gave_up == 2000);
+    size_t grew = mallinfo2().uordblks - before;
+    CHECK(grew < 64 * 1024);
+    printf("     2000 lookups abandoned in the queue: heap grew %zu bytes\n", grew);
     /* Every resolver thread is stuck, yet a lookup that cannot block runs
        at once, on the caller's thread. */
     struct addrinfo hints, *num = NULL;
@@ -102,13 +115,19 @@ static void *slow_lookup(void *arg) {
     return NULL;
 }
 
-/* fork() while a resolver thread is busy: the child, which has no resolver
-   threads, starts a pool of its own; the parent's lookup completes. */
+/* fork() while every resolver thread is busy: the child, which has none of
+   them, must start a pool of its own (the inherited one would look full);
+   the parent's lookups complete. */
 static void works_after_fork(void) {
-    int parent_rc = -1;
-    pthread_t th;
-    REQUIRE(pthread_create(&th, NULL, slow_lookup, &parent_rc) == 0);
-    while (atomic_load(&running) == 0) sleep_ms(1);
+    enum { N = 4 };
+    int parent_rc[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        parent_rc[i] = -1;
+        REQUIRE(pthread_create(&th[i], NULL, slow_lookup, &parent_rc[i]) == 0);
+    }
+    for (int i = 0; i < 1000 && atomic_load(&running) < N; i++) sleep_ms(1);
+    CHECK(atomic_load(&running) == N);
     /* The child reports through a pipe: under valgrind its exit status
        also counts the per-thread memory of the parent's other threads,
        which the child inherits without the threads. */
@@ -117,7 +136,7 @@ static void works_after_fork(void) {
     pid_t pid = fork();
     if (pid == 0) {
         struct addrinfo *r = NULL;
-        int rc = rsock_getaddrinfo(NULL, "localhost", "2", NULL, &r, 5000);
+        int rc = rsock_getaddrinfo(NULL, "localhost", "2", NULL, &r, 2000);
         if (rc != 0) fprintf(stderr, "child: rsock_getaddrinfo returned %d, error %d\n", rc, rsock_last_error());
         char ok = rc == 0 && r ? 'y' : 'n';
         if (write(report[1], &ok, 1) != 1) _exit(1);
@@ -130,8 +149,10 @@ static void works_after_fork(void) {
     int status = -1;
     waitpid(pid, &status, 0);
     CHECK(WIFEXITED(status));
-    pthread_join(th, NULL);
-    CHECK(parent_rc == 0);
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(parent_rc[i] == 0);
+    }
 }
 
 int main(void) {
