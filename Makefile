@@ -15,7 +15,7 @@ C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
 EXAMPLES := cancel_demo legacy_hook worker_cancel echo_server http_get_timeout
 
-.PHONY: all demo examples test rust-test header-check c-test example-test header lib clean
+.PHONY: all demo examples test rust-test header-check c-test valgrind-test example-test header lib clean
 all: lib
 
 lib:
@@ -54,14 +54,22 @@ header-check: | $(BUILD)
 rust-test:
 	$(CARGO) test
 
+# RUNNER runs each test program (empty: directly).
 c-test: lib $(C_TESTS)
 	@pass=0; fail=0; \
 	for t in $(C_TESTS); do \
 	  echo "== $$t"; \
-	  if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	  if $(RUNNER) $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; \
 	echo "c tests: $$pass passed, $$fail failed"; \
 	test $$fail -eq 0
+
+# The C tests under valgrind memcheck: no errors and no definite leaks
+# (iteration counts scaled down; see rt_scaled in tests/c/rtest.h).
+VALGRIND := valgrind -q --error-exitcode=9 --leak-check=full \
+  --errors-for-leak-kinds=definite --show-leak-kinds=definite
+valgrind-test:
+	RSOCK_TEST_SCALE=0.05 $(MAKE) c-test RUNNER="$(VALGRIND)"
 
 # Each example runs with its output checked (tests/examples/driver.c plays
 # the user, the clients or the server).

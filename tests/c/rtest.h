@@ -95,6 +95,25 @@ static inline int rt_scaled(int n) {
     return v < 1 ? 1 : (int)v;
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define RT_SANITIZED 1
+#endif
+#endif
+
+/* Whether a memory tool (valgrind, or a sanitizer built in) owns this
+   process's address space, so that RLIMIT_AS means nothing useful. */
+static inline int rt_memory_tool(void) {
+#ifdef RT_SANITIZED
+    return 1;
+#else
+    const char *p = getenv("LD_PRELOAD");
+    return p && strstr(p, "vgpreload") != NULL;
+#endif
+}
+
 static inline double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
