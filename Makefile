@@ -15,7 +15,7 @@ C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
 EXAMPLES := cancel_demo legacy_hook worker_cancel echo_server http_get_timeout
 
-.PHONY: all demo examples test rust-test header-check c-test valgrind-test example-test header lib clean
+.PHONY: all demo examples test rust-test header-check c-test valgrind-test asan-test tsan-test miri-test example-test header lib clean
 all: lib
 
 lib:
@@ -70,6 +70,19 @@ VALGRIND := valgrind -q --error-exitcode=9 --leak-check=full \
   --errors-for-leak-kinds=definite --show-leak-kinds=definite
 valgrind-test:
 	RSOCK_TEST_SCALE=0.05 $(MAKE) c-test RUNNER="$(VALGRIND)"
+
+# The C tests under AddressSanitizer + UndefinedBehaviorSanitizer (with
+# LeakSanitizer) and under ThreadSanitizer, the Rust library instrumented
+# too (needs the nightly toolchain with rust-src, and clang-14).
+asan-test:
+	tests/sanitize.sh address
+
+tsan-test:
+	tests/sanitize.sh thread
+
+# The Rust unit tests that make no system calls, under Miri (nightly).
+miri-test:
+	$(CARGO) +nightly miri test --lib
 
 # Each example runs with its output checked (tests/examples/driver.c plays
 # the user, the clients or the server).

@@ -265,6 +265,7 @@ mod tests {
     /// wins (the race looks once more before giving up), even with
     /// addresses left to try.
     #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn a_passed_deadline_still_takes_a_ready_connection() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
         let (_a, first) = entry_for(listener.local_addr().expect("address"));

@@ -317,6 +317,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn recv_ready_then_timeout_then_cancel() {
         let (a, mut b) = UnixStream::pair().unwrap();
         let t = Token::new();
@@ -351,6 +352,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn grandchild_waiter_woken_by_root_cancel() {
         let (a, _b) = UnixStream::pair().unwrap();
         let root = Token::new();
@@ -363,6 +365,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn send_reports_exact_partial_count() {
         let (a, b) = UnixStream::pair().unwrap();
         let t = Token::new();
@@ -383,6 +386,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn waits_release_their_slots() {
         let (a, _b) = UnixStream::pair().unwrap();
         let root = Token::new();
@@ -399,6 +403,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn bad_arguments() {
         let t = Token::new();
         let mut buf = [0u8; 1];
@@ -410,6 +415,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn waiter_records_are_reused_across_threads() {
         let (a, _b) = UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();

@@ -299,6 +299,7 @@ mod tests {
     use crate::token::Token;
 
     #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn threads_start_on_demand_and_exit_when_idle() {
         let token = Token::new();
         let call = Call::enter(&token).expect("enter");

@@ -19,8 +19,7 @@
 
 use crate::sys;
 use crate::token::{Slot, Token};
-use parking_lot::Mutex;
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::ptr;
 use std::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst,
@@ -47,7 +46,46 @@ impl Waiter {
     }
 }
 
-static POOL: Mutex<Vec<&'static Waiter>> = Mutex::new(Vec::new());
+/// Records free for reuse. A spin lock, not a parking_lot Mutex: it is
+/// taken by the thread-exit destructor, which runs after the thread's
+/// thread-local destructors, and parking_lot's per-thread state created
+/// there would never be freed. Held only to push or pop.
+struct FreeList {
+    locked: AtomicBool,
+    records: UnsafeCell<Vec<&'static Waiter>>,
+}
+
+// SAFETY: `records` is only touched with `locked` held.
+unsafe impl Sync for FreeList {}
+
+impl FreeList {
+    fn lock(&self) {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, SeqCst, SeqCst)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+    }
+
+    fn unlock(&self) {
+        self.locked.store(false, SeqCst);
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<&'static Waiter>) -> R) -> R {
+        self.lock();
+        // SAFETY: the lock is held; `f` cannot reach the list again.
+        let r = f(unsafe { &mut *self.records.get() });
+        self.unlock();
+        r
+    }
+}
+
+static POOL: FreeList = FreeList {
+    locked: AtomicBool::new(false),
+    records: UnsafeCell::new(Vec::new()),
+};
 static ALL: AtomicPtr<Waiter> = AtomicPtr::new(ptr::null_mut());
 static CREATED: AtomicUsize = AtomicUsize::new(0);
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -59,12 +97,11 @@ pub(crate) fn records_created() -> usize {
 }
 
 unsafe extern "C" fn before_fork() {
-    std::mem::forget(POOL.lock());
+    POOL.lock();
 }
 
 unsafe extern "C" fn after_fork_parent() {
-    // SAFETY: locked by before_fork in this thread.
-    unsafe { POOL.force_unlock() };
+    POOL.unlock(); // locked by before_fork in this thread
 }
 
 /// In the child: only the forking thread exists, and every inherited wake
@@ -72,8 +109,7 @@ unsafe extern "C" fn after_fork_parent() {
 /// (no canceller thread survived the fork, so `busy` is stale) and bump the
 /// generation so the forking thread's handle is replaced. Async-signal-safe.
 unsafe extern "C" fn after_fork_child() {
-    // SAFETY: locked by before_fork in this (the only) thread.
-    unsafe { POOL.force_unlock() };
+    POOL.unlock(); // locked by before_fork in this (the only) thread
     FORK_GENERATION.fetch_add(1, SeqCst);
     let mut rec = ALL.load(SeqCst);
     while !rec.is_null() {
@@ -117,7 +153,7 @@ pub(crate) struct WaiterHandle {
 impl WaiterHandle {
     fn new() -> sys::Result<WaiterHandle> {
         let wake = sys::WakeFd::new()?;
-        let pooled = POOL.lock().pop();
+        let pooled = POOL.with(|free| free.pop());
         let rec = pooled.unwrap_or_else(new_record);
         rec.handle.store(wake.signal_handle(), SeqCst);
         rec.closed.store(false, SeqCst);
@@ -157,7 +193,7 @@ impl Drop for WaiterHandle {
             std::thread::yield_now();
         }
         drop(self.wake.take());
-        POOL.lock().push(self.rec);
+        POOL.with(|free| free.push(self.rec));
     }
 }
 

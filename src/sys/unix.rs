@@ -608,11 +608,13 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn wake_descriptor_signals_and_drains() {
         signal_and_drain(WakeFd::new().expect("wake fd"));
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn pipe_fallback_signals_and_drains() {
         signal_and_drain(WakeFd::new_pipe().expect("pipe"));
     }

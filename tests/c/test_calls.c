@@ -1,6 +1,8 @@
 /* The cancellable socket calls: results, errors, nothing lost, modes. */
 #include "rtest.h"
 
+#include <stdatomic.h>
+
 #include <arpa/inet.h>
 
 static void recv_ready_timeout_and_zero(void) {
@@ -319,12 +321,12 @@ static void on_usr1(int sig) {
 
 struct pester {
     pthread_t target;
-    volatile int stop;
+    atomic_int stop;
 };
 
 static void *pester_thread(void *arg) {
     struct pester *p = arg;
-    while (!p->stop) {
+    while (!atomic_load(&p->stop)) {
         pthread_kill(p->target, SIGUSR1);
         sleep_ms(2);
     }
@@ -350,7 +352,7 @@ static void eintr_resumes_with_remaining_time(void) {
     CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 300), RSOCK_ETIMEDOUT);
     double el = now_ms() - t0;
     CHECK(el >= 300 && el < 3000);
-    p.stop = 1;
+    atomic_store(&p.stop, 1);
     pthread_join(th, NULL);
     CHECK(usr1_count > 10);
     close_pair(sv);
