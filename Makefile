@@ -15,7 +15,7 @@ C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
 EXAMPLES := cancel_demo legacy_hook worker_cancel echo_server http_get_timeout
 
-.PHONY: all demo examples test rust-test header-check c-test valgrind-test asan-test tsan-test miri-test example-test header lib clean
+.PHONY: all demo examples test rust-test header-check c-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean
 all: lib
 
 lib:
@@ -79,6 +79,11 @@ asan-test:
 
 tsan-test:
 	tests/sanitize.sh thread
+
+# The wake protocol's loom models (src/loom_models.rs): the token and
+# waiter-record code built against loom's atomics.
+loom-test:
+	RUSTFLAGS="--cfg loom" $(CARGO) test --release --lib --target-dir target/loom loom_models
 
 # The Rust unit tests that make no system calls, under Miri (nightly).
 miri-test:

@@ -8,9 +8,12 @@
 mod connect_host;
 pub mod error;
 pub mod ffi;
+#[cfg(all(loom, test))]
+mod loom_models;
 pub mod ops;
 mod resolve;
 mod shim;
+mod sync;
 mod sys;
 mod token;
 mod wait;

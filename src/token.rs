@@ -14,12 +14,15 @@
 //! ever appended and are freed with the token, so a concurrent cancel can scan
 //! them without a lock.
 
+use crate::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
+use crate::sync::{alloc, dealloc};
 use crate::waiter::Waiter;
-use std::alloc::{alloc, dealloc, Layout};
+use std::alloc::Layout;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 
-const SLOTS: usize = 8;
+/// Slots per segment. The loom models use tiny segments so that they also
+/// cover appending a segment.
+const SLOTS: usize = if cfg!(loom) { 1 } else { 8 };
 
 struct Segment {
     slots: [AtomicPtr<Waiter>; SLOTS],
@@ -155,6 +158,9 @@ impl Token {
     pub fn cancel(&self) {
         let inner = self.inner();
         inner.cancels.fetch_add(1, SeqCst);
+        // The other half of the fence in `register`: either this scan finds
+        // a waiter's slot, or that waiter's check finds the new count.
+        fence(SeqCst);
         let mut seg = inner.waiters.load(SeqCst);
         while !seg.is_null() {
             // SAFETY: segments are freed only when the token is, and `self`
@@ -246,6 +252,11 @@ impl Token {
             out.push(tok.inner().claim_slot(wp));
             t = tok.inner().parent.as_ref();
         }
+        // Slots written, then counts read (by the caller's check); `cancel`
+        // writes its count, then reads slots. SeqCst operations alone forbid
+        // both sides reading stale values; the fences say so explicitly, and
+        // are what loom (which models SeqCst accesses as AcqRel) can check.
+        fence(SeqCst);
     }
 
     /// The raw pointer handed to C; owns one reference.
@@ -327,7 +338,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let mut seg = *self.waiters.get_mut();
+        let mut seg = self.waiters.load(Relaxed); // exclusive: no other reference
         while !seg.is_null() {
             // SAFETY: we own the list exclusively now; each segment came from
             // Box::into_raw and is freed once.

@@ -17,13 +17,15 @@
 //! parent, so the child marks every record closed and replaces the forking
 //! thread's descriptor on its next wait.
 
+use crate::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicUsize};
 use crate::sys;
 use crate::token::{Slot, Token};
 use std::cell::{Cell, UnsafeCell};
 use std::ptr;
-use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst,
-};
+// The process-wide lists stay on std atomics (statics); the records' own
+// fields, which cancellers touch, are what the loom models check.
+use std::sync::atomic as process;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::SeqCst};
 use std::sync::OnceLock;
 
 pub(crate) struct Waiter {
@@ -35,15 +37,48 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
+    /// A record, closed, with no descriptor.
+    fn closed() -> Waiter {
+        Waiter {
+            busy: AtomicUsize::new(0),
+            closed: AtomicBool::new(true),
+            handle: AtomicI32::new(-1),
+            next_all: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Opens the record to cancellers, who will signal `handle`.
+    pub(crate) fn open(&self, handle: i32) {
+        self.handle.store(handle, SeqCst);
+        self.closed.store(false, SeqCst);
+    }
+
     /// Signals the owner's wake descriptor if it is still open.
     /// Async-signal-safe: atomics and one `write`.
     pub(crate) fn wake(&self) {
         self.busy.fetch_add(1, SeqCst);
+        fence(SeqCst); // pairs with `retire`: see Token::register
         if !self.closed.load(SeqCst) {
             sys::signal(self.handle.load(SeqCst));
         }
         self.busy.fetch_sub(1, SeqCst);
     }
+
+    /// Closes the record to cancellers and waits until none is inside
+    /// `wake`: from then on the descriptor may be closed.
+    pub(crate) fn retire(&self) {
+        self.closed.store(true, SeqCst);
+        fence(SeqCst); // pairs with `wake`
+        while self.busy.load(SeqCst) != 0 {
+            crate::sync::yield_now();
+        }
+    }
+}
+
+/// A record for a model, never freed (as records never are).
+#[cfg(all(loom, test))]
+pub(crate) fn model_record() -> &'static Waiter {
+    Box::leak(Box::new(Waiter::closed()))
 }
 
 /// Records free for reuse. A spin lock, not a parking_lot Mutex: it is
@@ -51,7 +86,7 @@ impl Waiter {
 /// thread-local destructors, and parking_lot's per-thread state created
 /// there would never be freed. Held only to push or pop.
 struct FreeList {
-    locked: AtomicBool,
+    locked: process::AtomicBool,
     records: UnsafeCell<Vec<&'static Waiter>>,
 }
 
@@ -83,11 +118,11 @@ impl FreeList {
 }
 
 static POOL: FreeList = FreeList {
-    locked: AtomicBool::new(false),
+    locked: process::AtomicBool::new(false),
     records: UnsafeCell::new(Vec::new()),
 };
 static ALL: AtomicPtr<Waiter> = AtomicPtr::new(ptr::null_mut());
-static CREATED: AtomicUsize = AtomicUsize::new(0);
+static CREATED: process::AtomicUsize = process::AtomicUsize::new(0);
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// How many waiter records were ever allocated (records are recycled).
@@ -125,12 +160,7 @@ fn new_record() -> &'static Waiter {
     static FORK_HANDLERS: std::sync::Once = std::sync::Once::new();
     FORK_HANDLERS.call_once(|| sys::at_fork(before_fork, after_fork_parent, after_fork_child));
     CREATED.fetch_add(1, SeqCst);
-    let rec: &'static Waiter = Box::leak(Box::new(Waiter {
-        busy: AtomicUsize::new(0),
-        closed: AtomicBool::new(true),
-        handle: AtomicI32::new(-1),
-        next_all: AtomicPtr::new(ptr::null_mut()),
-    }));
+    let rec: &'static Waiter = Box::leak(Box::new(Waiter::closed()));
     let me = rec as *const Waiter as *mut Waiter;
     let mut head = ALL.load(SeqCst);
     loop {
@@ -155,8 +185,7 @@ impl WaiterHandle {
         let wake = sys::WakeFd::new()?;
         let pooled = POOL.with(|free| free.pop());
         let rec = pooled.unwrap_or_else(new_record);
-        rec.handle.store(wake.signal_handle(), SeqCst);
-        rec.closed.store(false, SeqCst);
+        rec.open(wake.signal_handle());
         Ok(WaiterHandle {
             rec,
             wake: Some(wake),
@@ -188,10 +217,7 @@ impl WaiterHandle {
 
 impl Drop for WaiterHandle {
     fn drop(&mut self) {
-        self.rec.closed.store(true, SeqCst);
-        while self.rec.busy.load(SeqCst) != 0 {
-            std::thread::yield_now();
-        }
+        self.rec.retire();
         drop(self.wake.take());
         POOL.with(|free| free.push(self.rec));
     }

@@ -5,6 +5,8 @@
 //! signals), `poll`, and non-blocking attempts of the socket calls. A Windows
 //! implementation would provide the same items in its own module.
 
+#[cfg(loom)]
+pub mod model;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

@@ -163,6 +163,7 @@ impl Drop for WakeFd {
 
 /// Signals a wake descriptor. Async-signal-safe: one `write`, errno preserved.
 /// The caller guarantees that `handle` stays open for the duration.
+#[cfg(not(loom))]
 pub fn signal(handle: c_int) {
     let saved = last_error();
     let one: u64 = 1;
@@ -171,6 +172,9 @@ pub fn signal(handle: c_int) {
     unsafe { libc::write(handle, (&one as *const u64).cast(), 8) };
     set_last_error(saved);
 }
+
+#[cfg(loom)]
+pub use super::model::signal;
 
 /// `poll`, with the error as a value. EINTR is returned to the caller.
 pub fn poll(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
