@@ -102,6 +102,13 @@ static inline int rt_scaled(int n) {
 #define RT_SANITIZED 1
 #endif
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define RT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RT_TSAN 1
+#endif
+#endif
 
 /* Whether a memory tool (valgrind, or a sanitizer built in) owns this
    process's address space, so that RLIMIT_AS means nothing useful. */
