@@ -130,7 +130,9 @@ rsock_token *rsock_token_ref(rsock_token *token);
 /**
  * Releases one reference; the last one frees the token. Threads still
  * blocked on the token must hold their own reference. Using a token after
- * releasing its last reference is undefined. NULL does nothing.
+ * releasing its last reference is undefined; a debug build of the library
+ * catches it for the 4096 most recently freed tokens, printing a message
+ * and aborting. NULL does nothing.
  */
 void rsock_token_unref(rsock_token *token);
 

@@ -44,6 +44,41 @@ pub(crate) struct Inner {
     base: AtomicU64,
     parent: Option<Token>,
     waiters: AtomicPtr<Segment>,
+    #[cfg(all(debug_assertions, not(loom)))]
+    magic: std::sync::atomic::AtomicU32,
+}
+
+/// Debug builds mark tokens live or dead and keep the memory of the most
+/// recently freed ones, so that a token used after its last unref is
+/// reported (see `Token::is_live`) instead of corrupting memory.
+#[cfg(all(debug_assertions, not(loom)))]
+mod quarantine {
+    use super::Inner;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    pub(super) const LIVE: u32 = 0x7273_6f6b;
+    pub(super) const DEAD: u32 = 0xdead_0b0e;
+    const KEEP: usize = 4096;
+
+    /// Freed token memory, owned here alone.
+    struct Freed(*mut Inner);
+
+    // SAFETY: nothing else refers to the memory once it is here.
+    unsafe impl Send for Freed {}
+
+    /// Freed tokens, oldest first.
+    static FREED: Mutex<VecDeque<Freed>> = Mutex::new(VecDeque::new());
+
+    /// Keeps `p`; returns the token memory that may now really be freed.
+    pub(super) fn keep(p: *mut Inner) -> Option<*mut Inner> {
+        let mut freed = FREED.lock().unwrap_or_else(|e| e.into_inner());
+        freed.push_back(Freed(p));
+        (freed.len() > KEEP)
+            .then(|| freed.pop_front())
+            .flatten()
+            .map(|f| f.0)
+    }
 }
 
 /// A reference-counted cancellation token. (Counted by hand rather than with
@@ -82,6 +117,16 @@ impl Drop for Token {
                     .take()
                     .map(std::mem::ManuallyDrop::new)
                     .map(|t| t.0);
+                #[cfg(all(debug_assertions, not(loom)))]
+                let inner = {
+                    (*inner).magic.store(quarantine::DEAD, SeqCst);
+                    ptr::drop_in_place(inner);
+                    match quarantine::keep(inner) {
+                        Some(old) => old,
+                        None => continue,
+                    }
+                };
+                #[cfg(not(all(debug_assertions, not(loom))))]
                 ptr::drop_in_place(inner);
                 dealloc(inner.cast(), Layout::new::<Inner>());
             }
@@ -122,6 +167,8 @@ impl Token {
             base: AtomicU64::new(base),
             parent,
             waiters: AtomicPtr::new(ptr::null_mut()),
+            #[cfg(all(debug_assertions, not(loom)))]
+            magic: std::sync::atomic::AtomicU32::new(quarantine::LIVE),
         };
         // SAFETY: `p` is a fresh allocation of Inner's layout.
         unsafe { p.as_ptr().write(inner) };
@@ -257,6 +304,18 @@ impl Token {
         // both sides reading stale values; the fences say so explicitly, and
         // are what loom (which models SeqCst accesses as AcqRel) can check.
         fence(SeqCst);
+    }
+
+    /// Debug builds: whether `p` (a pointer the C caller passed as a token)
+    /// is a live token rather than one whose last reference was released.
+    ///
+    /// # Safety
+    /// `p` must be a token pointer from `into_raw`, live or released: debug
+    /// builds keep the memory of the last 4096 released tokens allocated.
+    #[cfg(all(debug_assertions, not(loom)))]
+    pub(crate) unsafe fn is_live(p: *const Inner) -> bool {
+        // SAFETY: per the function's contract the memory is still allocated.
+        unsafe { (*p).magic.load(SeqCst) == quarantine::LIVE }
     }
 
     /// The raw pointer handed to C; owns one reference.

@@ -250,4 +250,44 @@ static inline void spin_us(double us) {
     }
 }
 
+/* A thread that sends `sig` to the calling thread every `interval_us`
+   until stopped: start_pester, then stop_pester. */
+struct pester {
+    pthread_t target, th;
+    int sig;
+    double interval_us;
+    int stop;
+    pthread_mutex_t lock;
+};
+
+static inline void *rt_pester_main(void *arg) {
+    struct pester *p = (struct pester *)arg;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        int stop = p->stop;
+        pthread_mutex_unlock(&p->lock);
+        if (stop) return NULL;
+        pthread_kill(p->target, p->sig);
+        if (p->interval_us >= 1000) sleep_ms(p->interval_us / 1000.0);
+        else spin_us(p->interval_us);
+    }
+}
+
+static inline void start_pester(struct pester *p, int sig, double interval_us) {
+    p->target = pthread_self();
+    p->sig = sig;
+    p->interval_us = interval_us;
+    p->stop = 0;
+    pthread_mutex_init(&p->lock, NULL);
+    REQUIRE(pthread_create(&p->th, NULL, rt_pester_main, p) == 0);
+}
+
+static inline void stop_pester(struct pester *p) {
+    pthread_mutex_lock(&p->lock);
+    p->stop = 1;
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->th, NULL);
+    pthread_mutex_destroy(&p->lock);
+}
+
 #endif

@@ -1,8 +1,6 @@
 /* The cancellable socket calls: results, errors, nothing lost, modes. */
 #include "rtest.h"
 
-#include <stdatomic.h>
-
 #include <arpa/inet.h>
 
 static void recv_ready_timeout_and_zero(void) {
@@ -319,20 +317,6 @@ static void on_usr1(int sig) {
     usr1_count++;
 }
 
-struct pester {
-    pthread_t target;
-    atomic_int stop;
-};
-
-static void *pester_thread(void *arg) {
-    struct pester *p = arg;
-    while (!atomic_load(&p->stop)) {
-        pthread_kill(p->target, SIGUSR1);
-        sleep_ms(2);
-    }
-    return NULL;
-}
-
 /* A signal during a wait is not a cancellation: the wait resumes with the
    time left. */
 static void eintr_resumes_with_remaining_time(void) {
@@ -343,17 +327,15 @@ static void eintr_resumes_with_remaining_time(void) {
     rsock_token *t = rsock_token_new();
     int sv[2];
     unix_pair(sv);
-    struct pester p = {pthread_self(), 0};
-    pthread_t th;
+    struct pester p;
     usr1_count = 0;
-    pthread_create(&th, NULL, pester_thread, &p);
+    start_pester(&p, SIGUSR1, 2000);
     char c;
     double t0 = now_ms();
     CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 300), RSOCK_ETIMEDOUT);
     double el = now_ms() - t0;
     CHECK(el >= 300 && el < 3000);
-    atomic_store(&p.stop, 1);
-    pthread_join(th, NULL);
+    stop_pester(&p);
     CHECK(usr1_count > 10);
     close_pair(sv);
     rsock_token_unref(t);

@@ -124,20 +124,6 @@ static void on_signal(int sig) {
     atomic_fetch_add(&signals, 1);
 }
 
-struct storm {
-    pthread_t target, th;
-    atomic_int stop;
-};
-
-static void *signal_storm(void *arg) {
-    struct storm *s = arg;
-    while (!atomic_load(&s->stop)) {
-        pthread_kill(s->target, SIGUSR2);
-        spin_us(50);
-    }
-    return NULL;
-}
-
 /* A signal every 50 us (no SA_RESTART: every wait fails with EINTR) during
    long waits: a timeout still ends on time, data still arrives whole, and a
    cancel still lands. */
@@ -146,9 +132,9 @@ static void signal_storm_during_waits(void) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGUSR2, &sa, NULL);
-    struct storm st = {pthread_self(), 0, 0};
+    struct pester storm;
     atomic_store(&signals, 0);
-    REQUIRE(pthread_create(&st.th, NULL, signal_storm, &st) == 0);
+    start_pester(&storm, SIGUSR2, 50);
 
     int sv[2];
     unix_pair(sv);
@@ -168,8 +154,7 @@ static void signal_storm_during_waits(void) {
     join_cancel(&later);
     rsock_token_unref(t);
 
-    atomic_store(&st.stop, 1);
-    pthread_join(st.th, NULL);
+    stop_pester(&storm);
     signal(SIGUSR2, SIG_DFL);
     printf("     %ld signals during the waits\n", atomic_load(&signals));
     CHECK(atomic_load(&signals) > 100);
