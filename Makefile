@@ -66,7 +66,9 @@ c-test: lib $(C_TESTS)
 
 # The C tests under valgrind memcheck: no errors and no definite leaks
 # (iteration counts scaled down; see rt_scaled in tests/c/rtest.h).
-VALGRIND := valgrind -q --error-exitcode=9 --leak-check=full \
+# --fair-sched=yes: valgrind runs one thread at a time, and its default
+# scheduler can starve a thread (the stress test's timer) for many seconds.
+VALGRIND := valgrind -q --error-exitcode=9 --leak-check=full --fair-sched=yes \
   --errors-for-leak-kinds=definite --show-leak-kinds=definite
 valgrind-test:
 	RSOCK_TEST_SCALE=0.05 $(MAKE) c-test RUNNER="$(VALGRIND)"

