@@ -313,7 +313,8 @@ pub extern "C" fn rsock_poll(
 /// blocking and non-blocking sockets and leaves the mode unchanged. With
 /// MSG_WAITALL on a stream it waits for `len` bytes; if cancelled, timed out
 /// or failing after some arrived, it returns that partial count and sets
-/// errno to the reason (with MSG_PEEK it returns what is queued). With
+/// errno to the reason (0 if the stream ended; with MSG_PEEK it returns
+/// what is queued). With
 /// MSG_DONTWAIT it does not wait: EAGAIN if nothing is queued, as `recv`.
 /// `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an

@@ -131,7 +131,12 @@ fn transfer_all(
     let mut done = 0;
     loop {
         match retry(call, sock, events, dl, || attempt(done)) {
-            Ok(0) if len > 0 => return Ok(done), // end of stream
+            Ok(0) if len > 0 => {
+                // End of stream: a short count with no error, not the EAGAIN
+                // of an earlier attempt.
+                sys::set_last_error(0);
+                return Ok(done);
+            }
             Ok(n) => {
                 done += n;
                 if done >= len {
