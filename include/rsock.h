@@ -204,8 +204,10 @@ int rsock_poll(rsock_token *token,
  * MSG_WAITALL on a stream it waits for `len` bytes; if cancelled, timed out
  * or failing after some arrived, it returns that partial count and sets
  * errno to the reason (0 if the stream ended; with MSG_PEEK it returns
- * what is queued). With
- * MSG_DONTWAIT it does not wait: EAGAIN if nothing is queued, as `recv`.
+ * what is queued). With MSG_DONTWAIT it does not wait: EAGAIN if nothing
+ * is queued, as `recv`. With MSG_OOB it waits for urgent data. `flags` are
+ * MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT, MSG_TRUNC, MSG_NOSIGNAL
+ * (ignored) and, on Linux, MSG_ERRQUEUE; any other bit is EINVAL.
  * `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
@@ -225,7 +227,9 @@ intptr_t rsock_recv(rsock_token *token,
  * some bytes were queued it returns that partial count and sets errno to
  * the reason (RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error); with
  * nothing queued it returns -1 with that error.
- * `flags` are passed on (add MSG_NOSIGNAL to avoid SIGPIPE); with
+ * `flags` (add MSG_NOSIGNAL to avoid SIGPIPE) are MSG_OOB, MSG_DONTWAIT,
+ * MSG_NOSIGNAL, MSG_EOR, MSG_DONTROUTE and, on Linux, MSG_MORE,
+ * MSG_CONFIRM, MSG_ZEROCOPY and MSG_FASTOPEN; any other bit is EINVAL. With
  * MSG_DONTWAIT it makes one attempt, as `send` does. `buf` may be
  * NULL only when `len` is 0. NULL `token`: the thread's token.
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
@@ -244,7 +248,8 @@ intptr_t rsock_send(rsock_token *token,
  * `recvfrom()`, cancellable, with a timeout. `from` and `fromlen` as for
  * `recvfrom` (both may be NULL; `from` without `fromlen` is EINVAL). A
  * cancelled or timed-out call has consumed nothing: the datagram is still
- * queued. Errors as for `rsock_recv`. NULL `token`: the thread's token.
+ * queued. Flags and errors as for `rsock_recv`. NULL `token`: the
+ * thread's token.
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
  * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.

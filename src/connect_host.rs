@@ -29,14 +29,14 @@ pub fn connect_host(
     let mut dl = Deadline::check(timeout_ms)?;
     let call = Call::enter(token)?;
     let list = lookup(&call, host, service, socktype, &mut dl)?;
-    let entries = list.entries();
+    let entries = list.entries()?;
     if entries.iter().any(|a| a.addr.port() == Some(0)) {
         return Err(Error(sys::EINVAL)); // port 0 names no peer
     }
     // A datagram "connect" only records the peer and succeeds at once, so
     // there is nothing to race: the resolver's preferred address is used.
     let order = match socktype {
-        sys::SOCK_STREAM => interleave(entries),
+        sys::SOCK_STREAM => interleave(&entries)?,
         _ => entries,
     };
     let sock = race(&call, &order, &mut dl)?;
@@ -59,15 +59,7 @@ fn lookup(
         socktype,
         protocol: 0,
     };
-    let mut query = |hints| {
-        resolve(
-            call,
-            Some(host.into()),
-            Some(service.into()),
-            Some(hints),
-            dl,
-        )
-    };
+    let mut query = |hints| resolve(call, Some(host), Some(service), Some(hints), dl);
     let found = match query(hints) {
         Err(ResolveError::Lookup(..)) => {
             hints.flags = 0;
@@ -84,15 +76,15 @@ fn lookup(
 /// The resolver's order within each family, the families alternating and
 /// IPv6 first. (RFC 8305 section 4 starts with the family of the resolver's
 /// first answer; the contract fixes IPv6 first.)
-fn interleave(entries: Vec<AddrInfo>) -> Vec<AddrInfo> {
-    let (v6, other): (Vec<_>, Vec<_>) =
-        entries.into_iter().partition(|a| a.family == sys::AF_INET6);
-    let (mut v6, mut other) = (v6.into_iter(), other.into_iter());
-    let mut out = Vec::new();
+fn interleave(entries: &[AddrInfo]) -> Result<Vec<AddrInfo>> {
+    let is_v6 = |a: &&AddrInfo| a.family == sys::AF_INET6;
+    let mut v6 = entries.iter().filter(is_v6);
+    let mut other = entries.iter().filter(|a| !is_v6(a));
+    let mut out = sys::try_vec(entries.len())?;
     loop {
         match (v6.next(), other.next()) {
-            (None, None) => return out,
-            (a, b) => out.extend(a.into_iter().chain(b)),
+            (None, None) => return Ok(out),
+            (a, b) => out.extend(a.into_iter().chain(b).copied()),
         }
     }
 }
@@ -139,8 +131,9 @@ fn finished(sock: &Socket) -> Result<()> {
 /// attempt's error.
 fn race(call: &Call, addrs: &[AddrInfo], dl: &mut Deadline) -> Result<Socket> {
     let mut next = addrs.iter().peekable();
-    let mut pending: Vec<Socket> = Vec::new();
-    let mut fds: Vec<PollFd> = Vec::new();
+    // Sized up front: nothing below allocates.
+    let mut pending: Vec<Socket> = sys::try_vec(addrs.len())?;
+    let mut fds: Vec<PollFd> = sys::try_vec(addrs.len() + 1)?;
     let (mut last_err, mut no_socket) = (None, None);
     let mut due = Instant::now();
     let mut start_now = 0usize; // failures not yet replaced
@@ -289,7 +282,8 @@ mod tests {
                 protocol: i as c_int,
                 addr: sys::AddrIn::NONE,
             });
-            interleave(entries.collect())
+            interleave(&entries.collect::<Vec<_>>())
+                .expect("memory")
                 .iter()
                 .map(|a| (a.family, a.protocol))
                 .collect()

@@ -314,8 +314,10 @@ pub extern "C" fn rsock_poll(
 /// MSG_WAITALL on a stream it waits for `len` bytes; if cancelled, timed out
 /// or failing after some arrived, it returns that partial count and sets
 /// errno to the reason (0 if the stream ended; with MSG_PEEK it returns
-/// what is queued). With
-/// MSG_DONTWAIT it does not wait: EAGAIN if nothing is queued, as `recv`.
+/// what is queued). With MSG_DONTWAIT it does not wait: EAGAIN if nothing
+/// is queued, as `recv`. With MSG_OOB it waits for urgent data. `flags` are
+/// MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT, MSG_TRUNC, MSG_NOSIGNAL
+/// (ignored) and, on Linux, MSG_ERRQUEUE; any other bit is EINVAL.
 /// `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
@@ -344,7 +346,9 @@ pub extern "C" fn rsock_recv(
 /// some bytes were queued it returns that partial count and sets errno to
 /// the reason (RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error); with
 /// nothing queued it returns -1 with that error.
-/// `flags` are passed on (add MSG_NOSIGNAL to avoid SIGPIPE); with
+/// `flags` (add MSG_NOSIGNAL to avoid SIGPIPE) are MSG_OOB, MSG_DONTWAIT,
+/// MSG_NOSIGNAL, MSG_EOR, MSG_DONTROUTE and, on Linux, MSG_MORE,
+/// MSG_CONFIRM, MSG_ZEROCOPY and MSG_FASTOPEN; any other bit is EINVAL. With
 /// MSG_DONTWAIT it makes one attempt, as `send` does. `buf` may be
 /// NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
@@ -372,7 +376,8 @@ pub extern "C" fn rsock_send(
 /// `recvfrom()`, cancellable, with a timeout. `from` and `fromlen` as for
 /// `recvfrom` (both may be NULL; `from` without `fromlen` is EINVAL). A
 /// cancelled or timed-out call has consumed nothing: the datagram is still
-/// queued. Errors as for `rsock_recv`. NULL `token`: the thread's token.
+/// queued. Flags and errors as for `rsock_recv`. NULL `token`: the
+/// thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
 /// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
@@ -529,8 +534,8 @@ pub extern "C" fn rsock_getaddrinfo(
         // as for getaddrinfo.
         let (node, service, hints) = unsafe {
             (
-                (!node.is_null()).then(|| CStr::from_ptr(node).to_owned()),
-                (!service.is_null()).then(|| CStr::from_ptr(service).to_owned()),
+                (!node.is_null()).then(|| CStr::from_ptr(node)),
+                (!service.is_null()).then(|| CStr::from_ptr(service)),
                 Hints::from_raw(hints),
             )
         };

@@ -31,7 +31,7 @@ impl Sleeper {
         let fd = model::open();
         rec.open(fd);
         let mut slots = Vec::new();
-        t.register(rec, &mut slots);
+        t.register(rec, &mut slots).expect("memory");
         let saw_cancel = t.is_cancelled() || t.epoch() != epoch;
         Sleeper {
             rec,

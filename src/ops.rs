@@ -70,10 +70,11 @@ pub fn poll(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize>
         revents: 0,
     };
     let mut small = [NONE; 16];
-    let mut large = Vec::new();
+    let mut large;
     let all: &mut [PollFd] = if fds.len() < small.len() {
         &mut small[..=fds.len()]
     } else {
+        large = sys::try_vec(fds.len() + 1)?;
         large.resize(fds.len() + 1, NONE);
         &mut large
     };
@@ -115,6 +116,25 @@ fn retry<T>(
 /// what was queued).
 fn dont_wait(flags: i32) -> bool {
     flags & sys::MSG_DONTWAIT != 0
+}
+
+/// Flags outside `known` (the call's flags on this system) are EINVAL
+/// rather than passed on, since some systems silently ignore unknown bits.
+fn check_flags(flags: i32, known: i32) -> Result<()> {
+    if flags & !known != 0 {
+        return Err(Error(sys::EINVAL));
+    }
+    Ok(())
+}
+
+/// What a receive waits for: urgent data for MSG_OOB (waiting for ordinary
+/// data would spin while only ordinary data is queued), otherwise data.
+fn recv_events(flags: i32) -> i16 {
+    if flags & sys::MSG_OOB != 0 {
+        sys::POLLPRI
+    } else {
+        sys::POLLIN
+    }
 }
 
 /// Transfers until `len` bytes are done (send, or recv with MSG_WAITALL on a
@@ -161,6 +181,7 @@ pub fn recv(
     flags: i32,
     timeout_ms: i32,
 ) -> Result<usize> {
+    check_flags(flags, sys::RECV_FLAGS)?;
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
     if dont_wait(flags) {
         return sys::recv(sock, buf, flags);
@@ -174,7 +195,7 @@ pub fn recv(
             sys::recv(sock, &mut buf[done..], flags)
         });
     }
-    retry(&call, sock, sys::POLLIN, &mut dl, || {
+    retry(&call, sock, recv_events(flags), &mut dl, || {
         sys::recv(sock, buf, flags)
     })
 }
@@ -188,11 +209,12 @@ pub fn recvfrom(
     from: AddrOut,
     timeout_ms: i32,
 ) -> Result<usize> {
+    check_flags(flags, sys::RECV_FLAGS)?;
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
     if dont_wait(flags) {
         return sys::recvfrom(sock, buf, flags, from);
     }
-    retry(&call, sock, sys::POLLIN, &mut dl, || {
+    retry(&call, sock, recv_events(flags), &mut dl, || {
         sys::recvfrom(sock, buf, flags, from)
     })
 }
@@ -206,6 +228,7 @@ pub fn send(
     flags: i32,
     timeout_ms: i32,
 ) -> Result<usize> {
+    check_flags(flags, sys::SEND_FLAGS)?;
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
     if dont_wait(flags) {
         return sys::send(sock, buf, flags);
@@ -225,6 +248,7 @@ pub fn sendto(
     to: AddrIn,
     timeout_ms: i32,
 ) -> Result<usize> {
+    check_flags(flags, sys::SEND_FLAGS)?;
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
     if dont_wait(flags) {
         return sys::sendto(sock, buf, flags, to);
@@ -253,11 +277,15 @@ fn nonblocking<T>(
 /// Serializes the mode switch around accept attempts on one descriptor, so
 /// that two rsock threads accepting on one blocking listener cannot see each
 /// other's temporary non-blocking mode (and then block in the kernel).
-static ACCEPT_LOCKS: [parking_lot::Mutex<()>; 64] = [const { parking_lot::Mutex::new(()) }; 64];
+/// (std's Mutex: its contended path allocates nothing, so running out of
+/// memory cannot abort here.)
+static ACCEPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
 
 /// One accept attempt that never blocks, whatever the listener's mode.
 fn try_accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
-    let _serial = ACCEPT_LOCKS[sock as usize % ACCEPT_LOCKS.len()].lock();
+    let _serial = ACCEPT_LOCKS[sock as usize % ACCEPT_LOCKS.len()]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()); // guards no data
     let nb = sys::is_nonblocking(sock)?;
     nonblocking(sock, nb, || sys::accept(sock, from))
 }

@@ -4,13 +4,15 @@
 //! gives up on finishes in the pool, which frees its result.
 
 use crate::shim::Call;
+use crate::sync::try_box;
 use crate::sys::{self, AddrList, Error, Hints, PollFd, WakeFd};
 use crate::wait::{wait, Deadline};
 use libc::{c_int, c_void};
 use std::collections::VecDeque;
-use std::ffi::CString;
-use std::sync::atomic::{AtomicPtr, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
+use std::ffi::CStr;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicPtr, AtomicUsize, Ordering::*};
+use std::sync::{Condvar, Mutex, MutexGuard, Once};
 use std::time::Duration;
 
 /// Most lookups running at once; later ones wait in a queue.
@@ -52,10 +54,77 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 struct Job {
-    node: Option<CString>,
-    service: Option<CString>,
+    /// The names, each with its terminating NUL.
+    node: Option<Vec<u8>>,
+    service: Option<Vec<u8>>,
     hints: Option<Hints>,
     shared: Mutex<Shared>,
+}
+
+/// A copy of `s` with its NUL, or ENOMEM (where `to_owned` would abort).
+fn try_copy(s: &CStr) -> sys::Result<Vec<u8>> {
+    let bytes = s.to_bytes_with_nul();
+    let mut v = Vec::new();
+    v.try_reserve_exact(bytes.len())
+        .map_err(|_| Error(sys::ENOMEM))?;
+    v.extend_from_slice(bytes);
+    Ok(v)
+}
+
+fn as_cstr(v: &Option<Vec<u8>>) -> Option<&CStr> {
+    v.as_deref().and_then(|b| CStr::from_bytes_with_nul(b).ok())
+}
+
+/// A job shared by its caller and the pool. Counted by hand rather than
+/// with `Arc` so that running out of memory is an error, not an abort.
+struct JobRef(NonNull<Counted>);
+
+struct Counted {
+    refs: AtomicUsize,
+    job: Job,
+}
+
+// SAFETY: the job's mutable state is behind its Mutex; the rest is read-only.
+unsafe impl Send for JobRef {}
+
+impl JobRef {
+    fn new(job: Job) -> sys::Result<JobRef> {
+        let counted = try_box(Counted {
+            refs: AtomicUsize::new(1),
+            job,
+        })
+        .map_err(|_| Error(sys::ENOMEM))?;
+        Ok(JobRef(NonNull::from(Box::leak(counted))))
+    }
+
+    fn share(&self) -> JobRef {
+        // SAFETY: `self` holds a reference, so the job is live.
+        unsafe { self.0.as_ref() }.refs.fetch_add(1, Relaxed);
+        JobRef(self.0)
+    }
+
+    fn same(&self, other: &JobRef) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl std::ops::Deref for JobRef {
+    type Target = Job;
+    fn deref(&self) -> &Job {
+        // SAFETY: `self` holds a reference, so the job is live.
+        &unsafe { self.0.as_ref() }.job
+    }
+}
+
+impl Drop for JobRef {
+    fn drop(&mut self) {
+        // SAFETY: `self` holds a reference, so the job is live.
+        if unsafe { self.0.as_ref() }.refs.fetch_sub(1, Release) == 1 {
+            fence(Acquire);
+            // SAFETY: that was the last reference; the box came from `new`.
+            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        }
+    }
 }
 
 struct Shared {
@@ -75,8 +144,8 @@ impl Job {
             sh.state = State::Running;
         }
         let outcome = sys::getaddrinfo(
-            self.node.as_deref(),
-            self.service.as_deref(),
+            as_cstr(&self.node),
+            as_cstr(&self.service),
             self.hints.as_ref(),
         );
         let mut sh = lock(&self.shared);
@@ -93,7 +162,7 @@ impl Job {
 }
 
 struct Queue {
-    jobs: VecDeque<Arc<Job>>,
+    jobs: VecDeque<JobRef>,
     threads: usize,
     busy: usize,
 }
@@ -122,38 +191,42 @@ unsafe extern "C" fn forget_pool_in_child() {
     }
 }
 
-fn pool() -> &'static Pool {
+fn pool() -> sys::Result<&'static Pool> {
     static FORK_HANDLER: Once = Once::new();
     FORK_HANDLER.call_once(|| sys::at_fork(fork_noop, fork_noop, forget_pool_in_child));
     let p = POOL.load(SeqCst);
     if !p.is_null() {
         // SAFETY: pools are never freed.
-        return unsafe { &*p };
+        return Ok(unsafe { &*p });
     }
-    let new = Box::into_raw(Box::new(Pool {
-        queue: Mutex::new(Queue {
-            jobs: VecDeque::new(),
-            threads: 0,
-            busy: 0,
-        }),
-        work: Condvar::new(),
-        _inherited: AtomicPtr::new(INHERITED.load(SeqCst)),
-    }));
+    let new = Box::into_raw(
+        try_box(Pool {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                threads: 0,
+                busy: 0,
+            }),
+            work: Condvar::new(),
+            _inherited: AtomicPtr::new(INHERITED.load(SeqCst)),
+        })
+        .map_err(|_| Error(sys::ENOMEM))?,
+    );
     match POOL.compare_exchange(std::ptr::null_mut(), new, SeqCst, SeqCst) {
         // SAFETY: just published, never freed.
-        Ok(_) => unsafe { &*new },
+        Ok(_) => Ok(unsafe { &*new }),
         Err(current) => {
             // SAFETY: `new` was never shared.
             drop(unsafe { Box::from_raw(new) });
             // SAFETY: pools are never freed.
-            unsafe { &*current }
+            Ok(unsafe { &*current })
         }
     }
 }
 
 impl Pool {
-    fn submit(&'static self, job: Arc<Job>) -> sys::Result<()> {
+    fn submit(&'static self, job: JobRef) -> sys::Result<()> {
         let mut q = lock(&self.queue);
+        q.jobs.try_reserve(1).map_err(|_| Error(sys::ENOMEM))?;
         q.jobs.push_back(job);
         let free = q.threads - q.busy;
         if q.jobs.len() > free && q.threads < MAX_THREADS {
@@ -172,8 +245,8 @@ impl Pool {
 
     /// Takes an abandoned job out of the queue, if still there, so that it
     /// holds no memory and no later lookup waits behind it.
-    fn withdraw(&self, job: &Arc<Job>) {
-        lock(&self.queue).jobs.retain(|j| !Arc::ptr_eq(j, job));
+    fn withdraw(&self, job: &JobRef) {
+        lock(&self.queue).jobs.retain(|j| !j.same(job));
     }
 
     fn serve(&'static self) {
@@ -221,29 +294,29 @@ fn cannot_block(has_service: bool, hints: Option<&Hints>) -> bool {
 /// getaddrinfo, cancellable by `call`'s token and bounded by `dl`.
 pub(crate) fn resolve(
     call: &Call,
-    node: Option<CString>,
-    service: Option<CString>,
+    node: Option<&CStr>,
+    service: Option<&CStr>,
     hints: Option<Hints>,
     dl: &mut Deadline,
 ) -> Result<AddrList, ResolveError> {
     call.check()?;
     if cannot_block(service.is_some(), hints.as_ref()) {
-        return sys::getaddrinfo(node.as_deref(), service.as_deref(), hints.as_ref())
+        return sys::getaddrinfo(node, service, hints.as_ref())
             .map_err(|(rc, errno)| ResolveError::Lookup(rc, errno));
     }
     let done = WakeFd::new()?;
     let done_fd = done.poll_fd();
-    let job = Arc::new(Job {
-        node,
-        service,
+    let job = JobRef::new(Job {
+        node: node.map(try_copy).transpose()?,
+        service: service.map(try_copy).transpose()?,
         hints,
         shared: Mutex::new(Shared {
             state: State::Queued,
             done: Some(done),
         }),
-    });
-    let pool = pool();
-    pool.submit(job.clone())?;
+    })?;
+    let pool = pool()?;
+    pool.submit(job.share())?;
     loop {
         let mut fds = [
             PollFd {
@@ -290,7 +363,7 @@ fn abandon(mut sh: MutexGuard<'_, Shared>) -> State {
 /// Resolver threads alive now (for tests).
 #[cfg(test)]
 pub(crate) fn threads() -> usize {
-    lock(&pool().queue).threads
+    pool().map_or(0, |p| lock(&p.queue).threads)
 }
 
 #[cfg(test)]
@@ -303,9 +376,8 @@ mod tests {
     fn threads_start_on_demand_and_exit_when_idle() {
         let token = Token::new();
         let call = Call::enter(&token).expect("enter");
-        let node = CString::new("127.0.0.1").ok();
         let mut dl = Deadline::new(5000);
-        let list = resolve(&call, node, None, None, &mut dl).expect("numeric lookup");
+        let list = resolve(&call, Some(c"127.0.0.1"), None, None, &mut dl).expect("numeric lookup");
         drop(list);
         assert!(threads() >= 1);
         let start = std::time::Instant::now();

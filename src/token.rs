@@ -15,7 +15,7 @@
 //! them without a lock.
 
 use crate::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
-use crate::sync::{alloc, dealloc};
+use crate::sync::{alloc, dealloc, try_box};
 use crate::waiter::Waiter;
 use std::alloc::Layout;
 use std::ptr::{self, NonNull};
@@ -73,6 +73,9 @@ mod quarantine {
     /// Keeps `p`; returns the token memory that may now really be freed.
     pub(super) fn keep(p: *mut Inner) -> Option<*mut Inner> {
         let mut freed = FREED.lock().unwrap_or_else(|e| e.into_inner());
+        if freed.try_reserve(1).is_err() {
+            return Some(p); // no memory to remember it: free it now
+        }
         freed.push_back(Freed(p));
         (freed.len() > KEEP)
             .then(|| freed.pop_front())
@@ -260,43 +263,45 @@ impl Token {
         }
     }
 
-    /// cancelled(T) = any ancestor-or-self A with sum of counts from A up to
-    /// the root != base(A). Evaluated root-first with one read of each count.
+    /// cancelled(T) = any ancestor-or-self A with S(A) != base(A), where
+    /// S(A) sums the counts from A up to the root. With `total` the sum over
+    /// the whole chain and `below(A)` the sum under A, S(A) = total -
+    /// below(A): so T is cancelled unless base(A) + below(A) is the same for
+    /// every A and equals `total`. One pass from T up, one read of each
+    /// count, no allocation. Counts only grow and base(A) <= S(A) always, so
+    /// a count that grows during the pass can only report a cancel that
+    /// happened meanwhile.
     fn chain_cancelled(&self) -> bool {
-        let mut near: [&Inner; 16] = [self.inner(); 16];
-        let mut far: Vec<&Inner> = Vec::new();
-        let mut n = 0;
+        let mut below = 0u64;
+        let mut key = None;
         let mut t = Some(self);
         while let Some(tok) = t {
-            if n < near.len() {
-                near[n] = tok.inner();
-            } else {
-                far.push(tok.inner());
-            }
-            n += 1;
-            t = tok.inner().parent.as_ref();
-        }
-        let mut sum = 0u64;
-        let root_first = far
-            .iter()
-            .rev()
-            .chain(near[..n.min(near.len())].iter().rev());
-        for node in root_first {
-            sum = sum.wrapping_add(node.cancels.load(SeqCst));
-            if sum != node.base.load(SeqCst) {
+            let node = tok.inner();
+            let k = node.base.load(SeqCst).wrapping_add(below);
+            if *key.get_or_insert(k) != k {
                 return true;
             }
+            below = below.wrapping_add(node.cancels.load(SeqCst));
+            t = node.parent.as_ref();
         }
-        false
+        key != Some(below)
     }
 
     /// Registers `w` on this token and every ancestor, appending the slots
-    /// to `out`. Must be followed by a check of `is_cancelled`.
-    pub(crate) fn register(&self, w: &'static Waiter, out: &mut Vec<Slot>) {
+    /// to `out`. Must be followed by a check of `is_cancelled`. Fails, with
+    /// some slots possibly appended, only if memory runs out.
+    pub(crate) fn register(&self, w: &'static Waiter, out: &mut Vec<Slot>) -> Result<(), ()> {
         let wp = w as *const Waiter as *mut Waiter;
+        let mut depth = 0;
         let mut t = Some(self);
         while let Some(tok) = t {
-            out.push(tok.inner().claim_slot(wp));
+            depth += 1;
+            t = tok.inner().parent.as_ref();
+        }
+        out.try_reserve(depth).map_err(|_| ())?;
+        let mut t = Some(self);
+        while let Some(tok) = t {
+            out.push(tok.inner().claim_slot(wp)?);
             t = tok.inner().parent.as_ref();
         }
         // Slots written, then counts read (by the caller's check); `cancel`
@@ -304,6 +309,7 @@ impl Token {
         // both sides reading stale values; the fences say so explicitly, and
         // are what loom (which models SeqCst accesses as AcqRel) can check.
         fence(SeqCst);
+        Ok(())
     }
 
     /// Debug builds: whether `p` (a pointer the C caller passed as a token)
@@ -364,12 +370,14 @@ impl Inner {
         (segs, used)
     }
 
-    fn claim_slot(&self, w: *mut Waiter) -> Slot {
+    /// A free slot holding `w`; a new segment is appended if all are taken
+    /// (`Err` if memory for it runs out).
+    fn claim_slot(&self, w: *mut Waiter) -> Result<Slot, ()> {
         let mut link = &self.waiters;
         loop {
             let mut seg = link.load(SeqCst);
             if seg.is_null() {
-                let fresh = Box::into_raw(Box::new(Segment::new()));
+                let fresh = Box::into_raw(try_box(Segment::new()).map_err(|_| ())?);
                 match link.compare_exchange(ptr::null_mut(), fresh, SeqCst, SeqCst) {
                     Ok(_) => seg = fresh,
                     Err(cur) => {
@@ -387,7 +395,7 @@ impl Inner {
                         .compare_exchange(ptr::null_mut(), w, SeqCst, SeqCst)
                         .is_ok()
                 {
-                    return Slot(slot);
+                    return Ok(Slot(slot));
                 }
             }
             link = &s.next;

@@ -69,7 +69,7 @@ pub(crate) fn wait(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> sys::R
     let last = fds.len() - 1;
     let token = call.token();
     with_waiter(|w| {
-        let reg = w.register(token);
+        let reg = w.register(token)?;
         fds[last] = PollFd {
             fd: reg.poll_fd(),
             events: sys::POLLIN,

@@ -18,6 +18,7 @@
 //! thread's descriptor on its next wait.
 
 use crate::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicUsize};
+use crate::sync::try_box;
 use crate::sys;
 use crate::token::{Slot, Token};
 use std::cell::{Cell, UnsafeCell};
@@ -81,10 +82,10 @@ pub(crate) fn model_record() -> &'static Waiter {
     Box::leak(Box::new(Waiter::closed()))
 }
 
-/// Records free for reuse. A spin lock, not a parking_lot Mutex: it is
+/// Records free for reuse. A spin lock with no per-thread state: it is
 /// taken by the thread-exit destructor, which runs after the thread's
-/// thread-local destructors, and parking_lot's per-thread state created
-/// there would never be freed. Held only to push or pop.
+/// thread-local destructors, where such state would never be freed. Held
+/// only to push or pop.
 struct FreeList {
     locked: process::AtomicBool,
     records: UnsafeCell<Vec<&'static Waiter>>,
@@ -156,17 +157,18 @@ unsafe extern "C" fn after_fork_child() {
     }
 }
 
-fn new_record() -> &'static Waiter {
+/// A new record, or ENOMEM.
+fn new_record() -> sys::Result<&'static Waiter> {
     static FORK_HANDLERS: std::sync::Once = std::sync::Once::new();
     FORK_HANDLERS.call_once(|| sys::at_fork(before_fork, after_fork_parent, after_fork_child));
+    let rec: &'static Waiter = Box::leak(try_box(Waiter::closed()).map_err(|_| no_memory())?);
     CREATED.fetch_add(1, SeqCst);
-    let rec: &'static Waiter = Box::leak(Box::new(Waiter::closed()));
     let me = rec as *const Waiter as *mut Waiter;
     let mut head = ALL.load(SeqCst);
     loop {
         rec.next_all.store(head, SeqCst);
         match ALL.compare_exchange(head, me, SeqCst, SeqCst) {
-            Ok(_) => return rec,
+            Ok(_) => return Ok(rec),
             Err(cur) => head = cur,
         }
     }
@@ -183,8 +185,10 @@ pub(crate) struct WaiterHandle {
 impl WaiterHandle {
     fn new() -> sys::Result<WaiterHandle> {
         let wake = sys::WakeFd::new()?;
-        let pooled = POOL.with(|free| free.pop());
-        let rec = pooled.unwrap_or_else(new_record);
+        let rec = match POOL.with(|free| free.pop()) {
+            Some(rec) => rec,
+            None => new_record()?,
+        };
         rec.open(wake.signal_handle());
         Ok(WaiterHandle {
             rec,
@@ -205,13 +209,19 @@ impl WaiterHandle {
         }
     }
 
-    /// Registers on `token` and its ancestors until the guard is dropped.
-    pub(crate) fn register<'a>(&'a mut self, token: &'a Token) -> Registration<'a> {
-        token.register(self.rec, &mut self.slots);
-        Registration {
+    /// Registers on `token` and its ancestors until the guard is dropped;
+    /// ENOMEM if memory for the registration runs out.
+    pub(crate) fn register<'a>(&'a mut self, token: &'a Token) -> sys::Result<Registration<'a>> {
+        let rec = self.rec;
+        let reg = Registration {
             handle: self,
             _token: token,
-        }
+        };
+        // On failure, dropping `reg` releases the slots already taken.
+        token
+            .register(rec, &mut reg.handle.slots)
+            .map_err(|()| no_memory())?;
+        Ok(reg)
     }
 }
 
@@ -219,7 +229,12 @@ impl Drop for WaiterHandle {
     fn drop(&mut self) {
         self.rec.retire();
         drop(self.wake.take());
-        POOL.with(|free| free.push(self.rec));
+        // Without memory to pool it, the record stays unused (but on ALL).
+        POOL.with(|free| {
+            if free.try_reserve(1).is_ok() {
+                free.push(self.rec);
+            }
+        });
     }
 }
 
@@ -260,6 +275,10 @@ unsafe extern "C" fn free_thread_waiter(p: *mut libc::c_void) {
     drop(unsafe { Box::from_raw(p.cast::<WaiterHandle>()) });
 }
 
+fn no_memory() -> sys::Error {
+    sys::Error(sys::ENOMEM)
+}
+
 fn thread_key() -> Option<&'static sys::ThreadKey> {
     static KEY: OnceLock<Option<sys::ThreadKey>> = OnceLock::new();
     KEY.get_or_init(|| sys::ThreadKey::new(free_thread_waiter).ok())
@@ -273,8 +292,8 @@ fn thread_handle() -> sys::Result<*mut WaiterHandle> {
     if !p.is_null() && unsafe { (*p).generation } == FORK_GENERATION.load(SeqCst) {
         return Ok(p);
     }
-    let key = thread_key().ok_or(sys::Error(sys::ENOMEM))?;
-    let fresh = Box::into_raw(Box::new(WaiterHandle::new()?));
+    let key = thread_key().ok_or_else(no_memory)?;
+    let fresh = Box::into_raw(try_box(WaiterHandle::new()?).map_err(|_| no_memory())?);
     if !p.is_null() {
         // SAFETY: the stale handle from before fork() is ours alone; its
         // record was closed by the fork handler, so dropping cannot spin.

@@ -37,3 +37,11 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// An empty vector with room for `n` items, or ENOMEM (where growing a
+/// vector would abort).
+pub fn try_vec<T>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error(ENOMEM))?;
+    Ok(v)
+}

@@ -21,6 +21,7 @@ pub const ENOMEM: i32 = libc::ENOMEM;
 pub const EHOSTUNREACH: i32 = libc::EHOSTUNREACH;
 
 pub const POLLIN: i16 = libc::POLLIN;
+pub const POLLPRI: i16 = libc::POLLPRI;
 pub const POLLOUT: i16 = libc::POLLOUT;
 pub const POLLERR: i16 = libc::POLLERR;
 pub const POLLHUP: i16 = libc::POLLHUP;
@@ -29,6 +30,34 @@ pub const POLLNVAL: i16 = libc::POLLNVAL;
 pub const MSG_WAITALL: c_int = libc::MSG_WAITALL;
 pub const MSG_PEEK: c_int = libc::MSG_PEEK;
 pub const MSG_DONTWAIT: c_int = libc::MSG_DONTWAIT;
+pub const MSG_OOB: c_int = libc::MSG_OOB;
+
+/// The flags the receive calls accept (others are EINVAL): the portable ones,
+/// MSG_NOSIGNAL (meaningless for a receive, but often passed to every
+/// call), and on Linux MSG_ERRQUEUE.
+pub const RECV_FLAGS: c_int = libc::MSG_OOB
+    | libc::MSG_PEEK
+    | libc::MSG_WAITALL
+    | libc::MSG_DONTWAIT
+    | libc::MSG_TRUNC
+    | libc::MSG_NOSIGNAL
+    | LINUX_RECV_FLAGS;
+/// The flags the send calls accept (others are EINVAL).
+pub const SEND_FLAGS: c_int = libc::MSG_OOB
+    | libc::MSG_DONTWAIT
+    | libc::MSG_NOSIGNAL
+    | libc::MSG_EOR
+    | libc::MSG_DONTROUTE
+    | LINUX_SEND_FLAGS;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const LINUX_RECV_FLAGS: c_int = libc::MSG_ERRQUEUE;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const LINUX_SEND_FLAGS: c_int =
+    libc::MSG_MORE | libc::MSG_CONFIRM | libc::MSG_ZEROCOPY | libc::MSG_FASTOPEN;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const LINUX_RECV_FLAGS: c_int = 0;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const LINUX_SEND_FLAGS: c_int = 0;
 
 pub const AF_UNSPEC: c_int = libc::AF_UNSPEC;
 pub const AF_INET6: c_int = libc::AF_INET6;
@@ -676,6 +705,7 @@ pub struct AddrList(*mut libc::addrinfo);
 unsafe impl Send for AddrList {}
 
 /// One entry of a getaddrinfo result.
+#[derive(Clone, Copy)]
 pub struct AddrInfo {
     pub family: c_int,
     pub socktype: c_int,
@@ -686,8 +716,15 @@ pub struct AddrInfo {
 impl AddrList {
     /// The entries, in the resolver's order. The addresses point into the
     /// list: use them only while it lives.
-    pub fn entries(&self) -> Vec<AddrInfo> {
-        let mut out = Vec::new();
+    pub fn entries(&self) -> Result<Vec<AddrInfo>> {
+        let mut n = 0;
+        let mut p = self.0;
+        // SAFETY: as below.
+        while let Some(ai) = unsafe { p.as_ref() } {
+            n += 1;
+            p = ai.ai_next;
+        }
+        let mut out = super::try_vec(n)?;
         let mut p = self.0;
         // SAFETY: a getaddrinfo list: each node valid until freed, ended by
         // a NULL ai_next; ai_addr holds ai_addrlen bytes.
@@ -701,7 +738,7 @@ impl AddrList {
             });
             p = ai.ai_next;
         }
-        out
+        Ok(out)
     }
 
     /// Hands the list to the caller, who frees it with freeaddrinfo.

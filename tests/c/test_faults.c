@@ -184,6 +184,20 @@ static void wrong_and_absurd_arguments(void) {
     CHECK_ERR(rsock_poll(NULL, NULL, 1, 0), EINVAL);
     rsock_pollfd p = {sv[0], POLLIN, 0};
     CHECK_ERR(rsock_poll(NULL, &p, (size_t)-1, 0), EINVAL);
+    /* flags the call does not define on this system: EINVAL, nothing done */
+    CHECK(rsock_send(NULL, sv[1], "y", 1, 0, 0) == 1);
+    CHECK_ERR(rsock_recv(NULL, sv[0], buf, 4, 0x40000000, 0), EINVAL);
+    CHECK_ERR(rsock_recvfrom(NULL, sv[0], buf, 4, RSOCK_READABLE << 28, NULL, NULL, 0), EINVAL);
+    CHECK_ERR(rsock_send(NULL, sv[0], "x", 1, MSG_PEEK, 0), EINVAL);
+    CHECK_ERR(rsock_sendto(NULL, sv[0], "x", 1, MSG_WAITALL, NULL, 0, 0), EINVAL);
+    /* ...while the flags people pass out of habit are accepted */
+    CHECK(rsock_recv(NULL, sv[0], buf, 4, MSG_PEEK | MSG_NOSIGNAL, 0) == 1);
+    /* MSG_OOB: as recv(), EINVAL with no urgent data, the urgent byte once
+       it is there (waiting for urgent data, not for the ordinary byte) */
+    CHECK_ERR(rsock_recv(NULL, sv[0], buf, 1, MSG_OOB, 100), EINVAL);
+    CHECK(rsock_send(NULL, sv[1], "!", 1, MSG_OOB, 0) == 1);
+    CHECK(rsock_recv(NULL, sv[0], buf, 1, MSG_OOB, 1000) == 1 && buf[0] == '!');
+    CHECK(rsock_recv(NULL, sv[0], buf, 1, 0, 0) == 1 && buf[0] == 'y');
     /* absurd lengths and timeouts */
     CHECK_ERR(rsock_send(NULL, sv[0], buf, (size_t)-1, 0, 0), EINVAL);
     CHECK_ERR(rsock_recv(NULL, sv[0], buf, 4, 0, INT_MIN), EINVAL);
