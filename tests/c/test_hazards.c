@@ -55,6 +55,84 @@ static void fork_child_does_not_steal_wakeups(void) {
     rsock_token_unref(t);
 }
 
+struct inherited_waiter {
+    rsock_token *tok;
+    int fd, result, err;
+    double took;
+};
+
+static void *wait_inherited(void *arg) {
+    struct inherited_waiter *w = arg;
+    char c;
+    double t0 = now_ms();
+    w->result = (int)rsock_recv(w->tok, w->fd, &c, 1, 0, 5000);
+    w->err = rsock_last_error();
+    w->took = now_ms() - t0;
+    return NULL;
+}
+
+/* A fork() child gets a copy of every token: it may use, cancel, reset and
+   release them, and make children of them, like its own. Cancelling one
+   wakes the child's waiters and not the parent's: the two copies are
+   separate from the fork on. */
+static void fork_child_uses_inherited_tokens(void) {
+    rsock_token *root = rsock_token_new();
+    rsock_token *tok = rsock_token_child(root);
+    int sv[2];
+    unix_pair(sv);
+    struct inherited_waiter pw = {tok, sv[0], 0, 0, 0};
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, wait_inherited, &pw) == 0); /* parent waits on tok */
+    sleep_ms(20);
+    /* The child reports through a pipe: under valgrind its exit status is
+       valgrind's, whose leak check in a child counts the per-thread state
+       of the parent's waiting thread, inherited without the thread. */
+    int report[2];
+    REQUIRE(pipe(report) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int bad = 0;
+        char c;
+        if (rsock_is_cancelled(tok)) bad |= 1;
+        /* A waiter in the child, woken by a cancel of the inherited root. */
+        struct inherited_waiter cw = {tok, sv[0], 0, 0, 0};
+        pthread_t cth;
+        if (pthread_create(&cth, NULL, wait_inherited, &cw) != 0) _exit(100);
+        sleep_ms(50);
+        rsock_cancel(root);
+        pthread_join(cth, NULL);
+        if (cw.result != -1 || cw.err != RSOCK_ECANCELED || cw.took > 2000) bad |= 2;
+        if (rsock_recv(tok, sv[0], &c, 1, 0, 0) != -1 || rsock_last_error() != RSOCK_ECANCELED) bad |= 4;
+        /* Reset and children work on the copies. */
+        rsock_token *kid = rsock_token_child(root);
+        if (!kid || !rsock_is_cancelled(kid)) bad |= 8;
+        rsock_token_reset(root);
+        rsock_token_reset(tok);
+        if (rsock_is_cancelled(tok) || !rsock_is_cancelled(kid)) bad |= 16;
+        if (rsock_recv(tok, sv[0], &c, 1, 0, 20) != -1 || rsock_last_error() != RSOCK_ETIMEDOUT) bad |= 32;
+        rsock_token_unref(kid);
+        rsock_token_unref(tok);
+        rsock_token_unref(root);
+        _exit(write(report[1], &bad, sizeof bad) == sizeof bad ? 0 : 1);
+    }
+    close(report[1]);
+    int bad = -1;
+    CHECK(read(report[0], &bad, sizeof bad) == sizeof bad);
+    close(report[0]);
+    waitpid(pid, NULL, 0);
+    CHECK(bad == 0);
+    if (bad) printf("     child failures: %#x\n", bad);
+    /* The child's cancel did not reach the parent's copy or its waiter. */
+    CHECK(!rsock_is_cancelled(root) && !rsock_is_cancelled(tok));
+    rsock_cancel(tok);
+    pthread_join(th, NULL);
+    CHECK(pw.result == -1 && pw.err == RSOCK_ECANCELED && pw.took > 70);
+    rsock_token_unref(tok);
+    rsock_token_unref(root);
+    close_pair(sv);
+}
+
 /* pthread_cancel of a thread inside an rsock call does not tear through the
    library: the cancel takes effect at the thread's next cancellation point
    after the call returns. */
@@ -201,6 +279,7 @@ static void calls_during_thread_exit(void) {
 int main(void) {
     rt_watchdog(60);
     RUN(fork_child_does_not_steal_wakeups);
+    RUN(fork_child_uses_inherited_tokens);
     RUN(pthread_cancel_is_deferred_past_the_call);
     RUN(threads_sharing_a_blocking_listener);
     RUN(peek_with_waitall_returns_what_is_queued);
