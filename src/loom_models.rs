@@ -12,8 +12,9 @@ use loom::thread;
 
 /// A waiter as a blocking call runs it: the call's epoch is read when the
 /// call starts; then the thread opens its descriptor, registers on the
-/// token and its ancestors, and checks the token once more before it
-/// would sleep in poll.
+/// token and its ancestors, and makes the call's cancel check
+/// (`Token::cancelled_since`, as `shim::Call::check` does) before it would
+/// sleep in poll.
 struct Sleeper {
     rec: &'static Waiter,
     fd: i32,
@@ -32,7 +33,7 @@ impl Sleeper {
         rec.open(fd);
         let mut slots = Vec::new();
         t.register(rec, &mut slots).expect("memory");
-        let saw_cancel = t.is_cancelled() || t.epoch() != epoch;
+        let saw_cancel = t.cancelled_since(epoch);
         Sleeper {
             rec,
             fd,
@@ -122,7 +123,9 @@ fn cancel_racing_last_unref() {
 }
 
 /// Proves: a child created while its parent is being cancelled ends up
-/// cancelled, and a waiter on that child is not lost.
+/// cancelled in its own right (it stays cancelled when the parent is then
+/// reset: born before the cancel, the cancel reached it; born after, it
+/// was born cancelled), and a waiter on that child is not lost.
 #[test]
 fn parent_cancel_racing_child_creation() {
     loom::model(|| {
@@ -132,11 +135,37 @@ fn parent_cancel_racing_child_creation() {
         let child = parent.child();
         let s = Sleeper::start(&child);
         canceller.join().expect("canceller");
+        s.assert_not_lost();
+        parent.reset();
         assert!(
             child.is_cancelled(),
             "the parent's cancel reaches the child"
         );
+        s.leave();
+    });
+}
+
+/// Proves: a cancel and a reset of one token from two threads, racing with
+/// a waiter's registration, never lose the waiter's wake-up, and leave the
+/// token's counts consistent (a later reset re-arms it, a later cancel
+/// cancels it).
+#[test]
+fn cancel_and_reset_from_two_threads() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let t = Token::new();
+        let (t2, t3) = (t.clone(), t.clone());
+        let canceller = thread::spawn(move || t2.cancel());
+        let resetter = thread::spawn(move || t3.reset());
+        let s = Sleeper::start(&t);
+        canceller.join().expect("canceller");
+        resetter.join().expect("resetter");
         s.assert_not_lost();
+        t.reset();
+        assert!(!t.is_cancelled(), "a reset re-arms the token");
+        t.cancel();
+        assert!(t.is_cancelled(), "a cancel cancels it");
         s.leave();
     });
 }

@@ -121,10 +121,7 @@ impl<'t> Call<'t> {
     /// Fails with ECANCELED if the token was cancelled before or during the
     /// call, or the thread's hook cancelled it.
     pub(crate) fn check(&self) -> sys::Result<()> {
-        if self.token.is_cancelled()
-            || self.token.epoch() != self.epoch
-            || STATE.with(|s| s.cancel_requested.get())
-        {
+        if self.token.cancelled_since(self.epoch) || STATE.with(|s| s.cancel_requested.get()) {
             return Err(Error(sys::ECANCELED));
         }
         Ok(())

@@ -244,6 +244,12 @@ impl Token {
         self.effective_count()
     }
 
+    /// Whether a call that started at `epoch` must end cancelled: the token
+    /// is cancelled, or was cancelled since (even if reset again).
+    pub(crate) fn cancelled_since(&self, epoch: u64) -> bool {
+        self.is_cancelled() || self.epoch() != epoch
+    }
+
     fn effective_count(&self) -> u64 {
         let mut sum = 0u64;
         let mut t = Some(self);
