@@ -11,7 +11,7 @@ use libc::{c_int, c_void};
 use std::collections::VecDeque;
 use std::ffi::CStr;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicPtr, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex, MutexGuard, Once};
 use std::time::Duration;
 
@@ -118,9 +118,10 @@ impl std::ops::Deref for JobRef {
 
 impl Drop for JobRef {
     fn drop(&mut self) {
+        // AcqRel rather than Release and a fence, which ThreadSanitizer
+        // does not model.
         // SAFETY: `self` holds a reference, so the job is live.
-        if unsafe { self.0.as_ref() }.refs.fetch_sub(1, Release) == 1 {
-            fence(Acquire);
+        if unsafe { self.0.as_ref() }.refs.fetch_sub(1, AcqRel) == 1 {
             // SAFETY: that was the last reference; the box came from `new`.
             drop(unsafe { Box::from_raw(self.0.as_ptr()) });
         }

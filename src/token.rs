@@ -108,10 +108,11 @@ impl Drop for Token {
         let mut next = Some(self.0);
         while let Some(p) = next {
             // SAFETY: `p` is live while we hold the reference being released.
-            if unsafe { p.as_ref() }.refs.fetch_sub(1, Release) != 1 {
+            // AcqRel rather than Release and a fence, which ThreadSanitizer
+            // does not model.
+            if unsafe { p.as_ref() }.refs.fetch_sub(1, AcqRel) != 1 {
                 return;
             }
-            fence(Acquire);
             // SAFETY: that was the last reference: nobody else can reach `p`.
             unsafe {
                 let inner = p.as_ptr();
