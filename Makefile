@@ -15,7 +15,7 @@ C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
 EXAMPLES := cancel_demo legacy_hook worker_cancel echo_server http_get_timeout
 
-.PHONY: all demo examples test rust-test header-check c-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean
+.PHONY: all demo examples test rust-test header-check c-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke
 all: lib
 
 lib:
@@ -110,3 +110,20 @@ header:
 
 clean:
 	rm -rf $(BUILD)
+
+# The benchmark (bench/bench.c), with GLib's variants when pkg-config finds
+# gio-2.0. `make bench` runs it in full and writes docs/bench.json and
+# docs/bench.svg; BENCH_ARGS adds options (e.g. --placement cross).
+# `make bench-smoke` is a seconds-long run whose output must parse.
+GLIB_CFLAGS := $(shell pkg-config --cflags gio-2.0 2>/dev/null)
+GLIB_LIBS := $(shell pkg-config --libs gio-2.0 2>/dev/null)
+BENCH_GLIB := $(if $(GLIB_LIBS),-DHAVE_GLIB $(GLIB_CFLAGS),)
+$(BUILD)/rsock_bench: bench/bench.c include/rsock.h $(LIB) | $(BUILD)
+	$(CC) -O2 -g -Wall -Wextra -Werror $(BENCH_GLIB) -Iinclude $< $(LIB) $(GLIB_LIBS) $(LDLIBS) -o $@
+
+bench: $(BUILD)/rsock_bench
+	$(BUILD)/rsock_bench --json docs/bench.json --svg docs/bench.svg $(BENCH_ARGS)
+
+bench-smoke: $(BUILD)/rsock_bench
+	$(BUILD)/rsock_bench --quick --json $(BUILD)/bench-smoke.json --svg $(BUILD)/bench-smoke.svg
+	bench/check_output.sh $(BUILD)/bench-smoke.json $(BUILD)/bench-smoke.svg
