@@ -6,6 +6,7 @@
    the scenario's baseline.
 
      rsock_bench [--quick] [--placement same|cross|any] [--json FILE] [--svg FILE]
+                 [--only pingpong|bulk|cancel|cancelall|tokens]
 
    Scenarios:
      pingpong  round trips of 1 B and 1 KiB over loopback TCP and AF_UNIX;
@@ -63,8 +64,11 @@ static const char *placement_name[] = {"same", "cross", "any"};
 static struct {
     int quick;
     enum placement place;
-    const char *json, *svg;
-} opt = {0, SAME, "bench-results.json", NULL};
+    const char *json, *svg, *only;
+} opt = {0, SAME, "bench-results.json", NULL, NULL};
+
+/* Whether to run a scenario group (--only picks one). */
+static int wanted(const char *group) { return !opt.only || !strcmp(opt.only, group); }
 static int ncpu;
 
 static double now_ns(void) {
@@ -110,7 +114,7 @@ static int fd_count(void) {
 /* ---- results ------------------------------------------------------------ */
 
 struct series {
-    char scenario[48];
+    char scenario[64];
     const char *variant;
     const char *unit;
     int baseline; /* the scenario's reference */
@@ -662,7 +666,7 @@ static void cancel_all(void) {
     int n = opt.quick ? 100 : 1000;
     int rounds = opt.quick ? 3 : 15;
     int nv = nvariants() == NV ? NA : A_GLIB;
-    char name[48];
+    char name[40];
     snprintf(name, sizeof name, "cancel-all %d threads", n);
     int sv[2];
     OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
@@ -712,11 +716,15 @@ static void cancel_all(void) {
             default:
                 break;
             }
+            double t_call = now_ns();
             while (atomic_load(&c.returned) < n) sched_yield();
             double last = t0;
             for (int i = 0; i < n; i++)
                 if (c.t_end[i] > last) last = c.t_end[i];
             add(s, (last - t0) / 1e3);
+            char inside[64];
+            snprintf(inside, sizeof inside, "%s: the cancel call", name);
+            add(series_for(inside, aname[v], "us", v == A_EVENTFD, 1), (t_call - t0) / 1e3);
             if (v == A_RSOCK) rsock_token_reset(c.tok);
             if (v == A_EVENTFD) {
                 eventfd_t x;
@@ -937,8 +945,10 @@ int main(int argc, char **argv) {
             opt.place = !strcmp(p, "cross") ? CROSS : !strcmp(p, "any") ? ANY : SAME;
         } else if (!strcmp(argv[i], "--json") && i + 1 < argc) opt.json = argv[++i];
         else if (!strcmp(argv[i], "--svg") && i + 1 < argc) opt.svg = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) opt.only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--placement same|cross|any] [--json FILE] [--svg FILE]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--placement same|cross|any] [--json FILE] [--svg FILE]\n"
+                            "       [--only pingpong|bulk|cancel|cancelall|tokens]\n", argv[0]);
             return 2;
         }
     }
@@ -957,19 +967,17 @@ int main(int argc, char **argv) {
            ", without GLib"
 #endif
     );
-    for (int tcp = 1; tcp >= 0; tcp--) {
+    for (int tcp = 1; tcp >= 0 && wanted("pingpong"); tcp--) {
         pingpong(tcp, 1);
         pingpong(tcp, 1024);
     }
-    fprintf(stderr, "ping-pong done\n");
-    bulk(1);
-    bulk(0);
-    fprintf(stderr, "bulk done\n");
-    cancel_latency();
-    fprintf(stderr, "cancel latency done\n");
-    cancel_all();
-    fprintf(stderr, "cancel-all done\n");
-    tokens();
+    if (wanted("bulk")) {
+        bulk(1);
+        bulk(0);
+    }
+    if (wanted("cancel")) cancel_latency();
+    if (wanted("cancelall")) cancel_all();
+    if (wanted("tokens")) tokens();
     finish_series();
     print_table();
     write_json(opt.json);

@@ -99,15 +99,124 @@ fn retry<T>(
     sock: RawSocket,
     events: i16,
     dl: &mut Deadline,
+    attempt: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    retry_as(call, sock, events, dl, false, attempt)
+}
+
+/// `retry` for a receive: on a socket whose last receive on this thread
+/// found nothing it may wait first (see `WaitFirst`), unless a blocking
+/// hook is installed (the hook runs only when a call has to wait).
+fn retry_recv<T>(
+    call: &Call,
+    sock: RawSocket,
+    events: i16,
+    dl: &mut Deadline,
+    attempt: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let adaptive = events == sys::POLLIN && !call.has_hook();
+    retry_as(call, sock, events, dl, adaptive, attempt)
+}
+
+fn retry_as<T>(
+    call: &Call,
+    sock: RawSocket,
+    events: i16,
+    dl: &mut Deadline,
+    adaptive: bool,
     mut attempt: impl FnMut() -> Result<T>,
 ) -> Result<T> {
+    if adaptive && WaitFirst::now(sock) {
+        wait_one(call, sock, events, dl)?;
+    }
+    let mut first = true;
     loop {
         match attempt() {
             Err(e) if e.would_block() => {}
             Err(e) if e.0 == sys::EINTR => continue,
-            r => return r,
+            r => {
+                if adaptive && first {
+                    WaitFirst::found_ready(sock);
+                }
+                return r;
+            }
         }
+        if adaptive && first {
+            WaitFirst::found_nothing(sock);
+        }
+        first = false;
         wait_one(call, sock, events, dl)?;
+    }
+}
+
+/// The receive-side wait path. A receive normally tries the call first and
+/// waits only if it would block: one system call when data is there, three
+/// (attempt, poll, attempt) when it is not. A thread that is ahead of its
+/// peer (request/response traffic) finds nothing almost every time, so
+/// after a receive on a socket found nothing, the next ones on that socket
+/// wait first (poll, then the call: two system calls). Every 8th call in that
+/// mode tries first again, and leaves the mode if it finds data ready, so a
+/// reader that falls behind a fast stream soon stops paying for the poll.
+/// Per thread, for the socket it received on last.
+struct WaitFirst;
+
+#[derive(Clone, Copy)]
+struct WaitFirstState {
+    sock: RawSocket,
+    on: bool,
+    since_probe: u8,
+}
+
+thread_local! {
+    static WAIT_FIRST: std::cell::Cell<WaitFirstState> = const {
+        std::cell::Cell::new(WaitFirstState { sock: -1, on: false, since_probe: 0 })
+    };
+}
+
+impl WaitFirst {
+    const PROBE_EVERY: u8 = 8;
+
+    /// Whether this receive should wait before its first attempt.
+    fn now(sock: RawSocket) -> bool {
+        WAIT_FIRST
+            .try_with(|c| {
+                let mut st = c.get();
+                if st.sock != sock || !st.on {
+                    return false;
+                }
+                st.since_probe += 1;
+                let probe = st.since_probe >= Self::PROBE_EVERY;
+                if probe {
+                    st.since_probe = 0;
+                }
+                c.set(st);
+                !probe
+            })
+            .unwrap_or(false)
+    }
+
+    fn found_nothing(sock: RawSocket) {
+        let _ = WAIT_FIRST.try_with(|c| {
+            c.set(WaitFirstState {
+                sock,
+                on: true,
+                since_probe: 0,
+            })
+        });
+    }
+
+    /// A first attempt (try-first, or a probe) that completed at once.
+    fn found_ready(sock: RawSocket) {
+        let _ = WAIT_FIRST.try_with(|c| {
+            let st = c.get();
+            if st.sock == sock && st.on && st.since_probe == 0 {
+                c.set(WaitFirstState {
+                    sock,
+                    on: false,
+                    since_probe: 0,
+                });
+            }
+        });
     }
 }
 
@@ -150,7 +259,15 @@ fn transfer_all(
 ) -> Result<usize> {
     let mut done = 0;
     loop {
-        match retry(call, sock, events, dl, || attempt(done)) {
+        // After a short transfer the buffer is full (send) or drained
+        // (recv): an attempt now would only fail with EAGAIN, so wait first.
+        let step = if done > 0 {
+            wait_one(call, sock, events, dl)
+                .and_then(|_| retry(call, sock, events, dl, || attempt(done)))
+        } else {
+            retry(call, sock, events, dl, || attempt(done))
+        };
+        match step {
             Ok(0) if len > 0 => {
                 // End of stream: a short count with no error, not the EAGAIN
                 // of an earlier attempt.
@@ -195,7 +312,7 @@ pub fn recv(
             sys::recv(sock, &mut buf[done..], flags)
         });
     }
-    retry(&call, sock, recv_events(flags), &mut dl, || {
+    retry_recv(&call, sock, recv_events(flags), &mut dl, || {
         sys::recv(sock, buf, flags)
     })
 }
@@ -214,7 +331,7 @@ pub fn recvfrom(
     if dont_wait(flags) {
         return sys::recvfrom(sock, buf, flags, from);
     }
-    retry(&call, sock, recv_events(flags), &mut dl, || {
+    retry_recv(&call, sock, recv_events(flags), &mut dl, || {
         sys::recvfrom(sock, buf, flags, from)
     })
 }

@@ -9,12 +9,12 @@
 #include <sys/syscall.h>
 
 static __thread int counting;
-static __thread int n_poll, n_fdops, n_write, n_monotonic, n_realtime;
+static __thread int n_poll, n_fdops, n_write, n_recv, n_monotonic, n_realtime;
 static int realtime_jumps; /* make the wall clock jump on every read */
 static int fail_writes;    /* make write() fail with EIO */
 
 static void count_start(void) {
-    n_poll = n_fdops = n_write = 0;
+    n_poll = n_fdops = n_write = n_recv = 0;
     counting = 1;
 }
 static void count_stop(void) { counting = 0; }
@@ -35,6 +35,11 @@ int poll(struct pollfd *fds, nfds_t n, int timeout) {
     if (!real) real = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT, "poll");
     if (counting) n_poll++;
     return real(fds, n, timeout);
+}
+
+ssize_t recv(int fd, void *buf, size_t len, int flags) {
+    if (counting) n_recv++;
+    return syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
 }
 
 int eventfd(unsigned int initval, int flags) {
@@ -95,6 +100,54 @@ static void try_first_poll_only_when_needed(void) {
     pthread_join(th, NULL);
     CHECK(n_poll == 1);
     CHECK(n_fdops == 0);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
+struct drip {
+    int fd, n;
+    double gap_ms;
+};
+static void *drip_bytes(void *arg) {
+    struct drip *d = arg;
+    for (int i = 0; i < d->n; i++) {
+        sleep_ms(d->gap_ms);
+        if (send(d->fd, "d", 1, 0) != 1) abort();
+    }
+    return NULL;
+}
+
+/* A receive that finds nothing costs three system calls (attempt, poll,
+   attempt); so once a receive on a socket found nothing, later ones on it
+   wait first (two), trying first again every 8th call. A reader that then
+   finds data ready each time goes back to one call per receive. */
+static void receives_that_keep_waiting_poll_first(void) {
+    rsock_token *t = rsock_token_new();
+    int sv[2];
+    unix_pair(sv);
+    char c;
+    CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 0), RSOCK_ETIMEDOUT); /* wake descriptor made */
+    struct drip d = {sv[1], 16, 3};
+    pthread_t th;
+    pthread_create(&th, NULL, drip_bytes, &d);
+    count_start();
+    for (int i = 0; i < d.n; i++) CHECK(rsock_recv(t, sv[0], &c, 1, 0, 5000) == 1);
+    count_stop();
+    pthread_join(th, NULL);
+    printf("     16 receives that each waited: %d recv, %d poll\n", n_recv, n_poll);
+    CHECK(n_poll == 16);
+    CHECK(n_recv <= 16 + 2); /* the probes on the 8th and 16th call found nothing */
+
+    /* Now the data is always there: back to one recv each, soon. */
+    char many[40];
+    memset(many, 'm', sizeof many);
+    CHECK(send(sv[1], many, sizeof many, 0) == (ssize_t)sizeof many);
+    count_start();
+    for (int i = 0; i < 40; i++) CHECK(rsock_recv(t, sv[0], &c, 1, 0, 5000) == 1);
+    count_stop();
+    printf("     40 receives with data ready: %d recv, %d poll\n", n_recv, n_poll);
+    CHECK(n_recv == 40);
+    CHECK(n_poll <= 8);
     close_pair(sv);
     rsock_token_unref(t);
 }
@@ -247,6 +300,7 @@ static void cancel_preserves_errno(void) {
 int main(void) {
     rt_watchdog(60);
     RUN(try_first_poll_only_when_needed);
+    RUN(receives_that_keep_waiting_poll_first);
     RUN(token_lifecycle_makes_no_system_call);
     RUN(steady_state_waits_open_nothing);
     RUN(descriptor_exhaustion_fails_with_emfile);
