@@ -716,15 +716,11 @@ static void cancel_all(void) {
             default:
                 break;
             }
-            double t_call = now_ns();
             while (atomic_load(&c.returned) < n) sched_yield();
             double last = t0;
             for (int i = 0; i < n; i++)
                 if (c.t_end[i] > last) last = c.t_end[i];
             add(s, (last - t0) / 1e3);
-            char inside[64];
-            snprintf(inside, sizeof inside, "%s: the cancel call", name);
-            add(series_for(inside, aname[v], "us", v == A_EVENTFD, 1), (t_call - t0) / 1e3);
             if (v == A_RSOCK) rsock_token_reset(c.tok);
             if (v == A_EVENTFD) {
                 eventfd_t x;
