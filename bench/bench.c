@@ -613,7 +613,9 @@ struct crowd {
     rsock_token *tok;
     int rounds;
     atomic_int blocked, returned;
-    atomic_int round;
+    int round;               /* guarded by m: threads park on c between rounds */
+    pthread_mutex_t m;
+    pthread_cond_t next;
     double *t_end;
 #ifdef HAVE_GLIB
     GCancellable *gc;
@@ -633,7 +635,11 @@ static void *crowd_member(void *arg) {
     struct member *m = arg;
     struct crowd *c = m->c;
     for (int r = 0; r < c->rounds; r++) {
-        while (atomic_load(&c->round) != r) sched_yield();
+        /* Parked, not spinning, so that finished threads do not compete
+           with the ones still waking. */
+        pthread_mutex_lock(&c->m);
+        while (c->round != r) pthread_cond_wait(&c->next, &c->m);
+        pthread_mutex_unlock(&c->m);
         atomic_fetch_add(&c->blocked, 1);
         switch (c->v) {
         case A_RSOCK:
@@ -681,7 +687,9 @@ static void cancel_all(void) {
         struct member *ms = calloc((size_t)n, sizeof *ms);
         pthread_t *th = calloc((size_t)n, sizeof *th);
         OK(c.t_end && ms && th);
-        atomic_store(&c.round, -1);
+        c.round = -1;
+        pthread_mutex_init(&c.m, NULL);
+        pthread_cond_init(&c.next, NULL);
         if (v == A_EVENTFD) OK((c.efd = eventfd(0, EFD_CLOEXEC)) >= 0);
         if (v == A_RSOCK) OK(c.tok = rsock_token_new());
 #ifdef HAVE_GLIB
@@ -697,7 +705,10 @@ static void cancel_all(void) {
         for (int r = 0; r < rounds; r++) {
             atomic_store(&c.blocked, 0);
             atomic_store(&c.returned, 0);
-            atomic_store(&c.round, r);
+            pthread_mutex_lock(&c.m);
+            c.round = r;
+            pthread_cond_broadcast(&c.next);
+            pthread_mutex_unlock(&c.m);
             while (atomic_load(&c.blocked) < n) sleep_us(1000);
             sleep_us(opt.quick ? 20000 : 100000); /* all asleep in the kernel */
             double t0 = now_ns();
@@ -741,6 +752,8 @@ static void cancel_all(void) {
 #ifdef HAVE_GLIB
         if (c.gc) g_object_unref(c.gc);
 #endif
+        pthread_mutex_destroy(&c.m);
+        pthread_cond_destroy(&c.next);
         free(c.t_end);
         free(ms);
         free(th);

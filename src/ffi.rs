@@ -315,9 +315,12 @@ pub extern "C" fn rsock_poll(
 /// or failing after some arrived, it returns that partial count and sets
 /// errno to the reason (0 if the stream ended; with MSG_PEEK it returns
 /// what is queued). With MSG_DONTWAIT it does not wait: EAGAIN if nothing
-/// is queued, as `recv`. With MSG_OOB it waits for urgent data. `flags` are
+/// is queued, as `recv`. MSG_OOB waits for urgent data where the system
+/// waits for it (Linux fails at once with EINVAL when none is pending, and
+/// so does this call). `flags` are
 /// MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT, MSG_TRUNC, MSG_NOSIGNAL
-/// (ignored) and, on Linux, MSG_ERRQUEUE; any other bit is EINVAL.
+/// (ignored) and, on Linux, MSG_ERRQUEUE (one attempt, as `recv` makes:
+/// wait for POLLERR with rsock_poll); any other bit is EINVAL.
 /// `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made

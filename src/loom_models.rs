@@ -170,6 +170,28 @@ fn cancel_and_reset_from_two_threads() {
     });
 }
 
+/// Proves: `is_cancelled` never reports a token that stays cancelled
+/// throughout as not cancelled, even while one cancel and one reset
+/// elsewhere in its chain change the sums it reads (here the token is
+/// cancelled through its parent, then by itself, as the parent is reset).
+#[test]
+fn is_cancelled_while_counts_move() {
+    loom::model(|| {
+        let parent = Token::new();
+        let child = parent.child();
+        parent.cancel();
+        child.reset(); // still cancelled: the parent is
+        let (p2, c2) = (parent.clone(), child.clone());
+        let other = thread::spawn(move || {
+            c2.cancel();
+            p2.reset();
+        });
+        assert!(child.is_cancelled(), "cancelled before, during and after");
+        other.join().expect("other");
+        assert!(child.is_cancelled());
+    });
+}
+
 /// Proves: a waiter leaving (releasing its slots and closing its
 /// descriptor) while a cancel is signalling it never has its descriptor
 /// signalled after it is closed.

@@ -127,11 +127,28 @@ fn retry_as<T>(
     mut attempt: impl FnMut() -> Result<T>,
 ) -> Result<T> {
     if adaptive && WaitFirst::now(sock) {
-        wait_one(call, sock, events, dl)?;
+        // At most WAIT_FIRST_MS: if nothing came by then, the attempt
+        // below runs, so that a descriptor whose number was reused for
+        // something recv cannot use (a listener, a pipe) fails at once
+        // with its own error instead of at the timeout. (No slice is left
+        // of a deadline that has passed: then the attempt runs at once.)
+        if let Ok(mut first) = dl.slice(WaitFirst::WAIT_FIRST_MS) {
+            match wait_one(call, sock, events, &mut first) {
+                Err(e) if e.0 == sys::ETIMEDOUT => {}
+                r => {
+                    r?;
+                }
+            }
+        }
     }
     let mut first = true;
     loop {
         match attempt() {
+            // Ready by poll but still nothing (level-triggered readiness the
+            // call does not consume): the deadline still holds.
+            Err(e) if e.would_block() && !first && dl.expired() => {
+                return Err(Error(sys::ETIMEDOUT));
+            }
             Err(e) if e.would_block() => {}
             Err(e) if e.0 == sys::EINTR => continue,
             r => {
@@ -157,6 +174,7 @@ fn retry_as<T>(
 /// wait first (poll, then the call: two system calls). Every 8th call in that
 /// mode tries first again, and leaves the mode if it finds data ready, so a
 /// reader that falls behind a fast stream soon stops paying for the poll.
+/// The wait before the first attempt lasts at most 50 ms (see `retry_as`).
 /// Per thread, for the socket it received on last.
 struct WaitFirst;
 
@@ -175,6 +193,8 @@ thread_local! {
 
 impl WaitFirst {
     const PROBE_EVERY: u8 = 8;
+    /// The longest wait before the first attempt.
+    const WAIT_FIRST_MS: u64 = 50;
 
     /// Whether this receive should wait before its first attempt.
     fn now(sock: RawSocket) -> bool {
@@ -222,9 +242,10 @@ impl WaitFirst {
 
 /// A caller's MSG_DONTWAIT means what it means to the system call: one
 /// attempt, failing with EAGAIN/EWOULDBLOCK if it would block (send returns
-/// what was queued).
+/// what was queued). So does MSG_ERRQUEUE: reading the error queue never
+/// waits, in the kernel either (wait for POLLERR with rsock_poll).
 fn dont_wait(flags: i32) -> bool {
-    flags & sys::MSG_DONTWAIT != 0
+    flags & (sys::MSG_DONTWAIT | sys::MSG_ERRQUEUE) != 0
 }
 
 /// Flags outside `known` (the call's flags on this system) are EINVAL
@@ -260,8 +281,10 @@ fn transfer_all(
     let mut done = 0;
     loop {
         // After a short transfer the buffer is full (send) or drained
-        // (recv): an attempt now would only fail with EAGAIN, so wait first.
-        let step = if done > 0 {
+        // (recv): an attempt now would only fail with EAGAIN, so wait first
+        // (unless a blocking hook is installed: it runs only when a call
+        // has to wait).
+        let step = if done > 0 && !call.has_hook() {
             wait_one(call, sock, events, dl)
                 .and_then(|_| retry(call, sock, events, dl, || attempt(done)))
         } else {

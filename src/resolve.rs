@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::ffi::CStr;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
-use std::sync::{Condvar, Mutex, MutexGuard, Once};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Most lookups running at once; later ones wait in a queue.
@@ -193,8 +193,10 @@ unsafe extern "C" fn forget_pool_in_child() {
 }
 
 fn pool() -> sys::Result<&'static Pool> {
-    static FORK_HANDLER: Once = Once::new();
-    FORK_HANDLER.call_once(|| sys::at_fork(fork_noop, fork_noop, forget_pool_in_child));
+    static FORK_HANDLER: Mutex<bool> = Mutex::new(false);
+    sys::once_ok(&FORK_HANDLER, || {
+        sys::at_fork(fork_noop, fork_noop, forget_pool_in_child)
+    })?;
     let p = POOL.load(SeqCst);
     if !p.is_null() {
         // SAFETY: pools are never freed.

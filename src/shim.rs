@@ -54,8 +54,13 @@ pub fn thread_token() -> sys::Result<Token> {
     let key = thread_token_key().ok_or(Error(sys::ENOMEM))?;
     let token = Token::try_new().ok_or(Error(sys::ENOMEM))?;
     let owned = token.clone().into_raw();
+    if let Err(e) = key.set(owned as *mut libc::c_void) {
+        // Without the key the reference would never be released at exit.
+        // SAFETY: `owned` is the reference just made, shared with no one.
+        drop(unsafe { Token::from_raw(owned) });
+        return Err(e);
+    }
     THREAD_TOKEN.with(|t| t.set(owned));
-    key.set(owned as *mut libc::c_void);
     Ok(token)
 }
 

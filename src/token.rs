@@ -274,10 +274,8 @@ impl Token {
     /// S(A) sums the counts from A up to the root. With `total` the sum over
     /// the whole chain and `below(A)` the sum under A, S(A) = total -
     /// below(A): so T is cancelled unless base(A) + below(A) is the same for
-    /// every A and equals `total`. One pass from T up, one read of each
-    /// count, no allocation. Counts only grow and base(A) <= S(A) always, so
-    /// a count that grows during the pass can only report a cancel that
-    /// happened meanwhile.
+    /// every A and equals `total`. One pass from T up, then the total read
+    /// again; no allocation.
     fn chain_cancelled(&self) -> bool {
         let mut below = 0u64;
         let mut key = None;
@@ -291,7 +289,11 @@ impl Token {
             below = below.wrapping_add(node.cancels.load(SeqCst));
             t = node.parent.as_ref();
         }
-        key != Some(below)
+        // Not cancelled only if no count moved during the pass (counts only
+        // grow, so an unchanged total means unchanged counts): a cancel and
+        // a reset elsewhere in the chain between two reads could otherwise
+        // cancel each other out in the sums.
+        key != Some(below) || self.effective_count() != below
     }
 
     /// Registers `w` on this token and every ancestor, appending the slots

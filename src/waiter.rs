@@ -159,8 +159,10 @@ unsafe extern "C" fn after_fork_child() {
 
 /// A new record, or ENOMEM.
 fn new_record() -> sys::Result<&'static Waiter> {
-    static FORK_HANDLERS: std::sync::Once = std::sync::Once::new();
-    FORK_HANDLERS.call_once(|| sys::at_fork(before_fork, after_fork_parent, after_fork_child));
+    static FORK_HANDLERS: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    sys::once_ok(&FORK_HANDLERS, || {
+        sys::at_fork(before_fork, after_fork_parent, after_fork_child)
+    })?;
     let rec: &'static Waiter = Box::leak(try_box(Waiter::closed()).map_err(|_| no_memory())?);
     CREATED.fetch_add(1, SeqCst);
     let me = rec as *const Waiter as *mut Waiter;
@@ -299,8 +301,14 @@ fn thread_handle() -> sys::Result<*mut WaiterHandle> {
         // record was closed by the fork handler, so dropping cannot spin.
         drop(unsafe { Box::from_raw(p) });
     }
+    if let Err(e) = key.set(fresh.cast()) {
+        // Without the key its exit destructor would never run.
+        // SAFETY: `fresh` was never shared.
+        drop(unsafe { Box::from_raw(fresh) });
+        CURRENT.with(|c| c.set(ptr::null_mut()));
+        return Err(e);
+    }
     CURRENT.with(|c| c.set(fresh));
-    key.set(fresh.cast());
     Ok(fresh)
 }
 

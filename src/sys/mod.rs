@@ -45,3 +45,14 @@ pub fn try_vec<T>(n: usize) -> Result<Vec<T>> {
     v.try_reserve_exact(n).map_err(|_| Error(ENOMEM))?;
     Ok(v)
 }
+
+/// Runs `register` (which installs fork handlers) until it succeeds once;
+/// its error until then. `done` is the caller's record of success.
+pub fn once_ok(done: &std::sync::Mutex<bool>, register: impl FnOnce() -> Result<()>) -> Result<()> {
+    let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
+    if !*done {
+        register()?;
+        *done = true;
+    }
+    Ok(())
+}

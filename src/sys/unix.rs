@@ -31,6 +31,11 @@ pub const MSG_WAITALL: c_int = libc::MSG_WAITALL;
 pub const MSG_PEEK: c_int = libc::MSG_PEEK;
 pub const MSG_DONTWAIT: c_int = libc::MSG_DONTWAIT;
 pub const MSG_OOB: c_int = libc::MSG_OOB;
+/// MSG_ERRQUEUE where the system has it (Linux), else no flag.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub const MSG_ERRQUEUE: c_int = libc::MSG_ERRQUEUE;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub const MSG_ERRQUEUE: c_int = 0;
 
 /// The flags the receive calls accept (others are EINVAL): the portable ones,
 /// MSG_NOSIGNAL (meaningless for a receive, but often passed to every
@@ -529,9 +534,12 @@ pub fn at_fork(
     prepare: unsafe extern "C" fn(),
     parent: unsafe extern "C" fn(),
     child: unsafe extern "C" fn(),
-) {
+) -> Result<()> {
     // SAFETY: the handlers are plain functions that live for the program.
-    unsafe { pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    match unsafe { pthread_atfork(Some(prepare), Some(parent), Some(child)) } {
+        0 => Ok(()),
+        e => Err(Error(e)),
+    }
 }
 
 /// Starts a detached system thread running `start(arg)` with every signal
@@ -608,9 +616,12 @@ impl ThreadKey {
     }
 
     /// Sets the calling thread's value; its destructor gets it at exit.
-    pub fn set(&self, value: *mut c_void) {
+    pub fn set(&self, value: *mut c_void) -> Result<()> {
         // SAFETY: the key was created by `new` and is never deleted.
-        unsafe { libc::pthread_setspecific(self.0, value) };
+        match unsafe { libc::pthread_setspecific(self.0, value) } {
+            0 => Ok(()),
+            e => Err(Error(e)),
+        }
     }
 }
 

@@ -261,6 +261,29 @@ static void descriptors_run_out_during_a_wait(void) {
     close_pair(sv);
 }
 
+/* A descriptor number that a receive found empty is closed and reused for
+   a socket that cannot receive: the next call fails at once with its own
+   error, as recv() does, not at its timeout. */
+static void reused_descriptor_number_fails_at_once(void) {
+    int sv[2];
+    unix_pair(sv);
+    char c;
+    for (int i = 0; i < 2; i++) CHECK_ERR(rsock_recv(NULL, sv[0], &c, 1, 0, 1), RSOCK_ETIMEDOUT);
+    int num = sv[0];
+    close(sv[0]);
+    struct sockaddr_in a;
+    int l = tcp_listener(1, &a);
+    if (l != num) {
+        printf("     skipped: the number was not reused (%d, %d)\n", num, l);
+    } else {
+        double t0 = now_ms();
+        CHECK_ERR(rsock_recv(NULL, l, &c, 1, 0, 1000), ENOTCONN);
+        CHECK(now_ms() - t0 < 500);
+    }
+    close(l);
+    close(sv[1]);
+}
+
 /* Wrong kinds of socket, wrong arguments, absurd values: a clear error. */
 static void wrong_and_absurd_arguments(void) {
     int sv[2];
@@ -298,6 +321,17 @@ static void wrong_and_absurd_arguments(void) {
     CHECK(rsock_send(NULL, sv[1], "!", 1, MSG_OOB, 0) == 1);
     CHECK(rsock_recv(NULL, sv[0], buf, 1, MSG_OOB, 1000) == 1 && buf[0] == '!');
     CHECK(rsock_recv(NULL, sv[0], buf, 1, 0, 0) == 1 && buf[0] == 'y');
+#ifdef MSG_ERRQUEUE
+    /* MSG_ERRQUEUE: one attempt, as recv() makes, even with ordinary data
+       queued (waiting for that data would spin until the timeout) */
+    CHECK(rsock_send(NULL, sv[1], "q", 1, 0, 0) == 1);
+    double t0 = now_ms();
+    errno = 0;
+    long r = (long)rsock_recv(NULL, sv[0], buf, 4, MSG_ERRQUEUE, 500);
+    CHECK(r == -1 && (rsock_last_error() == EAGAIN || rsock_last_error() == EWOULDBLOCK));
+    CHECK(now_ms() - t0 < 100);
+    CHECK(rsock_recv(NULL, sv[0], buf, 1, 0, 0) == 1 && buf[0] == 'q');
+#endif
     /* absurd lengths and timeouts */
     CHECK_ERR(rsock_send(NULL, sv[0], buf, (size_t)-1, 0, 0), EINVAL);
     CHECK_ERR(rsock_recv(NULL, sv[0], buf, 4, 0, INT_MIN), EINVAL);
@@ -325,6 +359,7 @@ int main(void) {
     RUN(socket_closed_while_waiting);
     RUN(signal_storm_during_waits);
     RUN(descriptors_run_out_during_a_wait);
+    RUN(reused_descriptor_number_fails_at_once);
     RUN(wrong_and_absurd_arguments);
     return rt_finish("test_faults");
 }

@@ -22,8 +22,10 @@
    RSOCK_STRESS_SECONDS sets the duration (default 5). */
 #include "rtest.h"
 
-#include <malloc.h>
 #include <stdatomic.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 enum { LANES = 6, CONN_LANES = 2, ALL_LANES = LANES + CONN_LANES, CONNS = 40 };
 
@@ -397,7 +399,9 @@ int main(void) {
     rt_watchdog((unsigned)seconds + 120);
     signal(SIGPIPE, SIG_IGN);
     int fds = fd_count();
+#ifdef __GLIBC__
     size_t heap = mallinfo2().uordblks;
+#endif
     root = rsock_token_new();
     for (int i = 0; i < ALL_LANES; i++) {
         lanes[i].id = i;
@@ -443,11 +447,17 @@ int main(void) {
        on timeouts). */
     CHECK(bytes > 0 && cancels > 0 && (timeouts > 0 || rt_memory_tool()));
     CHECK(fd_count() == fds);
+#ifdef __GLIBC__
     /* Heap in use is back near where it started: what stays is one pooled
-       waiter record per thread that ever waited at once, and stdio's
-       buffers. (Memory tools replace malloc; they check leaks themselves.) */
+       waiter record per thread that ever waited at once, and the C
+       library's own (a fixed 42 KB here). A debug build of the library
+       also keeps its last 4096 freed tokens (about 330 KB) to catch use
+       after unref, hence the room. A leak per call (hundreds of thousands
+       of calls) exceeds it many times over. (Memory tools replace malloc;
+       they check leaks themselves.) */
     long grown = (long)mallinfo2().uordblks - (long)heap;
     printf("     heap in use grew by %ld bytes\n", grown);
-    CHECK(rt_memory_tool() || grown < 64 * 1024);
+    CHECK(rt_memory_tool() || grown < 512 * 1024);
+#endif
     return rt_finish("test_stress");
 }
