@@ -126,44 +126,40 @@ fn retry_as<T>(
     adaptive: bool,
     mut attempt: impl FnMut() -> Result<T>,
 ) -> Result<T> {
-    if adaptive && WaitFirst::now(sock) {
-        // At most WAIT_FIRST_MS: if nothing came by then, the attempt
-        // below runs, so that a descriptor whose number was reused for
-        // something recv cannot use (a listener, a pipe) fails at once
-        // with its own error instead of at the timeout. (No slice is left
-        // of a deadline that has passed: then the attempt runs at once.)
-        if let Ok(mut first) = dl.slice(WaitFirst::WAIT_FIRST_MS) {
-            match wait_one(call, sock, events, &mut first) {
-                Err(e) if e.0 == sys::ETIMEDOUT => {}
-                r => {
-                    r?;
-                }
-            }
-        }
-    }
     let mut first = true;
-    loop {
-        match attempt() {
-            // Ready by poll but still nothing (level-triggered readiness the
-            // call does not consume): the deadline still holds.
-            Err(e) if e.would_block() && !first && dl.expired() => {
-                return Err(Error(sys::ETIMEDOUT));
-            }
-            Err(e) if e.would_block() => {}
-            Err(e) if e.0 == sys::EINTR => continue,
-            r => {
-                if adaptive && first {
-                    WaitFirst::found_ready(sock);
+    let r = (|| {
+        if adaptive && WaitFirst::now(sock) {
+            wait_one(call, sock, events, dl)?;
+        }
+        loop {
+            match attempt() {
+                // Ready by poll but still nothing (level-triggered readiness
+                // the call does not consume): the deadline still holds.
+                Err(e) if e.would_block() && !first && dl.expired() => {
+                    return Err(Error(sys::ETIMEDOUT));
                 }
-                return r;
+                Err(e) if e.would_block() => {}
+                Err(e) if e.0 == sys::EINTR => continue,
+                r => {
+                    if adaptive && first {
+                        WaitFirst::found_ready(sock);
+                    }
+                    return r;
+                }
             }
+            if adaptive && first {
+                WaitFirst::found_nothing(sock);
+            }
+            first = false;
+            wait_one(call, sock, events, dl)?;
         }
-        if adaptive && first {
-            WaitFirst::found_nothing(sock);
-        }
-        first = false;
-        wait_one(call, sock, events, dl)?;
+    })();
+    if adaptive && matches!(&r, Err(e) if e.0 == sys::ETIMEDOUT || e.0 == sys::ECANCELED) {
+        // A caller that gives up on a socket may close it and reuse its
+        // number: start the next receive on it by trying first.
+        WaitFirst::forget(sock);
     }
+    r
 }
 
 /// The receive-side wait path. A receive normally tries the call first and
@@ -174,7 +170,11 @@ fn retry_as<T>(
 /// wait first (poll, then the call: two system calls). Every 8th call in that
 /// mode tries first again, and leaves the mode if it finds data ready, so a
 /// reader that falls behind a fast stream soon stops paying for the poll.
-/// The wait before the first attempt lasts at most 50 ms (see `retry_as`).
+/// A receive that times out or is cancelled leaves the mode, so that a
+/// socket given up on, closed and its number reused starts by trying. (A
+/// number reused for something recv cannot use, such as a listener or a
+/// pipe, after a receive that completed still waits for it to be readable
+/// before failing with ENOTCONN or ENOTSOCK.)
 /// Per thread, for the socket it received on last.
 struct WaitFirst;
 
@@ -193,8 +193,6 @@ thread_local! {
 
 impl WaitFirst {
     const PROBE_EVERY: u8 = 8;
-    /// The longest wait before the first attempt.
-    const WAIT_FIRST_MS: u64 = 50;
 
     /// Whether this receive should wait before its first attempt.
     fn now(sock: RawSocket) -> bool {
@@ -213,6 +211,18 @@ impl WaitFirst {
                 !probe
             })
             .unwrap_or(false)
+    }
+
+    fn forget(sock: RawSocket) {
+        let _ = WAIT_FIRST.try_with(|c| {
+            if c.get().sock == sock {
+                c.set(WaitFirstState {
+                    sock: -1,
+                    on: false,
+                    since_probe: 0,
+                });
+            }
+        });
     }
 
     fn found_nothing(sock: RawSocket) {
