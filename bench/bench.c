@@ -976,6 +976,9 @@ int main(int argc, char **argv) {
            ", without GLib"
 #endif
     );
+    /* Tokens first: after the 1000 threads of cancel-all the allocator's
+       state makes the same loop take about 28 ns instead of 18. */
+    if (wanted("tokens")) tokens();
     for (int tcp = 1; tcp >= 0 && wanted("pingpong"); tcp--) {
         pingpong(tcp, 1);
         pingpong(tcp, 1024);
@@ -986,7 +989,6 @@ int main(int argc, char **argv) {
     }
     if (wanted("cancel")) cancel_latency();
     if (wanted("cancelall")) cancel_all();
-    if (wanted("tokens")) tokens();
     finish_series();
     print_table();
     write_json(opt.json);
