@@ -309,6 +309,15 @@ static void connection_round(struct lane *l) {
     close(l->listener);
 }
 
+/* Releases the round's tokens (under the lock the chaos thread takes). */
+static void end_round(struct lane *l) {
+    pthread_mutex_lock(&l->lock);
+    rsock_token_unref(l->wtok);
+    rsock_token_unref(l->rtok);
+    l->wtok = l->rtok = NULL;
+    pthread_mutex_unlock(&l->lock);
+}
+
 static void *lane_main(void *arg) {
     struct lane *l = arg;
     unsigned seed = 1000 + (unsigned)l->id;
@@ -322,11 +331,7 @@ static void *lane_main(void *arg) {
         if (l->id >= LANES) {
             connection_round(l);
             l->rounds++;
-            pthread_mutex_lock(&l->lock);
-            rsock_token_unref(l->wtok);
-            rsock_token_unref(l->rtok);
-            l->wtok = l->rtok = NULL;
-            pthread_mutex_unlock(&l->lock);
+            end_round(l);
             continue;
         }
         if (l->round_seed % 2) unix_pair(l->fd);
@@ -347,11 +352,7 @@ static void *lane_main(void *arg) {
         }
         l->bytes += l->got;
         l->rounds++;
-        pthread_mutex_lock(&l->lock);
-        rsock_token_unref(l->wtok);
-        rsock_token_unref(l->rtok);
-        l->wtok = l->rtok = NULL;
-        pthread_mutex_unlock(&l->lock);
+        end_round(l);
         close_pair(l->fd);
     }
     return NULL;
