@@ -9,12 +9,12 @@
 #include <sys/syscall.h>
 
 static __thread int counting;
-static __thread int n_poll, n_fdops, n_write, n_recv, n_monotonic, n_realtime;
+static __thread int n_poll, n_fdops, n_write, n_recv, n_send, n_send_eagain, n_monotonic, n_realtime;
 static int realtime_jumps; /* make the wall clock jump on every read */
 static int fail_writes;    /* make write() fail with EIO */
 
 static void count_start(void) {
-    n_poll = n_fdops = n_write = n_recv = 0;
+    n_poll = n_fdops = n_write = n_recv = n_send = n_send_eagain = 0;
     counting = 1;
 }
 static void count_stop(void) { counting = 0; }
@@ -40,6 +40,15 @@ int poll(struct pollfd *fds, nfds_t n, int timeout) {
 ssize_t recv(int fd, void *buf, size_t len, int flags) {
     if (counting) n_recv++;
     return syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
+}
+
+ssize_t send(int fd, const void *buf, size_t len, int flags) {
+    ssize_t r = syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+    if (counting) {
+        n_send++;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) n_send_eagain++;
+    }
+    return r;
 }
 
 int eventfd(unsigned int initval, int flags) {
@@ -148,6 +157,40 @@ static void receives_that_keep_waiting_poll_first(void) {
     printf("     40 receives with data ready: %d recv, %d poll\n", n_recv, n_poll);
     CHECK(n_recv == 40);
     CHECK(n_poll <= 8);
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
+static void *slow_reader(void *arg) {
+    int fd = *(int *)arg;
+    static char buf[4096];
+    long got = 0;
+    while (got < (1 << 20)) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        got += n;
+        if (got % (64 << 10) < (long)sizeof buf) sleep_ms(1);
+    }
+    return NULL;
+}
+
+/* A send that queued only part of the buffer filled the socket's buffer:
+   the next attempt waits first instead of failing with EAGAIN. */
+static void short_sends_wait_before_trying_again(void) {
+    int sv[2];
+    unix_pair(sv);
+    static char big[1 << 20];
+    pthread_t th;
+    pthread_create(&th, NULL, slow_reader, &sv[1]);
+    rsock_token *t = rsock_token_new();
+    count_start();
+    CHECK(rsock_send(t, sv[0], big, sizeof big, MSG_NOSIGNAL, 10000) == (intptr_t)sizeof big);
+    count_stop();
+    pthread_join(th, NULL);
+    printf("     1 MiB through a slow reader: %d send attempts, %d failed with EAGAIN, %d polls\n", n_send,
+           n_send_eagain, n_poll);
+    CHECK(n_send >= 3); /* the buffer did fill */
+    CHECK(n_send_eagain <= 1);
     close_pair(sv);
     rsock_token_unref(t);
 }
@@ -301,6 +344,7 @@ int main(void) {
     rt_watchdog(60);
     RUN(try_first_poll_only_when_needed);
     RUN(receives_that_keep_waiting_poll_first);
+    RUN(short_sends_wait_before_trying_again);
     RUN(token_lifecycle_makes_no_system_call);
     RUN(steady_state_waits_open_nothing);
     RUN(descriptor_exhaustion_fails_with_emfile);
