@@ -14,9 +14,10 @@ use crate::shim;
 use crate::shim::Call;
 use crate::sys::Hints;
 use crate::sys::{self, AddrIn, AddrOut, Error, Result};
+use crate::sys::{addrinfo, sockaddr, socklen_t};
 use crate::token::{Inner, Token};
 use crate::wait::Deadline;
-use libc::{addrinfo, c_char, c_int, c_void, intptr_t, size_t, sockaddr, socklen_t};
+use libc::{c_char, c_int, c_void, intptr_t, size_t};
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -30,10 +31,14 @@ pub struct rsock_token {
 /// A socket: `int` on POSIX, `SOCKET` on Windows (defined in the header).
 #[cfg(unix)]
 pub type rsock_socket = c_int;
+#[cfg(windows)]
+pub type rsock_socket = sys::RawSocket;
 
 /// `struct pollfd` on POSIX, `WSAPOLLFD` on Windows (defined in the header).
 #[cfg(unix)]
 pub type rsock_pollfd = libc::pollfd;
+#[cfg(windows)]
+pub type rsock_pollfd = sys::PollFd;
 
 /// A Winsock-1.1-style blocking hook: called on the waiting thread while one
 /// of its rsock calls waits. Nonzero means "call me again at once" (it
@@ -458,7 +463,7 @@ pub extern "C" fn rsock_accept(
     addrlen: *mut socklen_t,
     timeout_ms: c_int,
 ) -> rsock_socket {
-    guard(-1, || {
+    guard(sys::INVALID_SOCKET, || {
         // SAFETY: the caller passes an address buffer or NULL.
         let addr = unsafe { addr_out(addr, addrlen)? };
         with_token(token, |t| ops::accept(t, sock, addr, timeout_ms))
@@ -599,7 +604,7 @@ pub extern "C" fn rsock_connect_host(
     socktype: c_int,
     timeout_ms: c_int,
 ) -> rsock_socket {
-    guard(-1, || {
+    guard(sys::INVALID_SOCKET, || {
         if host.is_null() || service.is_null() {
             return inval();
         }
