@@ -325,7 +325,8 @@ pub extern "C" fn rsock_poll(
 /// so does this call). `flags` are
 /// MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT, MSG_TRUNC, MSG_NOSIGNAL
 /// (ignored) and, on Linux, MSG_ERRQUEUE (one attempt, as `recv` makes:
-/// wait for POLLERR with rsock_poll); any other bit is EINVAL.
+/// wait for POLLERR with rsock_poll); any other bit is EINVAL (on Windows
+/// the flags are MSG_OOB, MSG_PEEK and MSG_WAITALL).
 /// `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
@@ -356,7 +357,8 @@ pub extern "C" fn rsock_recv(
 /// nothing queued it returns -1 with that error.
 /// `flags` (add MSG_NOSIGNAL to avoid SIGPIPE) are MSG_OOB, MSG_DONTWAIT,
 /// MSG_NOSIGNAL, MSG_EOR, MSG_DONTROUTE and, on Linux, MSG_MORE,
-/// MSG_CONFIRM, MSG_ZEROCOPY and MSG_FASTOPEN; any other bit is EINVAL. With
+/// MSG_CONFIRM, MSG_ZEROCOPY and MSG_FASTOPEN; any other bit is EINVAL (on
+/// Windows the flags are MSG_OOB and MSG_DONTROUTE). With
 /// MSG_DONTWAIT it makes one attempt, as `send` does. `buf` may be
 /// NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
@@ -445,11 +447,12 @@ pub extern "C" fn rsock_sendto(
 /// blocking mode, without FD_CLOEXEC as from `accept`, owned by the caller), or RSOCK_INVALID_SOCKET with
 /// RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error. A cancelled or
 /// timed-out call leaves the pending connection queued. `addr`/`addrlen` as
-/// for `accept` (both may be NULL). On a blocking listener the socket is
+/// for `accept` (both may be NULL). On POSIX a blocking listener is
 /// switched to non-blocking mode only for the instant of each attempt
 /// (serialized within the process; another process blocked in a plain
 /// `accept` on the same listener may see EAGAIN at that instant, so make
-/// listeners shared across processes non-blocking).
+/// listeners shared across processes non-blocking); on Windows the mode is
+/// left alone (see the conventions at the top).
 /// NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
