@@ -22,6 +22,43 @@ static int blocking_mode(SOCKET s) {
     return e == WSAETIMEDOUT;
 }
 
+/* The same for a listener: a plain accept with nothing pending fails at
+   once if it is non-blocking; if it blocks, a connection made 300 ms later
+   ends it. */
+struct late_connect {
+    struct sockaddr_in to;
+};
+
+static DWORD WINAPI connect_late(void *arg) {
+    struct late_connect *lc = (struct late_connect *)arg;
+    Sleep(300);
+    SOCKET c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (struct sockaddr *)&lc->to, sizeof lc->to);
+    Sleep(50);
+    closesocket(c);
+    return 0;
+}
+
+static int listener_blocking(SOCKET l, struct sockaddr_in to) {
+    struct late_connect lc = {to};
+    HANDLE th = CreateThread(NULL, 0, connect_late, &lc, 0, NULL);
+    REQUIRE(th != NULL);
+    SOCKET s = accept(l, NULL, NULL);
+    int e = WSAGetLastError();
+    WaitForSingleObject(th, INFINITE);
+    CloseHandle(th);
+    if (s != INVALID_SOCKET) closesocket(s);
+    REQUIRE(s != INVALID_SOCKET || e == WSAEWOULDBLOCK);
+    if (s == INVALID_SOCKET) { /* take the late connection off the queue */
+        fd_set r;
+        FD_ZERO(&r);
+        FD_SET(l, &r);
+        struct timeval tv = {2, 0};
+        if (select(0, &r, NULL, NULL, &tv) == 1) closesocket(accept(l, NULL, NULL));
+    }
+    return s != INVALID_SOCKET;
+}
+
 static void set_mode(SOCKET s, int nonblocking) {
     u_long on = (u_long)nonblocking;
     REQUIRE(ioctlsocket(s, FIONBIO, &on) == 0);
@@ -188,7 +225,10 @@ static void modes_on_windows(void) {
         CHECK(blocking_mode(s));
         closesocket(s);
     }
-    CHECK(!blocking_mode(l));
+    CHECK(!listener_blocking(l, a));
+    set_mode(l, 0);
+    CHECK(rsock_accept(t, l, NULL, NULL, 20) == INVALID_SOCKET);
+    CHECK(listener_blocking(l, a));
     closesocket(c);
     closesocket(l);
     closesocket(sv[0]);
