@@ -35,7 +35,9 @@ use windows_sys::Win32::Networking::WinSock as ws;
 use windows_sys::Win32::System::Threading::{
     CreateThread, FlsAlloc, FlsGetValue, FlsSetValue, FLS_OUT_OF_INDEXES, INFINITE,
 };
-use windows_sys::Win32::UI::WindowsAndMessaging::{MsgWaitForMultipleObjectsEx, QS_ALLINPUT};
+use windows_sys::Win32::UI::WindowsAndMessaging::{
+    GetQueueStatus, MsgWaitForMultipleObjectsEx, QS_ALLINPUT,
+};
 
 pub type RawSocket = ws::SOCKET;
 pub type PollFd = ws::WSAPOLLFD;
@@ -366,6 +368,14 @@ pub fn poll_hooked(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
         let n = poll(fds, 0)?;
         if n > 0 || timeout_ms == 0 {
             return Ok(n);
+        }
+        // Input that came since the thread last looked at its queue (the
+        // hook's PeekMessage, or this call): the hook runs at once. Looking
+        // marks it seen, so input the hook leaves in the queue does not
+        // end every later wait at once.
+        // SAFETY: plain call on the thread's own queue.
+        if unsafe { GetQueueStatus(QS_ALLINPUT) } & 0xffff != 0 {
+            return Ok(0);
         }
         let ms = if timeout_ms < 0 {
             INFINITE
