@@ -62,8 +62,14 @@ pub const RSOCK_VERSION_PATCH: c_int = 0;
 /// Runs `body` behind the panic boundary; on error sets errno and returns `fail`.
 fn guard<T>(fail: T, body: impl FnOnce() -> Result<T>) -> T {
     let r = catch_unwind(AssertUnwindSafe(body)).unwrap_or(Err(Error(sys::ENOTRECOVERABLE)));
+    let partial = ops::take_partial_error();
     match r {
-        Ok(v) => v,
+        Ok(v) => {
+            if let Some(code) = partial {
+                sys::set_last_error(code); // why a short count stopped
+            }
+            v
+        }
         Err(e) => {
             sys::set_last_error(e.0);
             fail

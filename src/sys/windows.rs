@@ -222,11 +222,17 @@ fn ready_now(sock: RawSocket, events: i16) -> Result<bool> {
     Ok(p[0].revents != 0)
 }
 
+/// WSAENOTSOCK if `sock` is not a socket (some handles fail other calls
+/// with other errors).
+fn not_a_socket(sock: RawSocket) -> Option<Error> {
+    sockopt_int(sock, ws::SO_TYPE).err()
+}
+
 /// Runs `f` with `sock` switched to non-blocking mode, then leaves it in
 /// blocking mode (the old mode cannot be read; see the module comment).
 fn nonblocking_attempt<T>(sock: RawSocket, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let _serial = serialize(sock);
-    ioctl(sock, ws::FIONBIO, 1)?;
+    ioctl(sock, ws::FIONBIO, 1).map_err(|e| not_a_socket(sock).unwrap_or(e))?;
     let r = f();
     let _ = ioctl(sock, ws::FIONBIO, 0);
     r
@@ -310,7 +316,18 @@ pub fn signal(handle: RawSocket) {
 /// `WSAPoll`, with the error as a value.
 pub fn poll(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
     // SAFETY: fds is a valid, exclusively borrowed slice of WSAPOLLFD.
-    let n = check(unsafe { ws::WSAPoll(fds.as_mut_ptr(), fds.len() as u32, timeout_ms) })?;
+    check(unsafe { ws::WSAPoll(fds.as_mut_ptr(), fds.len() as u32, timeout_ms) })?;
+    // As Windows documents it: entries of INVALID_SOCKET are ignored, and
+    // every other entry with events counts, POLLNVAL included (Wine marks
+    // the former POLLNVAL and leaves invalid sockets uncounted).
+    let mut n = 0;
+    for f in fds.iter_mut() {
+        if f.fd == INVALID_SOCKET {
+            f.revents = 0;
+        } else if f.revents != 0 {
+            n += 1;
+        }
+    }
     #[cfg(test)]
     let n = tests::like_old_wsapoll(fds, n);
     Ok(n)
@@ -525,6 +542,11 @@ pub fn set_nonblocking(sock: RawSocket, on: bool) -> Result<()> {
 pub fn try_accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
     let _serial = serialize(sock);
     if !ready_now(sock, POLLIN)? {
+        // A socket that does not listen never becomes ready: fail as
+        // accept would.
+        if sockopt_int(sock, ws::SO_ACCEPTCONN)? == 0 {
+            return Err(Error(EINVAL));
+        }
         return Err(Error(EWOULDBLOCK));
     }
     // SAFETY: `from` is valid per AddrOut::new.
@@ -546,8 +568,6 @@ pub fn connect(sock: RawSocket, to: AddrIn) -> Result<()> {
     match check(unsafe { ws::connect(sock, to.addr, to.len) }) {
         Ok(_) => Ok(()),
         Err(e) if e.0 == ws::WSAEWOULDBLOCK => Err(Error(EINPROGRESS)),
-        // A second connect while one is under way.
-        Err(e) if e.0 == ws::WSAEINVAL => Err(Error(EALREADY)),
         Err(e) => Err(e),
     }
 }
