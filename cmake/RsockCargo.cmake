@@ -8,17 +8,39 @@ find_package(Threads REQUIRED)
 find_program(RSOCK_CARGO cargo HINTS "$ENV{CARGO_HOME}/bin" "$ENV{HOME}/.cargo/bin" REQUIRED)
 
 set(RSOCK_CARGO_PROFILE "release" CACHE STRING "Cargo profile used to build rsock (release or dev)")
+# A cross build names the Rust target; a MinGW-w64 toolchain picks its own.
+set(_rsock_default_target "")
+if(CMAKE_CROSSCOMPILING AND MINGW AND CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64)$")
+  set(_rsock_default_target "x86_64-pc-windows-gnu")
+endif()
+set(RSOCK_RUST_TARGET "${_rsock_default_target}" CACHE STRING "Rust target triple to build rsock for (empty: the host)")
 set(_rsock_src "${CMAKE_CURRENT_LIST_DIR}/..")
 get_filename_component(_rsock_src "${_rsock_src}" ABSOLUTE)
 set(_rsock_target_dir "${CMAKE_CURRENT_BINARY_DIR}/cargo")
+set(_rsock_out "${_rsock_target_dir}")
+set(_rsock_cargo_target "")
+if(RSOCK_RUST_TARGET)
+  string(APPEND _rsock_out "/${RSOCK_RUST_TARGET}")
+  string(TOUPPER "${RSOCK_RUST_TARGET}" _rsock_triple)
+  string(REPLACE "-" "_" _rsock_triple "${_rsock_triple}")
+  # cargo links the shared library with this project's C compiler.
+  set(_rsock_cargo_target --target "${RSOCK_RUST_TARGET}")
+  set(_rsock_cargo_env "CARGO_TARGET_${_rsock_triple}_LINKER=${CMAKE_C_COMPILER}")
+endif()
 if(RSOCK_CARGO_PROFILE STREQUAL "dev")
-  set(_rsock_out "${_rsock_target_dir}/debug")
+  string(APPEND _rsock_out "/debug")
 else()
-  set(_rsock_out "${_rsock_target_dir}/${RSOCK_CARGO_PROFILE}")
+  string(APPEND _rsock_out "/${RSOCK_CARGO_PROFILE}")
 endif()
 
 set(RSOCK_STATIC_LIB "${_rsock_out}/${CMAKE_STATIC_LIBRARY_PREFIX}rsock${CMAKE_STATIC_LIBRARY_SUFFIX}")
-if(APPLE)
+set(RSOCK_SHARED_IMPLIB "")
+if(WIN32)
+  # cargo's names for a windows-gnu cdylib: the DLL and its import library.
+  set(RSOCK_SHARED_LIB "${_rsock_out}/rsock.dll")
+  set(RSOCK_SHARED_IMPLIB "${_rsock_out}/librsock.dll.a")
+  set(RSOCK_SHARED_SONAME "")
+elseif(APPLE)
   set(RSOCK_SHARED_LIB "${_rsock_out}/librsock.dylib")
   set(RSOCK_SHARED_SONAME "")
 else()
@@ -33,10 +55,13 @@ if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
   list(APPEND RSOCK_NATIVE_LIBS ${CMAKE_DL_LIBS} m rt util)
 elseif(CMAKE_SYSTEM_NAME MATCHES "BSD")
   list(APPEND RSOCK_NATIVE_LIBS m execinfo util)
+elseif(WIN32)
+  # Winsock and the message wait (user32) for rsock, the rest for std.
+  list(APPEND RSOCK_NATIVE_LIBS ws2_32 user32 userenv ntdll dbghelp kernel32)
 endif()
 
 file(GLOB_RECURSE _rsock_sources CONFIGURE_DEPENDS "${_rsock_src}/src/*.rs")
-set(_rsock_outputs "${RSOCK_STATIC_LIB}" "${RSOCK_SHARED_LIB}")
+set(_rsock_outputs "${RSOCK_STATIC_LIB}" "${RSOCK_SHARED_LIB}" ${RSOCK_SHARED_IMPLIB})
 set(_rsock_link_soname "")
 if(RSOCK_SHARED_SONAME)
   # The SONAME must resolve in the build tree too.
@@ -46,8 +71,8 @@ endif()
 
 add_custom_command(
   OUTPUT ${_rsock_outputs}
-  COMMAND "${CMAKE_COMMAND}" -E env "CARGO_TARGET_DIR=${_rsock_target_dir}"
-          "${RSOCK_CARGO}" build --lib --profile "${RSOCK_CARGO_PROFILE}"
+  COMMAND "${CMAKE_COMMAND}" -E env "CARGO_TARGET_DIR=${_rsock_target_dir}" ${_rsock_cargo_env}
+          "${RSOCK_CARGO}" build --lib --profile "${RSOCK_CARGO_PROFILE}" ${_rsock_cargo_target}
           --manifest-path "${_rsock_src}/Cargo.toml"
   ${_rsock_link_soname}
   DEPENDS ${_rsock_sources} "${_rsock_src}/Cargo.toml" "${_rsock_src}/build.rs"
@@ -70,6 +95,9 @@ set_target_properties(rsock_shared PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "${_rsock_src}/include")
 if(RSOCK_SHARED_SONAME)
   set_target_properties(rsock_shared PROPERTIES IMPORTED_SONAME "${RSOCK_SHARED_SONAME}")
+endif()
+if(RSOCK_SHARED_IMPLIB)
+  set_target_properties(rsock_shared PROPERTIES IMPORTED_IMPLIB "${RSOCK_SHARED_IMPLIB}")
 endif()
 add_dependencies(rsock_shared rsock_cargo)
 

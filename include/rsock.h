@@ -10,6 +10,21 @@
  *   both. NULL or out-of-range arguments give EINVAL, a negative socket EBADF;
  *   errors from the system pass through unchanged. An internal fault (a bug)
  *   gives ENOTRECOVERABLE instead of crashing the caller.
+ * - Windows: errors are Winsock's codes. RSOCK_ECANCELED is WSAEINTR, EINVAL
+ *   is WSAEINVAL, an invalid socket gives WSAENOTSOCK (for EBADF), no memory
+ *   WSAENOBUFS (for ENOMEM), an internal fault WSASYSCALLFAILURE. Windows
+ *   cannot report a socket's blocking mode: rsock_recv, rsock_recvfrom,
+ *   rsock_accept, rsock_block and rsock_poll leave it as it is (they check
+ *   readiness, then make the plain call), while rsock_send, rsock_sendto,
+ *   rsock_connect, and any call made while a blocking hook is installed
+ *   (WSAEventSelect, which lets a window message wake the wait, forces
+ *   non-blocking mode and replaces the socket's own event selection), leave
+ *   it in blocking mode. Receive flags are MSG_OOB, MSG_PEEK and
+ *   MSG_WAITALL, send flags MSG_OOB and MSG_DONTROUTE (Windows has no
+ *   MSG_DONTWAIT). rsock_getaddrinfo returns SOCKET_ERROR where POSIX has
+ *   EAI_SYSTEM. Attempts on one socket are serialized within the process; a
+ *   plain recv or accept that another thread makes on the same socket can
+ *   take what a readiness check saw, and an rsock call may then block in it.
  * - Timeouts are in milliseconds: RSOCK_INFINITE waits for ever, 0 checks
  *   once. A signal that interrupts a wait (EINTR) is not a cancellation: the
  *   wait resumes with the time left, measured on the monotonic clock.
@@ -210,7 +225,8 @@ int rsock_poll(rsock_token *token,
  * so does this call). `flags` are
  * MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT, MSG_TRUNC, MSG_NOSIGNAL
  * (ignored) and, on Linux, MSG_ERRQUEUE (one attempt, as `recv` makes:
- * wait for POLLERR with rsock_poll); any other bit is EINVAL.
+ * wait for POLLERR with rsock_poll); any other bit is EINVAL (on Windows
+ * the flags are MSG_OOB, MSG_PEEK and MSG_WAITALL).
  * `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made
@@ -232,7 +248,8 @@ intptr_t rsock_recv(rsock_token *token,
  * nothing queued it returns -1 with that error.
  * `flags` (add MSG_NOSIGNAL to avoid SIGPIPE) are MSG_OOB, MSG_DONTWAIT,
  * MSG_NOSIGNAL, MSG_EOR, MSG_DONTROUTE and, on Linux, MSG_MORE,
- * MSG_CONFIRM, MSG_ZEROCOPY and MSG_FASTOPEN; any other bit is EINVAL. With
+ * MSG_CONFIRM, MSG_ZEROCOPY and MSG_FASTOPEN; any other bit is EINVAL (on
+ * Windows the flags are MSG_OOB and MSG_DONTROUTE). With
  * MSG_DONTWAIT it makes one attempt, as `send` does. `buf` may be
  * NULL only when `len` is 0. NULL `token`: the thread's token.
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
@@ -291,11 +308,12 @@ intptr_t rsock_sendto(rsock_token *token,
  * blocking mode, without FD_CLOEXEC as from `accept`, owned by the caller), or RSOCK_INVALID_SOCKET with
  * RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error. A cancelled or
  * timed-out call leaves the pending connection queued. `addr`/`addrlen` as
- * for `accept` (both may be NULL). On a blocking listener the socket is
+ * for `accept` (both may be NULL). On POSIX a blocking listener is
  * switched to non-blocking mode only for the instant of each attempt
  * (serialized within the process; another process blocked in a plain
  * `accept` on the same listener may see EAGAIN at that instant, so make
- * listeners shared across processes non-blocking).
+ * listeners shared across processes non-blocking); on Windows the mode is
+ * left alone (see the conventions at the top).
  * NULL `token`: the thread's token.
  * Threads: callable from any thread; `rsock_cancel` of the token (or of an
  * ancestor) from any thread or signal handler wakes it at once. A call made

@@ -11,7 +11,8 @@
  * that go through rsock:
  *
  * - The hook is per thread. While an rsock call on that thread waits, the
- *   hook is called repeatedly (at least every 10 ms).
+ *   hook is called repeatedly (at least every 10 ms, and on Windows as soon
+ *   as a window message arrives for the thread).
  * - WSACancelBlockingCall() from the hook makes the waiting call fail with
  *   WSAEINTR. With no call outstanding it fails with WSAEINVAL.
  * - A blocking call made from inside the hook fails with WSAEINPROGRESS, as
@@ -33,9 +34,6 @@
  * WSAEINTR is RSOCK_ECANCELED there (ECANCELED), so code that tests for
  * WSAEINTR after a cancel keeps working; a system call interrupted by a
  * signal still reports EINTR.
- *
- * Status: rsock's Windows backend is not built yet (see the README's
- * platform table); on POSIX this header works today.
  *
  * Include order: on Windows, after <winsock2.h> and before <windows.h> (or
  * define WIN32_LEAN_AND_MEAN). On POSIX, after any header of your own that

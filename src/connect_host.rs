@@ -168,32 +168,50 @@ fn race(call: &Call, addrs: &[AddrInfo], dl: &mut Deadline) -> Result<Socket> {
             revents: 0,
         }));
         fds.push(PollFd {
-            fd: -1,
+            fd: sys::INVALID_SOCKET,
             events: 0,
             revents: 0,
         });
-        let waited = if next.peek().is_some() && !dl.expired() {
-            let left = due.saturating_duration_since(Instant::now());
-            let ms = left.as_nanos().div_ceil(1_000_000) as u64;
-            match wait(call, &mut fds, &mut dl.slice(ms)?) {
-                // The stagger ended, not the caller's deadline.
-                Err(e) if e.0 == sys::ETIMEDOUT && !dl.expired() => continue,
-                r => r,
+        // Wait in slices: to the next staggered start, and where poll may
+        // miss a failed connect (Windows), to the next SO_ERROR check.
+        let staggered = next.peek().is_some();
+        let waited = if (staggered || sys::CONNECT_RECHECK_MS.is_some()) && !dl.expired() {
+            let mut ms = sys::CONNECT_RECHECK_MS.unwrap_or(u64::MAX);
+            if staggered {
+                let left = due.saturating_duration_since(Instant::now());
+                ms = ms.min(left.as_nanos().div_ceil(1_000_000) as u64);
             }
+            wait(call, &mut fds, &mut dl.slice(ms)?)
         } else {
             // No more addresses, or the deadline passed: a last look (a
             // zero timeout polls once) before giving up.
             wait(call, &mut fds, dl)
         };
-        waited?; // on cancel or timeout, dropping `pending` closes them
+        let slice_ended = match waited {
+            Err(e) if e.0 == sys::ETIMEDOUT && !dl.expired() => true,
+            // On cancel or timeout, dropping `pending` closes them.
+            r => r.map(|_| false)?,
+        };
+        let recheck = slice_ended && sys::CONNECT_RECHECK_MS.is_some();
         let mut i = 0;
         for fd in &fds[..pending.len()] {
-            if fd.revents == 0 {
+            let outcome = if fd.revents != 0 {
+                finished(&pending[i])
+            } else if recheck {
+                match sys::take_socket_error(pending[i].raw()) {
+                    Ok(0) => {
+                        i += 1;
+                        continue;
+                    }
+                    Ok(err) => Err(Error(err)),
+                    Err(e) => Err(e),
+                }
+            } else {
                 i += 1;
                 continue;
-            }
+            };
             let sock = pending.remove(i);
-            match finished(&sock) {
+            match outcome {
                 Ok(()) => return won(sock),
                 Err(e) => last_err = Some(e),
             }
@@ -210,48 +228,22 @@ fn won(sock: Socket) -> Result<Socket> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{SocketAddr, TcpListener};
+    use std::net::TcpListener;
 
-    /// A sockaddr for `addr`, kept alive by the returned box.
-    fn entry_for(addr: SocketAddr) -> (Box<libc::sockaddr_storage>, AddrInfo) {
-        // SAFETY: sockaddr_storage is plain data.
-        let mut ss: Box<libc::sockaddr_storage> = Box::new(unsafe { std::mem::zeroed() });
-        let (family, len) = match addr {
-            SocketAddr::V4(a) => {
-                // SAFETY: sockaddr_storage is large enough and aligned for it.
-                let sin = unsafe {
-                    &mut *(&mut *ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-                };
-                sin.sin_family = libc::AF_INET as libc::sa_family_t;
-                sin.sin_port = a.port().to_be();
-                sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-                (libc::AF_INET, std::mem::size_of::<libc::sockaddr_in>())
-            }
-            SocketAddr::V6(a) => {
-                // SAFETY: as above.
-                let sin6 = unsafe {
-                    &mut *(&mut *ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-                };
-                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                sin6.sin6_port = a.port().to_be();
-                sin6.sin6_addr.s6_addr = a.ip().octets();
-                (libc::AF_INET6, std::mem::size_of::<libc::sockaddr_in6>())
-            }
-        };
-        // SAFETY: `ss` holds `len` bytes of address and outlives the entry's use.
-        let addr = unsafe {
-            sys::AddrIn::new(
-                (&*ss as *const libc::sockaddr_storage).cast(),
-                len as libc::socklen_t,
-            )
-        };
-        let entry = AddrInfo {
-            family,
+    /// The numeric TCP address `host`:`port`, kept alive by the list.
+    fn entry_for(host: &str, port: u16) -> (AddrList, AddrInfo) {
+        let host = std::ffi::CString::new(host).expect("host");
+        let port = std::ffi::CString::new(port.to_string()).expect("port");
+        let hints = Hints {
+            flags: sys::AI_NUMERICHOST | sys::AI_NUMERICSERV,
+            family: sys::AF_UNSPEC,
             socktype: sys::SOCK_STREAM,
             protocol: 0,
-            addr,
         };
-        (ss, entry)
+        let list = sys::getaddrinfo(Some(&host), Some(&port), Some(&hints))
+            .unwrap_or_else(|e| panic!("getaddrinfo: {e:?}"));
+        let entry = list.entries().expect("memory")[0];
+        (list, entry)
     }
 
     /// Once the deadline has passed, an attempt that has connected still
@@ -261,8 +253,9 @@ mod tests {
     #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn a_passed_deadline_still_takes_a_ready_connection() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
-        let (_a, first) = entry_for(listener.local_addr().expect("address"));
-        let (_b, second) = entry_for("127.0.0.1:1".parse().expect("address"));
+        let port = listener.local_addr().expect("address").port();
+        let (_a, first) = entry_for("127.0.0.1", port);
+        let (_b, second) = entry_for("127.0.0.1", 1);
         let token = Token::new();
         let call = Call::enter(&token).expect("enter");
         let mut dl = Deadline::new(0);
@@ -273,7 +266,7 @@ mod tests {
 
     #[test]
     fn families_alternate_starting_with_ipv6() {
-        let (v4, v6) = (libc::AF_INET, sys::AF_INET6);
+        let (v4, v6) = (sys::AF_INET, sys::AF_INET6);
         // (family, position in the resolver's answer)
         let order = |fams: &[c_int]| -> Vec<(c_int, c_int)> {
             let entries = fams.iter().enumerate().map(|(i, &family)| AddrInfo {

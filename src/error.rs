@@ -6,7 +6,7 @@ macro_rules! table {
     ($code:expr, $($name:ident => $text:literal),* $(,)?) => {
         match $code {
             0 => c"success",
-            $(c if c == libc::$name => $text,)*
+            $(c if c == crate::sys::codes::$name => $text,)*
             _ => c"unknown error",
         }
     };
@@ -14,6 +14,30 @@ macro_rules! table {
 
 /// A static, NUL-terminated description of an OS error code. Never fails.
 pub fn describe_c(code: i32) -> &'static CStr {
+    platform(code).unwrap_or_else(|| common(code))
+}
+
+/// Codes only Winsock has: the resolver's, and a missing WSAStartup.
+#[cfg(windows)]
+fn platform(code: i32) -> Option<&'static CStr> {
+    use crate::sys::codes::*;
+    Some(match code {
+        WSAHOST_NOT_FOUND => c"host not found",
+        WSATRY_AGAIN => c"temporary failure in name resolution",
+        WSANO_RECOVERY => c"non-recoverable failure in name resolution",
+        WSANO_DATA => c"no address for this name",
+        WSATYPE_NOT_FOUND => c"service not found",
+        WSANOTINITIALISED => c"Winsock is not initialised (call WSAStartup)",
+        _ => return None,
+    })
+}
+
+#[cfg(not(windows))]
+fn platform(_code: i32) -> Option<&'static CStr> {
+    None
+}
+
+fn common(code: i32) -> &'static CStr {
     table!(code,
         ECANCELED => c"operation cancelled",
         ETIMEDOUT => c"operation timed out",
@@ -59,7 +83,10 @@ pub fn describe(code: i32) -> &'static str {
 mod tests {
     #[test]
     fn known_and_unknown_codes() {
-        assert_eq!(super::describe(libc::ECANCELED), "operation cancelled");
+        assert_eq!(
+            super::describe(crate::sys::ECANCELED),
+            "operation cancelled"
+        );
         assert_eq!(super::describe(-12345), "unknown error");
     }
 }

@@ -14,9 +14,10 @@ use crate::shim;
 use crate::shim::Call;
 use crate::sys::Hints;
 use crate::sys::{self, AddrIn, AddrOut, Error, Result};
+use crate::sys::{addrinfo, sockaddr, socklen_t};
 use crate::token::{Inner, Token};
 use crate::wait::Deadline;
-use libc::{addrinfo, c_char, c_int, c_void, intptr_t, size_t, sockaddr, socklen_t};
+use libc::{c_char, c_int, c_void, intptr_t, size_t};
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -30,10 +31,14 @@ pub struct rsock_token {
 /// A socket: `int` on POSIX, `SOCKET` on Windows (defined in the header).
 #[cfg(unix)]
 pub type rsock_socket = c_int;
+#[cfg(windows)]
+pub type rsock_socket = sys::RawSocket;
 
 /// `struct pollfd` on POSIX, `WSAPOLLFD` on Windows (defined in the header).
 #[cfg(unix)]
 pub type rsock_pollfd = libc::pollfd;
+#[cfg(windows)]
+pub type rsock_pollfd = sys::PollFd;
 
 /// A Winsock-1.1-style blocking hook: called on the waiting thread while one
 /// of its rsock calls waits. Nonzero means "call me again at once" (it
@@ -320,7 +325,8 @@ pub extern "C" fn rsock_poll(
 /// so does this call). `flags` are
 /// MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT, MSG_TRUNC, MSG_NOSIGNAL
 /// (ignored) and, on Linux, MSG_ERRQUEUE (one attempt, as `recv` makes:
-/// wait for POLLERR with rsock_poll); any other bit is EINVAL.
+/// wait for POLLERR with rsock_poll); any other bit is EINVAL (on Windows
+/// the flags are MSG_OOB, MSG_PEEK and MSG_WAITALL).
 /// `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
@@ -351,7 +357,8 @@ pub extern "C" fn rsock_recv(
 /// nothing queued it returns -1 with that error.
 /// `flags` (add MSG_NOSIGNAL to avoid SIGPIPE) are MSG_OOB, MSG_DONTWAIT,
 /// MSG_NOSIGNAL, MSG_EOR, MSG_DONTROUTE and, on Linux, MSG_MORE,
-/// MSG_CONFIRM, MSG_ZEROCOPY and MSG_FASTOPEN; any other bit is EINVAL. With
+/// MSG_CONFIRM, MSG_ZEROCOPY and MSG_FASTOPEN; any other bit is EINVAL (on
+/// Windows the flags are MSG_OOB and MSG_DONTROUTE). With
 /// MSG_DONTWAIT it makes one attempt, as `send` does. `buf` may be
 /// NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
@@ -440,11 +447,12 @@ pub extern "C" fn rsock_sendto(
 /// blocking mode, without FD_CLOEXEC as from `accept`, owned by the caller), or RSOCK_INVALID_SOCKET with
 /// RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's error. A cancelled or
 /// timed-out call leaves the pending connection queued. `addr`/`addrlen` as
-/// for `accept` (both may be NULL). On a blocking listener the socket is
+/// for `accept` (both may be NULL). On POSIX a blocking listener is
 /// switched to non-blocking mode only for the instant of each attempt
 /// (serialized within the process; another process blocked in a plain
 /// `accept` on the same listener may see EAGAIN at that instant, so make
-/// listeners shared across processes non-blocking).
+/// listeners shared across processes non-blocking); on Windows the mode is
+/// left alone (see the conventions at the top).
 /// NULL `token`: the thread's token.
 /// Threads: callable from any thread; `rsock_cancel` of the token (or of an
 /// ancestor) from any thread or signal handler wakes it at once. A call made
@@ -458,7 +466,7 @@ pub extern "C" fn rsock_accept(
     addrlen: *mut socklen_t,
     timeout_ms: c_int,
 ) -> rsock_socket {
-    guard(-1, || {
+    guard(sys::INVALID_SOCKET, || {
         // SAFETY: the caller passes an address buffer or NULL.
         let addr = unsafe { addr_out(addr, addrlen)? };
         with_token(token, |t| ops::accept(t, sock, addr, timeout_ms))
@@ -599,7 +607,7 @@ pub extern "C" fn rsock_connect_host(
     socktype: c_int,
     timeout_ms: c_int,
 ) -> rsock_socket {
-    guard(-1, || {
+    guard(sys::INVALID_SOCKET, || {
         if host.is_null() || service.is_null() {
             return inval();
         }

@@ -12,7 +12,7 @@ pub const READABLE: i32 = 1;
 pub const WRITABLE: i32 = 2;
 
 fn check_sock(sock: RawSocket) -> Result<()> {
-    if sock < 0 {
+    if sys::is_invalid(sock) {
         return Err(Error(sys::EBADF));
     }
     Ok(())
@@ -65,7 +65,7 @@ pub fn poll(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize>
     // The caller's entries plus one for the wake descriptor: on the stack
     // for small sets.
     const NONE: PollFd = PollFd {
-        fd: -1,
+        fd: sys::INVALID_SOCKET,
         events: 0,
         revents: 0,
     };
@@ -187,7 +187,7 @@ struct WaitFirstState {
 
 thread_local! {
     static WAIT_FIRST: std::cell::Cell<WaitFirstState> = const {
-        std::cell::Cell::new(WaitFirstState { sock: -1, on: false, since_probe: 0 })
+        std::cell::Cell::new(WaitFirstState { sock: sys::INVALID_SOCKET, on: false, since_probe: 0 })
     };
 }
 
@@ -217,7 +217,7 @@ impl WaitFirst {
         let _ = WAIT_FIRST.try_with(|c| {
             if c.get().sock == sock {
                 c.set(WaitFirstState {
-                    sock: -1,
+                    sock: sys::INVALID_SOCKET,
                     on: false,
                     since_probe: 0,
                 });
@@ -254,6 +254,7 @@ impl WaitFirst {
 /// attempt, failing with EAGAIN/EWOULDBLOCK if it would block (send returns
 /// what was queued). So does MSG_ERRQUEUE: reading the error queue never
 /// waits, in the kernel either (wait for POLLERR with rsock_poll).
+#[cfg_attr(windows, allow(clippy::bad_bit_mask))] // Windows has neither flag
 fn dont_wait(flags: i32) -> bool {
     flags & (sys::MSG_DONTWAIT | sys::MSG_ERRQUEUE) != 0
 }
@@ -424,29 +425,14 @@ fn nonblocking<T>(
     r
 }
 
-/// Serializes the mode switch around accept attempts on one descriptor, so
-/// that two rsock threads accepting on one blocking listener cannot see each
-/// other's temporary non-blocking mode (and then block in the kernel).
-/// (std's Mutex: its contended path allocates nothing, so running out of
-/// memory cannot abort here.)
-static ACCEPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
-
-/// One accept attempt that never blocks, whatever the listener's mode.
-fn try_accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
-    let _serial = ACCEPT_LOCKS[sock as usize % ACCEPT_LOCKS.len()]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()); // guards no data
-    let nb = sys::is_nonblocking(sock)?;
-    nonblocking(sock, nb, || sys::accept(sock, from))
-}
-
 /// `accept`, cancellable. A cancelled or timed-out call leaves the pending
-/// connection queued. The new socket is in blocking mode. A blocking
-/// listener is switched to non-blocking mode only for the instant of each
-/// attempt (serialized within the process).
+/// connection queued. The new socket is in blocking mode. Each attempt
+/// never blocks, whatever the listener's mode (see `sys::try_accept`).
 pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) -> Result<RawSocket> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    retry(&call, sock, sys::POLLIN, &mut dl, || try_accept(sock, from))
+    retry(&call, sock, sys::POLLIN, &mut dl, || {
+        sys::try_accept(sock, from)
+    })
 }
 
 /// `connect`, cancellable. After a cancel or timeout the socket must be
@@ -458,22 +444,36 @@ pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> R
         match sys::connect(sock, to) {
             Ok(()) => return Ok(()),
             Err(e) if e.0 == sys::EINTR => continue,
-            Err(e) if e.0 == sys::EINPROGRESS || e.0 == sys::EALREADY => {
-                let rev = wait_one(&call, sock, sys::POLLOUT, &mut dl)?;
+            Err(e) if e.0 == sys::EINPROGRESS || e.0 == sys::EALREADY => loop {
+                // Where poll may miss a failed connect (Windows), re-read
+                // SO_ERROR now and then.
+                let mut slice;
+                let d = match sys::CONNECT_RECHECK_MS {
+                    Some(ms) if !dl.expired() => {
+                        slice = dl.slice(ms)?;
+                        &mut slice
+                    }
+                    _ => &mut dl,
+                };
+                let rev = match wait_one(&call, sock, sys::POLLOUT, d) {
+                    Err(e) if e.0 == sys::ETIMEDOUT && !dl.expired() => 0,
+                    r => r?,
+                };
                 if rev & sys::POLLNVAL != 0 {
                     return Err(Error(sys::EBADF));
                 }
-                return match sys::take_socket_error(sock)? {
-                    0 => Ok(()),
-                    err => Err(Error(err)),
-                };
-            }
+                match sys::take_socket_error(sock)? {
+                    0 if rev == 0 => continue,
+                    0 => return Ok(()),
+                    err => return Err(Error(err)),
+                }
+            },
             // A local (AF_UNIX) listener with a full backlog refuses a
             // non-blocking connect instead of queueing it: retry shortly.
             Err(e) if e.would_block() => {
                 let mut slice = dl.slice(10)?;
                 let mut only_wake = [PollFd {
-                    fd: -1,
+                    fd: sys::INVALID_SOCKET,
                     events: 0,
                     revents: 0,
                 }];
@@ -491,9 +491,39 @@ pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> R
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::os::unix::io::AsRawFd;
-    use std::os::unix::net::UnixStream;
     use std::time::{Duration, Instant};
+
+    /// A connected stream pair: AF_UNIX on POSIX, loopback TCP on Windows.
+    #[cfg(unix)]
+    fn pair() -> (
+        std::os::unix::net::UnixStream,
+        std::os::unix::net::UnixStream,
+    ) {
+        std::os::unix::net::UnixStream::pair().expect("socketpair")
+    }
+    #[cfg(windows)]
+    fn pair() -> (std::net::TcpStream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let a = std::net::TcpStream::connect(l.local_addr().expect("address")).expect("connect");
+        (a, l.accept().expect("accept").0)
+    }
+
+    /// The socket of a std stream.
+    trait Raw {
+        fn raw(&self) -> RawSocket;
+    }
+    #[cfg(unix)]
+    impl<T: std::os::unix::io::AsRawFd> Raw for T {
+        fn raw(&self) -> RawSocket {
+            self.as_raw_fd()
+        }
+    }
+    #[cfg(windows)]
+    impl<T: std::os::windows::io::AsRawSocket> Raw for T {
+        fn raw(&self) -> RawSocket {
+            self.as_raw_socket() as RawSocket
+        }
+    }
 
     fn err(r: Result<impl std::fmt::Debug>) -> i32 {
         r.expect_err("call should fail").0
@@ -502,16 +532,13 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn recv_ready_then_timeout_then_cancel() {
-        let (a, mut b) = UnixStream::pair().unwrap();
+        let (a, mut b) = pair();
         let t = Token::new();
         let mut buf = [0u8; 8];
         b.write_all(b"hi").unwrap();
-        assert_eq!(recv(&t, a.as_raw_fd(), &mut buf, 0, 10_000), Ok(2));
+        assert_eq!(recv(&t, a.raw(), &mut buf, 0, 10_000), Ok(2));
         let start = Instant::now();
-        assert_eq!(
-            err(recv(&t, a.as_raw_fd(), &mut buf, 0, 30)),
-            sys::ETIMEDOUT
-        );
+        assert_eq!(err(recv(&t, a.raw(), &mut buf, 0, 30)), sys::ETIMEDOUT);
         assert!(start.elapsed() >= Duration::from_millis(30));
 
         let t2 = t.clone();
@@ -519,28 +546,22 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
             t2.cancel();
         });
-        assert_eq!(
-            err(recv(&t, a.as_raw_fd(), &mut buf, 0, 10_000)),
-            sys::ECANCELED
-        );
+        assert_eq!(err(recv(&t, a.raw(), &mut buf, 0, 10_000)), sys::ECANCELED);
         canceller.join().unwrap();
         // Sticky, and nothing consumed.
         b.write_all(b"x").unwrap();
-        assert_eq!(
-            err(recv(&t, a.as_raw_fd(), &mut buf, 0, 10_000)),
-            sys::ECANCELED
-        );
+        assert_eq!(err(recv(&t, a.raw(), &mut buf, 0, 10_000)), sys::ECANCELED);
         t.reset();
-        assert_eq!(recv(&t, a.as_raw_fd(), &mut buf, 0, 10_000), Ok(1));
+        assert_eq!(recv(&t, a.raw(), &mut buf, 0, 10_000), Ok(1));
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn grandchild_waiter_woken_by_root_cancel() {
-        let (a, _b) = UnixStream::pair().unwrap();
+        let (a, _b) = pair();
         let root = Token::new();
         let grand = root.child().child();
-        let fd = a.as_raw_fd();
+        let fd = a.raw();
         let waiter = std::thread::spawn(move || block(&grand, fd, READABLE, 10_000));
         std::thread::sleep(Duration::from_millis(20));
         root.cancel();
@@ -550,16 +571,16 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn send_reports_exact_partial_count() {
-        let (a, b) = UnixStream::pair().unwrap();
+        let (a, b) = pair();
         let t = Token::new();
         let big = vec![7u8; 4 << 20];
-        let sent = send(&t, a.as_raw_fd(), &big, 0, 20).expect("partial count");
+        let sent = send(&t, a.raw(), &big, 0, 20).expect("partial count");
         assert!(sent > 0 && sent < big.len());
         drop(a);
         let mut total = 0;
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            match recv(&t, b.as_raw_fd(), &mut buf, 0, 1000) {
+            match recv(&t, b.raw(), &mut buf, 0, 1000) {
                 Ok(0) => break,
                 Ok(n) => total += n,
                 Err(e) => panic!("recv: {e}"),
@@ -571,12 +592,12 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn waits_release_their_slots() {
-        let (a, _b) = UnixStream::pair().unwrap();
+        let (a, _b) = pair();
         let root = Token::new();
         let child = root.child();
         for _ in 0..100 {
             assert_eq!(
-                block(&child, a.as_raw_fd(), READABLE, 0),
+                block(&child, a.raw(), READABLE, 0),
                 Err(Error(sys::ETIMEDOUT))
             );
         }
@@ -590,18 +611,21 @@ mod tests {
     fn bad_arguments() {
         let t = Token::new();
         let mut buf = [0u8; 1];
-        assert_eq!(err(recv(&t, -1, &mut buf, 0, 0)), sys::EBADF);
-        let (a, _b) = UnixStream::pair().unwrap();
-        assert_eq!(err(recv(&t, a.as_raw_fd(), &mut buf, 0, -2)), sys::EINVAL);
-        assert_eq!(err(block(&t, a.as_raw_fd(), 0, 0)), sys::EINVAL);
-        assert_eq!(err(block(&t, a.as_raw_fd(), 4, 0)), sys::EINVAL);
+        assert_eq!(
+            err(recv(&t, sys::INVALID_SOCKET, &mut buf, 0, 0)),
+            sys::EBADF
+        );
+        let (a, _b) = pair();
+        assert_eq!(err(recv(&t, a.raw(), &mut buf, 0, -2)), sys::EINVAL);
+        assert_eq!(err(block(&t, a.raw(), 0, 0)), sys::EINVAL);
+        assert_eq!(err(block(&t, a.raw(), 4, 0)), sys::EINVAL);
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn waiter_records_are_reused_across_threads() {
-        let (a, _b) = UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
+        let (a, _b) = pair();
+        let fd = a.raw();
         for _ in 0..200 {
             std::thread::spawn(move || {
                 let t = Token::new();

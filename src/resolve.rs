@@ -328,7 +328,7 @@ pub(crate) fn resolve(
                 revents: 0,
             },
             PollFd {
-                fd: -1,
+                fd: sys::INVALID_SOCKET,
                 events: 0,
                 revents: 0,
             },

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 /// A blocking hook: called repeatedly while a call on its thread waits.
-pub type Hook = unsafe extern "C" fn() -> libc::c_int;
+pub type Hook = unsafe extern "C" fn() -> std::ffi::c_int;
 
 struct CallState {
     hook: Cell<Option<Hook>>,
@@ -29,7 +29,7 @@ thread_local! {
     static THREAD_TOKEN: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
 }
 
-unsafe extern "C" fn release_thread_token(_: *mut libc::c_void) {
+unsafe extern "C" fn release_thread_token(_: *mut std::ffi::c_void) {
     let p = THREAD_TOKEN.with(|t| t.replace(std::ptr::null()));
     if !p.is_null() {
         // SAFETY: THREAD_TOKEN owned this reference.
@@ -54,7 +54,7 @@ pub fn thread_token() -> sys::Result<Token> {
     let key = thread_token_key().ok_or(Error(sys::ENOMEM))?;
     let token = Token::try_new().ok_or(Error(sys::ENOMEM))?;
     let owned = token.clone().into_raw();
-    if let Err(e) = key.set(owned as *mut libc::c_void) {
+    if let Err(e) = key.set(owned as *mut std::ffi::c_void) {
         // Without the key the reference would never be released at exit.
         // SAFETY: `owned` is the reference just made, shared with no one.
         drop(unsafe { Token::from_raw(owned) });

@@ -80,17 +80,26 @@ pub(crate) fn wait(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> sys::R
             call.check()?;
             let left = dl.remaining_ms();
             let mut slice = left;
-            if call.has_hook() {
+            let hooked = call.has_hook();
+            if hooked {
                 call.run_hook();
                 call.check()?;
                 slice = Some(left.map_or(HOOK_INTERVAL_MS, |l| l.min(HOOK_INTERVAL_MS)));
             }
             let ms = slice.map_or(-1, |s| s.min(i32::MAX as u64) as i32);
-            match sys::poll(fds, ms) {
+            // With a hook, a window message for the thread also ends the
+            // slice (Windows), so that the hook runs at once.
+            let polled = if hooked {
+                sys::poll_hooked(fds, ms)
+            } else {
+                sys::poll(fds, ms)
+            };
+            match polled {
                 Err(e) if e.0 == sys::EINTR => continue,
                 Err(e) => return Err(e),
                 Ok(0) => {
-                    // Timed out, unless a hook slice ended before the deadline.
+                    // Timed out, unless a hook slice ended before the
+                    // deadline (or a window message arrived).
                     if left == Some(0) || dl.remaining_ms() == Some(0) {
                         return Err(Error(sys::ETIMEDOUT));
                     }
@@ -124,7 +133,7 @@ pub(crate) fn wait_one(
             revents: 0,
         },
         PollFd {
-            fd: -1,
+            fd: sys::INVALID_SOCKET,
             events: 0,
             revents: 0,
         },

@@ -17,7 +17,7 @@
 //! parent, so the child marks every record closed and replaces the forking
 //! thread's descriptor on its next wait.
 
-use crate::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicUsize};
+use crate::sync::atomic::{fence, AtomicBool, AtomicUsize};
 use crate::sync::try_box;
 use crate::sys;
 use crate::token::{Slot, Token};
@@ -32,7 +32,7 @@ use std::sync::OnceLock;
 pub(crate) struct Waiter {
     busy: AtomicUsize,
     closed: AtomicBool,
-    handle: AtomicI32,
+    handle: sys::AtomicSocket,
     /// Link in the list of every record ever made (for the fork handler).
     next_all: AtomicPtr<Waiter>,
 }
@@ -43,13 +43,13 @@ impl Waiter {
         Waiter {
             busy: AtomicUsize::new(0),
             closed: AtomicBool::new(true),
-            handle: AtomicI32::new(-1),
+            handle: sys::AtomicSocket::new(sys::INVALID_SOCKET),
             next_all: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
     /// Opens the record to cancellers, who will signal `handle`.
-    pub(crate) fn open(&self, handle: i32) {
+    pub(crate) fn open(&self, handle: sys::RawSocket) {
         self.handle.store(handle, SeqCst);
         self.closed.store(false, SeqCst);
     }
@@ -202,7 +202,9 @@ impl WaiterHandle {
 
     /// The descriptor to poll alongside the sockets.
     pub(crate) fn poll_fd(&self) -> sys::RawSocket {
-        self.wake.as_ref().map_or(-1, |w| w.poll_fd())
+        self.wake
+            .as_ref()
+            .map_or(sys::INVALID_SOCKET, |w| w.poll_fd())
     }
 
     pub(crate) fn drain(&self) {
@@ -271,7 +273,7 @@ thread_local! {
     static IN_USE: Cell<bool> = const { Cell::new(false) };
 }
 
-unsafe extern "C" fn free_thread_waiter(p: *mut libc::c_void) {
+unsafe extern "C" fn free_thread_waiter(p: *mut std::ffi::c_void) {
     CURRENT.with(|c| c.set(ptr::null_mut()));
     // SAFETY: `p` is the Box this thread leaked in `thread_handle`.
     drop(unsafe { Box::from_raw(p.cast::<WaiterHandle>()) });

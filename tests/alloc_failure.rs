@@ -8,13 +8,14 @@
 //! until a run makes no n-th allocation, so every allocation the call makes
 //! is failed once.
 
+mod common;
+
+use common::{errno, open_handles as open_fds, pair, Raw};
 use rsock::ffi::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ffi::CString;
 use std::net::TcpListener;
-use std::os::unix::io::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::{mpsc, Mutex};
 use std::thread;
 
@@ -95,14 +96,6 @@ fn every_failure_point(mut run: impl FnMut(i64) -> bool) -> i64 {
     panic!("the call never stopped allocating");
 }
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
 /// One scenario at a time: descriptor counts are per process.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -111,8 +104,8 @@ static SERIAL: Mutex<()> = Mutex::new(());
 #[test]
 fn first_wait_of_a_thread() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (a, _b) = UnixStream::pair().expect("socketpair");
-    let fd = a.as_raw_fd();
+    let (a, _b) = pair();
+    let fd = a.raw();
     let baseline = open_fds();
     // Threads stay alive (parked) until the end, so that each new one needs
     // a new waiter record instead of reusing a finished thread's.
@@ -135,16 +128,16 @@ fn first_wait_of_a_thread() {
             assert_eq!(rc, -1);
             if hit {
                 assert!(
-                    err == libc::ENOMEM || err == libc::ETIMEDOUT,
+                    err == common::ENOMEM || err == common::ETIMEDOUT,
                     "allocation {n} failed: errno {err}"
                 );
             } else {
-                assert_eq!(err, libc::ETIMEDOUT);
+                assert_eq!(err, common::ETIMEDOUT);
             }
             // With memory back, the thread waits and is cancelled normally.
             rsock_cancel(root);
             let rc = rsock_recv(leaf, fd, (&mut byte as *mut u8).cast(), 1, 0, 1000);
-            assert_eq!((rc, errno()), (-1, libc::ECANCELED));
+            assert_eq!((rc, errno()), (-1, common::ECANCELED));
             for t in [leaf, mid, root] {
                 rsock_token_unref(t);
             }
@@ -166,8 +159,8 @@ fn first_wait_of_a_thread() {
 #[test]
 fn wait_on_a_deep_chain() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (a, _b) = UnixStream::pair().expect("socketpair");
-    let fd = a.as_raw_fd();
+    let (a, _b) = pair();
+    let fd = a.raw();
     let failures = every_failure_point(|n| {
         let mut chain = vec![rsock_token_new()];
         for _ in 0..20 {
@@ -175,11 +168,15 @@ fn wait_on_a_deep_chain() {
             chain.push(next);
         }
         let leaf = *chain.last().expect("leaf");
-        let ((rc, err), hit) = with_failure(n, || (rsock_block(leaf, fd, POLLIN, 1), errno()));
+        let ((rc, err), hit) =
+            with_failure(n, || (rsock_block(leaf, fd, RSOCK_READABLE, 1), errno()));
         assert_eq!(rc, -1);
-        assert!(err == libc::ENOMEM || err == libc::ETIMEDOUT, "errno {err}");
+        assert!(
+            err == common::ENOMEM || err == common::ETIMEDOUT,
+            "errno {err}"
+        );
         assert_eq!(
-            err == libc::ENOMEM,
+            err == common::ENOMEM,
             hit,
             "ENOMEM exactly when memory ran out"
         );
@@ -189,7 +186,7 @@ fn wait_on_a_deep_chain() {
             let leaf = Shared(rsock_token_ref(leaf));
             move || {
                 let leaf = leaf;
-                let rc = rsock_block(leaf.0, fd, POLLIN, 10_000);
+                let rc = rsock_block(leaf.0, fd, RSOCK_READABLE, 10_000);
                 let err = errno();
                 rsock_token_unref(leaf.0);
                 (rc, err)
@@ -197,7 +194,7 @@ fn wait_on_a_deep_chain() {
         });
         thread::sleep(std::time::Duration::from_millis(5));
         rsock_cancel(root);
-        assert_eq!(waiter.join().expect("waiter"), (-1, libc::ECANCELED));
+        assert_eq!(waiter.join().expect("waiter"), (-1, common::ECANCELED));
         for t in chain {
             rsock_token_unref(t);
         }
@@ -209,8 +206,6 @@ fn wait_on_a_deep_chain() {
 struct Shared(*mut rsock_token);
 // SAFETY: tokens are thread-safe; the receiving thread owns this reference.
 unsafe impl Send for Shared {}
-
-const POLLIN: i32 = libc::POLLIN as i32;
 
 /// Every other call that can allocate: tokens, the thread token, a poll
 /// over more entries than fit on the stack, name resolution on the pool,
@@ -224,13 +219,13 @@ fn other_calls() {
         let ((child, err), hit) = with_failure(n, || (rsock_token_child(root), errno()));
         assert_eq!(child.is_null(), hit);
         if hit {
-            assert_eq!(err, libc::ENOMEM);
+            assert_eq!(err, common::ENOMEM);
         }
         rsock_token_unref(child);
         let ((fresh, err), hit2) = with_failure(n, || (rsock_token_new(), errno()));
         assert_eq!(fresh.is_null(), hit2);
         if hit2 {
-            assert_eq!(err, libc::ENOMEM);
+            assert_eq!(err, common::ENOMEM);
         }
         rsock_token_unref(fresh);
         rsock_token_unref(root);
@@ -242,7 +237,10 @@ fn other_calls() {
     let failures = every_failure_point(|n| {
         thread::spawn(move || {
             let ((t, err), hit) = with_failure(n, || (rsock_thread_token(), errno()));
-            assert!(!hit || (t.is_null() && err == libc::ENOMEM), "errno {err}");
+            assert!(
+                !hit || (t.is_null() && err == common::ENOMEM),
+                "errno {err}"
+            );
             assert!(hit || !t.is_null());
             rsock_token_unref(t);
             let t = rsock_thread_token();
@@ -256,23 +254,17 @@ fn other_calls() {
     assert!(failures >= 1);
 
     // poll over 40 entries (the stack holds 16).
-    let pairs: Vec<_> = (0..40)
-        .map(|_| UnixStream::pair().expect("socketpair"))
-        .collect();
+    let pairs: Vec<_> = (0..40).map(|_| pair()).collect();
     let failures = every_failure_point(|n| {
-        let mut fds: Vec<libc::pollfd> = pairs
+        let mut fds: Vec<rsock_pollfd> = pairs
             .iter()
-            .map(|(a, _)| libc::pollfd {
-                fd: a.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
+            .map(|(a, _)| common::readable(a.raw()))
             .collect();
         let t = rsock_token_new();
         let ((rc, err), hit) = with_failure(n, || {
             (rsock_poll(t, fds.as_mut_ptr(), fds.len(), 1), errno())
         });
-        assert_eq!(if hit { (-1, libc::ENOMEM) } else { (0, err) }, (rc, err));
+        assert_eq!(if hit { (-1, common::ENOMEM) } else { (0, err) }, (rc, err));
         rsock_token_unref(t);
         hit
     });
@@ -296,11 +288,11 @@ fn other_calls() {
         });
         if rc == 0 {
             // SAFETY: a list returned by rsock_getaddrinfo.
-            unsafe { libc::freeaddrinfo(res) };
+            unsafe { common::freeaddrinfo(res) };
         } else {
             assert!(hit, "failed without an allocation failure: {rc}");
             assert!(
-                rc == libc::EAI_MEMORY || (rc == libc::EAI_SYSTEM && err == libc::ENOMEM),
+                rc == common::EAI_MEMORY || (rc == common::EAI_SYSTEM && err == common::ENOMEM),
                 "rc {rc} errno {err}"
             );
         }
@@ -318,18 +310,17 @@ fn other_calls() {
                 std::ptr::null_mut(),
                 host.as_ptr(),
                 port.as_ptr(),
-                libc::SOCK_STREAM,
+                common::SOCK_STREAM,
                 5000,
             );
             (s, errno())
         });
-        if s >= 0 {
-            // SAFETY: a descriptor we own.
-            unsafe { libc::close(s) };
+        if s != common::INVALID_SOCKET {
+            common::close(s);
             let _ = listener.accept();
         } else {
             assert!(hit, "failed without an allocation failure: errno {err}");
-            assert_eq!(err, libc::ENOMEM);
+            assert_eq!(err, common::ENOMEM);
         }
         hit
     });

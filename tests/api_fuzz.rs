@@ -12,10 +12,11 @@
 //! Bounded: RSOCK_FUZZ_RUNS sequences (default 300) of 60 steps; the seed
 //! of a failing sequence is printed, and RSOCK_FUZZ_SEED replays one.
 
+mod common;
+
+use common::{pair, Raw, Stream};
 use rsock::ffi::*;
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -43,8 +44,8 @@ struct Model {
 struct World {
     toks: Vec<Model>,
     rng: Rng,
-    a: UnixStream,
-    b: UnixStream,
+    a: Stream,
+    b: Stream,
 }
 
 /// A token pointer that another thread may use while the owner keeps its
@@ -95,7 +96,7 @@ impl World {
     /// cancelled, otherwise the socket call's own result.
     fn quick_call(&mut self, i: usize) {
         let h = self.toks[i].handle;
-        let fd = self.b.as_raw_fd();
+        let fd = self.b.raw();
         let mut byte = [0u8; 1];
         let with_data = self.rng.below(2) == 0;
         if with_data {
@@ -105,11 +106,7 @@ impl World {
             0 => rsock_recv(h, fd, byte.as_mut_ptr().cast(), 1, 0, 0) as i64,
             1 => rsock_block(h, fd, RSOCK_READABLE, 0) as i64,
             _ => {
-                let mut p = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
+                let mut p = common::readable(fd);
                 rsock_poll(h, &mut p, 1, 0) as i64
             }
         };
@@ -117,14 +114,14 @@ impl World {
         if self.cancelled(i) {
             assert_eq!(
                 (r, err),
-                (-1, libc::ECANCELED),
+                (-1, common::ECANCELED),
                 "call on cancelled token {i}"
             );
         } else if with_data {
             assert_eq!(r, 1, "call on live token {i} with data ready");
         } else {
             assert!(
-                (r == -1 && err == libc::ETIMEDOUT) || r == 0,
+                (r == -1 && err == common::ETIMEDOUT) || r == 0,
                 "call on live token {i}, no data: {r}, error {err}"
             );
         }
@@ -151,7 +148,7 @@ impl World {
         if self.cancelled(i) {
             return; // covered by quick_call: it would not block
         }
-        let fd = self.b.as_raw_fd();
+        let fd = self.b.raw();
         let tok = Shared(rsock_token_ref(self.toks[i].handle));
         let waiter = thread::spawn(move || {
             let tok = tok;
@@ -177,7 +174,7 @@ impl World {
         } else {
             assert_eq!(
                 (r, err),
-                (-1, libc::ECANCELED),
+                (-1, common::ECANCELED),
                 "cancel wakes the call on token {i}"
             );
         }
@@ -236,7 +233,7 @@ impl World {
 }
 
 fn run(seed: u64) {
-    let (a, b) = UnixStream::pair().expect("socketpair");
+    let (a, b) = pair();
     let root = rsock_token_new();
     let mut w = World {
         toks: vec![Model {

@@ -2,8 +2,8 @@
 //!
 //! The rest of the crate sees only this small interface: the socket type and
 //! error codes, a wake descriptor (a per-thread object that `rsock_cancel`
-//! signals), `poll`, and non-blocking attempts of the socket calls. A Windows
-//! implementation would provide the same items in its own module.
+//! signals), `poll`, and attempts of the socket calls that never block.
+//! `unix.rs` implements it for POSIX systems, `windows.rs` for Winsock 2.
 
 #[cfg(loom)]
 pub mod model;
@@ -11,6 +11,10 @@ pub mod model;
 mod unix;
 #[cfg(unix)]
 pub use unix::*;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::*;
 
 /// An OS error code (`errno` on POSIX).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,10 +2,24 @@
 //! descriptors; other Unix systems use a non-blocking pipe.
 
 use super::{Error, Result};
-use libc::{c_int, c_void, sockaddr, socklen_t};
+use libc::{c_int, c_void};
 
 pub type RawSocket = c_int;
 pub type PollFd = libc::pollfd;
+/// An atomic holding a `RawSocket` (a wake descriptor's signal handle).
+pub type AtomicSocket = crate::sync::atomic::AtomicI32;
+pub const INVALID_SOCKET: RawSocket = -1;
+/// Error codes by their POSIX names (the error descriptions use them).
+pub use libc as codes;
+pub use libc::{addrinfo, sockaddr, socklen_t};
+
+/// Whether `sock` cannot be a descriptor.
+pub fn is_invalid(sock: RawSocket) -> bool {
+    sock < 0
+}
+
+/// POSIX `poll` reports a failed connect: no need to re-read SO_ERROR.
+pub const CONNECT_RECHECK_MS: Option<u64> = None;
 
 pub const ECANCELED: i32 = libc::ECANCELED;
 pub const ETIMEDOUT: i32 = libc::ETIMEDOUT;
@@ -65,6 +79,8 @@ const LINUX_RECV_FLAGS: c_int = 0;
 const LINUX_SEND_FLAGS: c_int = 0;
 
 pub const AF_UNSPEC: c_int = libc::AF_UNSPEC;
+#[cfg(test)]
+pub const AF_INET: c_int = libc::AF_INET;
 pub const AF_INET6: c_int = libc::AF_INET6;
 pub const SOCK_STREAM: c_int = libc::SOCK_STREAM;
 pub const SOCK_DGRAM: c_int = libc::SOCK_DGRAM;
@@ -215,6 +231,12 @@ pub fn poll(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
     // SAFETY: fds is a valid, exclusively borrowed slice of pollfd.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
     check(n as isize)
+}
+
+/// `poll` for a thread with a blocking hook (on Windows it also returns
+/// when a window message arrives).
+pub fn poll_hooked(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
+    poll(fds, timeout_ms)
 }
 
 /// One non-blocking `recv` attempt (MSG_DONTWAIT: the socket's mode is untouched).
@@ -375,9 +397,33 @@ pub fn set_nonblocking(sock: RawSocket, on: bool) -> Result<()> {
     Ok(())
 }
 
+/// Serializes the mode switch around accept attempts on one descriptor, so
+/// that two rsock threads accepting on one blocking listener cannot see each
+/// other's temporary non-blocking mode (and then block in the kernel).
+/// (std's Mutex: its contended path allocates nothing, so running out of
+/// memory cannot abort here.)
+static ACCEPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+
+/// One accept attempt that never blocks, whatever the listener's mode: a
+/// blocking listener is switched to non-blocking mode only for the instant
+/// of the attempt (serialized within the process). The new socket is in
+/// blocking mode.
+pub fn try_accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
+    let _serial = ACCEPT_LOCKS[sock as usize % ACCEPT_LOCKS.len()]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()); // guards no data
+    if is_nonblocking(sock)? {
+        return accept(sock, from);
+    }
+    set_nonblocking(sock, true)?;
+    let r = accept(sock, from);
+    let _ = set_nonblocking(sock, false);
+    r
+}
+
 /// One `accept` on a socket the caller has made non-blocking. The new
 /// socket is returned in blocking mode on every system.
-pub fn accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
+fn accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
     // SAFETY: `from` is valid per AddrOut::new.
     let fd = unsafe { libc::accept(sock, from.addr, from.len) };
     if fd < 0 {

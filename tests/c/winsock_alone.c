@@ -6,7 +6,8 @@ static BOOL old_style_hook(void) { return FALSE; }
 
 int rsock_winsock_alone(void);
 int rsock_winsock_alone(void) {
-    FARPROC previous = WSASetBlockingHook((FARPROC)old_style_hook);
+    /* Through void (*)(void): Windows declares FARPROC as returning INT_PTR. */
+    FARPROC previous = WSASetBlockingHook((FARPROC)(void (*)(void))old_style_hook);
     int r = WSAIsBlocking() + WSACancelBlockingCall() + WSAUnhookBlockingHook();
     WSASetBlockingHook(previous);
     if (r == SOCKET_ERROR) return WSAGetLastError();

@@ -1,0 +1,978 @@
+//! Windows (Winsock 2) implementation of the platform layer.
+//!
+//! The wait is `WSAPoll` over the caller's sockets plus the thread's wake
+//! socket: a UDP socket on 127.0.0.1 connected to itself, which a cancel
+//! signals by sending it one byte. Why not `WSAEventSelect` with
+//! `WaitForMultipleObjects` for every wait: a socket has only one event
+//! selection, so a second thread waiting on the same socket (one thread
+//! receiving while another sends is ordinary) would silently replace the
+//! first thread's and lose its wake-up; and the selection forces the socket
+//! non-blocking. Only while a blocking hook is installed, which must also
+//! run when a window message arrives, does `poll_hooked` select the sockets
+//! onto an event for `MsgWaitForMultipleObjectsEx`, re-checking them with
+//! `WSAPoll` each time (so at most the 10 ms hook slice is lost if another
+//! thread replaces the selection).
+//!
+//! Windows cannot report whether a socket is in non-blocking mode, and has
+//! no MSG_DONTWAIT. Receives and accepts therefore never change the mode:
+//! they check readiness with a zero-timeout `WSAPoll` and then make the
+//! plain call (a receive asks for at most what FIONREAD says is queued), so
+//! it cannot block. Sends and connects switch the socket to non-blocking
+//! for the attempt and leave it in blocking mode (its default, and the only
+//! mode that can be restored without knowing the old one). Attempts on one
+//! socket are serialized within the process, so two rsock calls cannot
+//! consume each other's readiness; a plain `recv`/`accept` by another thread
+//! of the application on the same socket can, and may then block it.
+//! Nothing here cancels by closing the socket, by `shutdown`, or by
+//! `CancelIoEx`.
+
+use super::{Error, Result};
+use libc::{c_int, c_void};
+use std::ptr;
+use std::sync::Once;
+use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+use windows_sys::Win32::Networking::WinSock as ws;
+use windows_sys::Win32::System::Threading::{
+    CreateThread, FlsAlloc, FlsGetValue, FlsSetValue, FLS_OUT_OF_INDEXES, INFINITE,
+};
+use windows_sys::Win32::UI::WindowsAndMessaging::{
+    GetQueueStatus, MsgWaitForMultipleObjectsEx, QS_ALLINPUT,
+};
+
+pub type RawSocket = ws::SOCKET;
+pub type PollFd = ws::WSAPOLLFD;
+/// An atomic holding a `RawSocket` (a wake socket's signal handle).
+pub type AtomicSocket = crate::sync::atomic::AtomicUsize;
+pub const INVALID_SOCKET: RawSocket = ws::INVALID_SOCKET;
+
+/// The C types of addresses, as the header names them.
+#[allow(non_camel_case_types)]
+pub type sockaddr = ws::SOCKADDR;
+#[allow(non_camel_case_types)]
+pub type socklen_t = i32;
+#[allow(non_camel_case_types)]
+pub type addrinfo = ws::ADDRINFOA;
+
+/// Whether `sock` is the invalid-socket value.
+pub fn is_invalid(sock: RawSocket) -> bool {
+    sock == INVALID_SOCKET
+}
+
+/// Error codes, named as on POSIX, with the values Winsock reports.
+pub mod codes {
+    use windows_sys::Win32::Networking::WinSock as ws;
+    /// What a call cancelled by WSACancelBlockingCall reported.
+    pub const ECANCELED: i32 = ws::WSAEINTR;
+    pub const ETIMEDOUT: i32 = ws::WSAETIMEDOUT;
+    pub const EINPROGRESS: i32 = ws::WSAEINPROGRESS;
+    pub const EALREADY: i32 = ws::WSAEALREADY;
+    pub const EINVAL: i32 = ws::WSAEINVAL;
+    /// Winsock's error for a handle that is not a socket.
+    pub const EBADF: i32 = ws::WSAENOTSOCK;
+    pub const ENOTSOCK: i32 = ws::WSAENOTSOCK;
+    /// Windows socket calls are not interrupted by signals: matches nothing.
+    pub const EINTR: i32 = i32::MIN;
+    pub const EAGAIN: i32 = ws::WSAEWOULDBLOCK;
+    pub const EWOULDBLOCK: i32 = ws::WSAEWOULDBLOCK;
+    /// Winsock's "system call failure", for an internal fault.
+    pub const ENOTRECOVERABLE: i32 = ws::WSASYSCALLFAILURE;
+    /// Winsock's code for exhausted memory or buffers.
+    pub const ENOMEM: i32 = ws::WSAENOBUFS;
+    pub const ENOBUFS: i32 = ws::WSAENOBUFS;
+    pub const EHOSTUNREACH: i32 = ws::WSAEHOSTUNREACH;
+    pub const EMFILE: i32 = ws::WSAEMFILE;
+    pub const ENFILE: i32 = ws::WSAEMFILE;
+    pub const EFAULT: i32 = ws::WSAEFAULT;
+    pub const EPIPE: i32 = ws::WSAESHUTDOWN;
+    pub const ECONNREFUSED: i32 = ws::WSAECONNREFUSED;
+    pub const ECONNRESET: i32 = ws::WSAECONNRESET;
+    pub const ECONNABORTED: i32 = ws::WSAECONNABORTED;
+    pub const ENOTCONN: i32 = ws::WSAENOTCONN;
+    pub const EISCONN: i32 = ws::WSAEISCONN;
+    pub const EADDRINUSE: i32 = ws::WSAEADDRINUSE;
+    pub const EADDRNOTAVAIL: i32 = ws::WSAEADDRNOTAVAIL;
+    pub const EAFNOSUPPORT: i32 = ws::WSAEAFNOSUPPORT;
+    pub const EPROTOTYPE: i32 = ws::WSAEPROTOTYPE;
+    pub const EOPNOTSUPP: i32 = ws::WSAEOPNOTSUPP;
+    pub const EDESTADDRREQ: i32 = ws::WSAEDESTADDRREQ;
+    pub const EMSGSIZE: i32 = ws::WSAEMSGSIZE;
+    pub const ENETDOWN: i32 = ws::WSAENETDOWN;
+    pub const ENETUNREACH: i32 = ws::WSAENETUNREACH;
+    pub const EACCES: i32 = ws::WSAEACCES;
+    pub const WSANOTINITIALISED: i32 = ws::WSANOTINITIALISED;
+    pub const WSAHOST_NOT_FOUND: i32 = ws::WSAHOST_NOT_FOUND;
+    pub const WSATRY_AGAIN: i32 = ws::WSATRY_AGAIN;
+    pub const WSANO_RECOVERY: i32 = ws::WSANO_RECOVERY;
+    pub const WSANO_DATA: i32 = ws::WSANO_DATA;
+    pub const WSATYPE_NOT_FOUND: i32 = ws::WSATYPE_NOT_FOUND;
+    pub const WSAESOCKTNOSUPPORT: i32 = ws::WSAESOCKTNOSUPPORT;
+}
+pub use codes::{
+    EAGAIN, EALREADY, EBADF, ECANCELED, EHOSTUNREACH, EINPROGRESS, EINTR, EINVAL, ENOMEM,
+    ENOTRECOVERABLE, ETIMEDOUT, EWOULDBLOCK,
+};
+
+/// Normal data (out-of-band data is POLLPRI, below).
+pub const POLLIN: i16 = ws::POLLRDNORM;
+/// Out-of-band data: Winsock reports it as POLLRDBAND.
+pub const POLLPRI: i16 = ws::POLLRDBAND;
+pub const POLLOUT: i16 = ws::POLLWRNORM;
+pub const POLLERR: i16 = ws::POLLERR;
+pub const POLLHUP: i16 = ws::POLLHUP;
+pub const POLLNVAL: i16 = ws::POLLNVAL;
+
+pub const MSG_WAITALL: c_int = ws::MSG_WAITALL;
+pub const MSG_PEEK: c_int = ws::MSG_PEEK;
+pub const MSG_OOB: c_int = ws::MSG_OOB;
+/// Windows has no MSG_DONTWAIT or MSG_ERRQUEUE.
+pub const MSG_DONTWAIT: c_int = 0;
+pub const MSG_ERRQUEUE: c_int = 0;
+/// The flags the receive calls accept (others are EINVAL).
+pub const RECV_FLAGS: c_int = ws::MSG_OOB | ws::MSG_PEEK | ws::MSG_WAITALL;
+/// The flags the send calls accept (others are EINVAL).
+pub const SEND_FLAGS: c_int = ws::MSG_OOB | ws::MSG_DONTROUTE;
+
+pub const AF_UNSPEC: c_int = ws::AF_UNSPEC as c_int;
+pub const AF_INET: c_int = ws::AF_INET as c_int;
+pub const AF_INET6: c_int = ws::AF_INET6 as c_int;
+pub const SOCK_STREAM: c_int = ws::SOCK_STREAM;
+pub const SOCK_DGRAM: c_int = ws::SOCK_DGRAM;
+
+/// How often a connect wait re-reads SO_ERROR: `WSAPoll` before Windows 10
+/// 2004 does not report a failed connect at all.
+pub const CONNECT_RECHECK_MS: Option<u64> = Some(100);
+
+/// The calling thread's last Winsock error.
+pub fn last_error() -> i32 {
+    // SAFETY: reads the thread's last-error value.
+    unsafe { ws::WSAGetLastError() }
+}
+
+/// Sets the calling thread's Winsock error, as the sockets API would.
+pub fn set_last_error(code: i32) {
+    // SAFETY: writes the thread's last-error value.
+    unsafe { ws::WSASetLastError(code) }
+}
+
+fn last() -> Error {
+    Error(last_error())
+}
+
+/// Calls WSAStartup once for the library's own use (reference-counted by
+/// Winsock, so the application's own WSAStartup/WSACleanup are unaffected).
+fn startup() -> Result<()> {
+    static ONCE: Once = Once::new();
+    static mut RESULT: i32 = 0;
+    ONCE.call_once(|| {
+        // SAFETY: WSADATA is plain data, filled in by the call.
+        let mut data: ws::WSADATA = unsafe { std::mem::zeroed() };
+        // SAFETY: `data` is a valid out-pointer; RESULT is written only here,
+        // before ONCE completes, and read only after.
+        unsafe { RESULT = ws::WSAStartup(0x0202, &mut data) };
+    });
+    // SAFETY: see above.
+    match unsafe { RESULT } {
+        0 => Ok(()),
+        e => Err(Error(e)),
+    }
+}
+
+fn check(ret: i32) -> Result<usize> {
+    if ret == ws::SOCKET_ERROR {
+        Err(last())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+fn ioctl(sock: RawSocket, cmd: i32, arg: u32) -> Result<u32> {
+    let mut v = arg;
+    // SAFETY: `v` is a valid in/out argument for FIONBIO and FIONREAD.
+    check(unsafe { ws::ioctlsocket(sock, cmd, &mut v) })?;
+    Ok(v)
+}
+
+/// Winsock's largest transfer per call.
+fn clamp(len: usize) -> i32 {
+    len.min(i32::MAX as usize) as i32
+}
+
+/// Serializes attempts on one socket within the process (see the module
+/// comment). std's Mutex: its contended path allocates nothing.
+static ATTEMPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+
+fn serialize(sock: RawSocket) -> std::sync::MutexGuard<'static, ()> {
+    // Socket handles are multiples of 4.
+    ATTEMPT_LOCKS[(sock >> 2) % ATTEMPT_LOCKS.len()]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) // guards no data
+}
+
+/// Whether `sock` has `events` now (an error or hang-up counts); WSAENOTSOCK
+/// for a handle that is not a socket.
+fn ready_now(sock: RawSocket, events: i16) -> Result<bool> {
+    let mut p = [PollFd {
+        fd: sock,
+        events,
+        revents: 0,
+    }];
+    poll(&mut p, 0)?;
+    if p[0].revents & POLLNVAL != 0 {
+        return Err(Error(EBADF));
+    }
+    Ok(p[0].revents != 0)
+}
+
+/// Runs `f` with `sock` switched to non-blocking mode, then leaves it in
+/// blocking mode (the old mode cannot be read; see the module comment).
+fn nonblocking_attempt<T>(sock: RawSocket, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let _serial = serialize(sock);
+    ioctl(sock, ws::FIONBIO, 1)?;
+    let r = f();
+    let _ = ioctl(sock, ws::FIONBIO, 0);
+    r
+}
+
+/// A readiness-checked plain receive (see the module comment); `call` gets
+/// the length it may ask for.
+fn ready_recv(sock: RawSocket, len: usize, call: impl FnOnce(i32) -> i32) -> Result<usize> {
+    let _serial = serialize(sock);
+    if !ready_now(sock, POLLIN)? {
+        return Err(Error(EWOULDBLOCK));
+    }
+    // Queued bytes: for a stream what one recv returns at once; for
+    // datagrams at least the first one's size. Zero while readable: end of
+    // stream, an error, or an empty datagram, which return at once anyway.
+    let queued = ioctl(sock, ws::FIONREAD, 0)? as usize;
+    let n = if queued > 0 { len.min(queued) } else { len };
+    check(call(clamp(n)))
+}
+
+/// A wake socket: readable once signalled, until drained.
+pub struct WakeFd {
+    sock: RawSocket,
+}
+
+impl WakeFd {
+    pub fn new() -> Result<WakeFd> {
+        startup()?;
+        let s = Socket::new_nonblocking(AF_INET, SOCK_DGRAM, ws::IPPROTO_UDP)?;
+        // SAFETY: SOCKADDR_IN is plain data; zero is its "any" value.
+        let mut a: ws::SOCKADDR_IN = unsafe { std::mem::zeroed() };
+        a.sin_family = ws::AF_INET;
+        a.sin_addr.S_un.S_addr = ws::INADDR_LOOPBACK.to_be();
+        let mut len = std::mem::size_of::<ws::SOCKADDR_IN>() as i32;
+        let p = (&mut a as *mut ws::SOCKADDR_IN).cast::<ws::SOCKADDR>();
+        // SAFETY: `a` and `len` are valid locals of the sizes given.
+        unsafe {
+            check(ws::bind(s.raw(), p, len))?;
+            check(ws::getsockname(s.raw(), p, &mut len))?;
+            check(ws::connect(s.raw(), p, len))?;
+        }
+        Ok(WakeFd { sock: s.into_raw() })
+    }
+
+    /// The socket to poll for readability.
+    pub fn poll_fd(&self) -> RawSocket {
+        self.sock
+    }
+
+    /// The value `signal` takes.
+    pub fn signal_handle(&self) -> RawSocket {
+        self.sock
+    }
+
+    /// Empties the socket so that it is no longer readable.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 16];
+        // SAFETY: reads into a local buffer of the given size.
+        while unsafe { ws::recv(self.sock, buf.as_mut_ptr(), buf.len() as i32, 0) } >= 0 {}
+    }
+}
+
+impl Drop for WakeFd {
+    fn drop(&mut self) {
+        // SAFETY: the socket is owned by this object and closed once.
+        unsafe { ws::closesocket(self.sock) };
+    }
+}
+
+/// Signals a wake socket: one `send`, the last error preserved. The caller
+/// guarantees that `handle` stays open for the duration.
+pub fn signal(handle: RawSocket) {
+    let saved = last_error();
+    let one = 1u8;
+    // A full queue means it is already signalled: nothing to do.
+    // SAFETY: sends one byte from a local value.
+    unsafe { ws::send(handle, &one, 1, 0) };
+    set_last_error(saved);
+}
+
+/// `WSAPoll`, with the error as a value.
+pub fn poll(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
+    // SAFETY: fds is a valid, exclusively borrowed slice of WSAPOLLFD.
+    let n = check(unsafe { ws::WSAPoll(fds.as_mut_ptr(), fds.len() as u32, timeout_ms) })?;
+    #[cfg(test)]
+    let n = tests::like_old_wsapoll(fds, n);
+    Ok(n)
+}
+
+thread_local! {
+    static MSG_EVENT: MsgEvent = const { MsgEvent(std::cell::Cell::new(0)) };
+}
+
+/// The thread's event for `poll_hooked`, made on first use.
+struct MsgEvent(std::cell::Cell<ws::WSAEVENT>);
+
+impl MsgEvent {
+    fn get(&self) -> Option<ws::WSAEVENT> {
+        if self.0.get() == 0 {
+            // SAFETY: creates a manual-reset event; NULL on failure.
+            self.0.set(unsafe { ws::WSACreateEvent() });
+        }
+        let ev = self.0.get();
+        (ev != 0).then_some(ev)
+    }
+}
+
+impl Drop for MsgEvent {
+    fn drop(&mut self) {
+        if self.0.get() != 0 {
+            // SAFETY: the event is owned by this thread's cell.
+            unsafe { ws::WSACloseEvent(self.0.get()) };
+        }
+    }
+}
+
+/// `poll` for a thread with a blocking hook: also returns (with 0) when a
+/// window message arrives for the thread. The last entry is the wake
+/// socket. `WSAEventSelect` makes each socket non-blocking; afterwards the
+/// caller's sockets are left in blocking mode, and any event selection the
+/// application had made on them is gone.
+pub fn poll_hooked(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
+    let Some(ev) = MSG_EVENT.try_with(MsgEvent::get).ok().flatten() else {
+        return poll(fds, timeout_ms);
+    };
+    for f in fds.iter().filter(|f| f.fd != INVALID_SOCKET) {
+        let mut mask = ws::FD_CLOSE;
+        if f.events & (ws::POLLRDNORM | ws::POLLRDBAND | ws::POLLPRI) != 0 {
+            mask |= ws::FD_READ | ws::FD_ACCEPT | ws::FD_OOB;
+        }
+        if f.events & (ws::POLLWRNORM | ws::POLLWRBAND) != 0 {
+            mask |= ws::FD_WRITE | ws::FD_CONNECT;
+        }
+        // A failure (not a socket) is reported by WSAPoll below.
+        // SAFETY: plain call on the caller's socket and our event.
+        unsafe { ws::WSAEventSelect(f.fd, ev, mask as i32) };
+    }
+    let r = (|| {
+        // SAFETY: our event.
+        unsafe { ws::WSAResetEvent(ev as HANDLE) };
+        let n = poll(fds, 0)?;
+        if n > 0 || timeout_ms == 0 {
+            return Ok(n);
+        }
+        // Input that came since the thread last looked at its queue (the
+        // hook's PeekMessage, or this call): the hook runs at once. Looking
+        // marks it seen, so input the hook leaves in the queue does not
+        // end every later wait at once.
+        // SAFETY: plain call on the thread's own queue.
+        if unsafe { GetQueueStatus(QS_ALLINPUT) } & 0xffff != 0 {
+            return Ok(0);
+        }
+        let ms = if timeout_ms < 0 {
+            INFINITE
+        } else {
+            timeout_ms as u32
+        };
+        // SAFETY: waits on one valid event handle.
+        unsafe { MsgWaitForMultipleObjectsEx(1, &(ev as HANDLE), ms, QS_ALLINPUT, 0) };
+        poll(fds, 0)
+    })();
+    let wake = fds.len() - 1;
+    for (i, f) in fds
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.fd != INVALID_SOCKET)
+    {
+        // SAFETY: plain calls on the sockets selected above.
+        unsafe { ws::WSAEventSelect(f.fd, 0, 0) };
+        if i != wake {
+            let _ = ioctl(f.fd, ws::FIONBIO, 0);
+        }
+    }
+    r
+}
+
+/// One `recv` attempt that never blocks, whatever the socket's mode.
+pub fn recv(sock: RawSocket, buf: &mut [u8], flags: c_int) -> Result<usize> {
+    let p = buf.as_mut_ptr();
+    if flags & MSG_OOB != 0 {
+        return nonblocking_attempt(sock, || {
+            // SAFETY: buf is valid for writes of its length.
+            check(unsafe { ws::recv(sock, p, clamp(buf.len()), flags) })
+        });
+    }
+    // SAFETY: buf is valid for writes of at least `n` bytes.
+    ready_recv(sock, buf.len(), |n| unsafe { ws::recv(sock, p, n, flags) })
+}
+
+/// One non-blocking `send` attempt.
+pub fn send(sock: RawSocket, buf: &[u8], flags: c_int) -> Result<usize> {
+    nonblocking_attempt(sock, || {
+        // SAFETY: buf is valid for reads of its length.
+        check(unsafe { ws::send(sock, buf.as_ptr(), clamp(buf.len()), flags) })
+    })
+}
+
+/// An address buffer handed in by the caller (`struct sockaddr *` + length),
+/// either both NULL or both valid.
+#[derive(Clone, Copy)]
+pub struct AddrOut {
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+}
+
+impl AddrOut {
+    pub const NONE: AddrOut = AddrOut {
+        addr: ptr::null_mut(),
+        len: ptr::null_mut(),
+    };
+
+    /// # Safety
+    /// `addr` must be valid for writes of `*len` bytes and `len` valid for
+    /// reads and writes, or `addr` NULL.
+    pub unsafe fn new(addr: *mut sockaddr, len: *mut socklen_t) -> AddrOut {
+        AddrOut { addr, len }
+    }
+}
+
+/// An address handed in by the caller (`const struct sockaddr *` + length).
+#[derive(Clone, Copy)]
+pub struct AddrIn {
+    addr: *const sockaddr,
+    len: socklen_t,
+}
+
+impl AddrIn {
+    pub const NONE: AddrIn = AddrIn {
+        addr: ptr::null(),
+        len: 0,
+    };
+
+    /// The port of an IPv4 or IPv6 address; None for other families.
+    pub fn port(&self) -> Option<u16> {
+        if self.addr.is_null() {
+            return None;
+        }
+        // SAFETY: `addr` is valid for `len` bytes (AddrIn::new), and the
+        // family says which structure it holds.
+        unsafe {
+            match (*self.addr).sa_family {
+                ws::AF_INET if self.len as usize >= std::mem::size_of::<ws::SOCKADDR_IN>() => Some(
+                    u16::from_be((*self.addr.cast::<ws::SOCKADDR_IN>()).sin_port),
+                ),
+                ws::AF_INET6 if self.len as usize >= std::mem::size_of::<ws::SOCKADDR_IN6>() => {
+                    Some(u16::from_be(
+                        (*self.addr.cast::<ws::SOCKADDR_IN6>()).sin6_port,
+                    ))
+                }
+                _ => None,
+            }
+        }
+    }
+
+    /// # Safety
+    /// `addr` must be valid for reads of `len` bytes, or NULL.
+    pub unsafe fn new(addr: *const sockaddr, len: socklen_t) -> AddrIn {
+        AddrIn { addr, len }
+    }
+}
+
+/// One `recvfrom` attempt that never blocks, whatever the socket's mode.
+pub fn recvfrom(sock: RawSocket, buf: &mut [u8], flags: c_int, from: AddrOut) -> Result<usize> {
+    let p = buf.as_mut_ptr();
+    // SAFETY: buf is valid for writes; `from` is valid per AddrOut::new.
+    let call = |n| unsafe { ws::recvfrom(sock, p, n, flags, from.addr, from.len) };
+    if flags & MSG_OOB != 0 {
+        return nonblocking_attempt(sock, || check(call(clamp(buf.len()))));
+    }
+    ready_recv(sock, buf.len(), call)
+}
+
+/// One non-blocking `sendto` attempt.
+pub fn sendto(sock: RawSocket, buf: &[u8], flags: c_int, to: AddrIn) -> Result<usize> {
+    nonblocking_attempt(sock, || {
+        // SAFETY: buf is valid for reads; `to` is valid per AddrIn::new.
+        check(unsafe { ws::sendto(sock, buf.as_ptr(), clamp(buf.len()), flags, to.addr, to.len) })
+    })
+}
+
+/// Windows cannot report a socket's mode: every socket is taken to be
+/// blocking, so the calls that switch it leave it blocking. Fails for a
+/// handle that is not a socket.
+pub fn is_nonblocking(sock: RawSocket) -> Result<bool> {
+    sockopt_int(sock, ws::SO_TYPE).map(|_| false)
+}
+
+/// Sets or clears non-blocking mode.
+pub fn set_nonblocking(sock: RawSocket, on: bool) -> Result<()> {
+    ioctl(sock, ws::FIONBIO, on as u32).map(|_| ())
+}
+
+/// One `accept` that never blocks, whatever the listener's mode (it checks
+/// readiness first). The new socket is returned in blocking mode, without
+/// the event selection it inherits from the listener.
+pub fn try_accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
+    let _serial = serialize(sock);
+    if !ready_now(sock, POLLIN)? {
+        return Err(Error(EWOULDBLOCK));
+    }
+    // SAFETY: `from` is valid per AddrOut::new.
+    let s = unsafe { ws::accept(sock, from.addr, from.len) };
+    if s == INVALID_SOCKET {
+        return Err(last());
+    }
+    let s = Socket(s);
+    // SAFETY: plain call on the socket just accepted.
+    check(unsafe { ws::WSAEventSelect(s.raw(), 0, 0) })?;
+    set_nonblocking(s.raw(), false)?;
+    Ok(s.into_raw())
+}
+
+/// One `connect` on a socket the caller has made non-blocking; a connect
+/// under way is EINPROGRESS (Winsock says WSAEWOULDBLOCK).
+pub fn connect(sock: RawSocket, to: AddrIn) -> Result<()> {
+    // SAFETY: `to` is valid per AddrIn::new.
+    match check(unsafe { ws::connect(sock, to.addr, to.len) }) {
+        Ok(_) => Ok(()),
+        Err(e) if e.0 == ws::WSAEWOULDBLOCK => Err(Error(EINPROGRESS)),
+        // A second connect while one is under way.
+        Err(e) if e.0 == ws::WSAEINVAL => Err(Error(EALREADY)),
+        Err(e) => Err(e),
+    }
+}
+
+fn sockopt_int(sock: RawSocket, opt: i32) -> Result<i32> {
+    let mut v: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as i32;
+    // SAFETY: v and len are valid locals of the sizes given.
+    check(unsafe {
+        ws::getsockopt(
+            sock,
+            ws::SOL_SOCKET,
+            opt,
+            (&mut v as *mut i32).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(v)
+}
+
+/// The pending error of a socket (`SO_ERROR`), which reading clears.
+pub fn take_socket_error(sock: RawSocket) -> Result<i32> {
+    sockopt_int(sock, ws::SO_ERROR)
+}
+
+/// A socket this library created and owns until handed to the caller;
+/// closed on drop.
+pub struct Socket(RawSocket);
+
+impl Socket {
+    /// A new socket in non-blocking mode, not inherited by child processes.
+    pub fn new_nonblocking(family: c_int, socktype: c_int, protocol: c_int) -> Result<Socket> {
+        startup()?;
+        // SAFETY: plain call; NULL protocol info.
+        let s = unsafe {
+            ws::WSASocketW(
+                family,
+                socktype,
+                protocol,
+                ptr::null(),
+                0,
+                ws::WSA_FLAG_OVERLAPPED | ws::WSA_FLAG_NO_HANDLE_INHERIT,
+            )
+        };
+        if s == INVALID_SOCKET {
+            return Err(last());
+        }
+        let s = Socket(s);
+        set_nonblocking(s.0, true)?;
+        Ok(s)
+    }
+
+    pub fn raw(&self) -> RawSocket {
+        self.0
+    }
+
+    /// Gives up ownership: the caller closes it.
+    pub fn into_raw(self) -> RawSocket {
+        let s = self.0;
+        std::mem::forget(self);
+        s
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: the socket is owned by this value and closed once.
+        unsafe { ws::closesocket(self.0) };
+    }
+}
+
+/// Ok if `sock` has a peer; otherwise the error that says why not.
+pub fn peer_check(sock: RawSocket) -> Result<()> {
+    // SAFETY: SOCKADDR_STORAGE is plain data, large enough for any address.
+    let mut ss: ws::SOCKADDR_STORAGE = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<ws::SOCKADDR_STORAGE>() as i32;
+    // SAFETY: ss and len are valid locals of the sizes given.
+    check(unsafe {
+        ws::getpeername(
+            sock,
+            (&mut ss as *mut ws::SOCKADDR_STORAGE).cast(),
+            &mut len,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Whether `sock` is a stream socket (partial transfers are possible).
+pub fn is_stream(sock: RawSocket) -> bool {
+    sockopt_int(sock, ws::SO_TYPE) == Ok(SOCK_STREAM)
+}
+
+/// No fork on Windows: nothing to register.
+pub fn at_fork(
+    _prepare: unsafe extern "C" fn(),
+    _parent: unsafe extern "C" fn(),
+    _child: unsafe extern "C" fn(),
+) -> Result<()> {
+    Ok(())
+}
+
+struct ThreadStart {
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+}
+
+unsafe extern "system" fn thread_main(p: *mut c_void) -> u32 {
+    // SAFETY: `p` is the ThreadStart box that spawn_thread handed over.
+    let s = unsafe { Box::from_raw(p.cast::<ThreadStart>()) };
+    (s.start)(s.arg);
+    0
+}
+
+/// Starts a detached system thread running `start(arg)`. (Windows delivers
+/// no asynchronous signals to threads, so there is no mask to set.)
+pub fn spawn_thread(
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> Result<()> {
+    let s = crate::sync::try_box(ThreadStart { start, arg }).map_err(|_| Error(ENOMEM))?;
+    let p = Box::into_raw(s);
+    // SAFETY: `thread_main` takes ownership of `p`; no other pointer is
+    // passed.
+    let h = unsafe {
+        CreateThread(
+            ptr::null(),
+            0,
+            Some(thread_main),
+            p.cast(),
+            0,
+            ptr::null_mut(),
+        )
+    };
+    if h.is_null() {
+        // SAFETY: the thread did not start, so `p` is still ours.
+        drop(unsafe { Box::from_raw(p) });
+        return Err(Error(ENOMEM));
+    }
+    // SAFETY: the handle is ours; closing it does not stop the thread.
+    unsafe { CloseHandle(h) };
+    Ok(())
+}
+
+/// Nothing to defer: Windows has no pthread_cancel.
+pub struct DeferCancel;
+
+impl DeferCancel {
+    pub fn new() -> DeferCancel {
+        DeferCancel
+    }
+}
+
+struct KeyValue {
+    dtor: unsafe extern "C" fn(*mut c_void),
+    value: *mut c_void,
+}
+
+unsafe extern "system" fn run_key_dtor(p: *const c_void) {
+    // SAFETY: FLS holds only KeyValue boxes made by ThreadKey::set.
+    let kv = unsafe { Box::from_raw(p.cast_mut().cast::<KeyValue>()) };
+    // SAFETY: the destructor is the one the key was made with.
+    unsafe { (kv.dtor)(kv.value) };
+}
+
+/// A per-thread slot whose destructor runs at thread exit (fiber-local
+/// storage, whose callback Windows runs when the thread ends).
+pub struct ThreadKey {
+    index: u32,
+    dtor: unsafe extern "C" fn(*mut c_void),
+}
+
+impl ThreadKey {
+    pub fn new(dtor: unsafe extern "C" fn(*mut c_void)) -> Result<ThreadKey> {
+        // SAFETY: registers a callback that lives for the program.
+        let index = unsafe { FlsAlloc(Some(run_key_dtor)) };
+        if index == FLS_OUT_OF_INDEXES {
+            return Err(Error(ENOMEM));
+        }
+        Ok(ThreadKey { index, dtor })
+    }
+
+    /// Sets the calling thread's value; its destructor gets it at exit.
+    pub fn set(&self, value: *mut c_void) -> Result<()> {
+        let kv = crate::sync::try_box(KeyValue {
+            dtor: self.dtor,
+            value,
+        })
+        .map_err(|_| Error(ENOMEM))?;
+        let kv = Box::into_raw(kv);
+        // SAFETY: the index is ours; the previous value, if any, is a box
+        // of ours, replaced without running its destructor (as
+        // pthread_setspecific does).
+        unsafe {
+            let old = FlsGetValue(self.index);
+            if FlsSetValue(self.index, kv.cast()) == 0 {
+                drop(Box::from_raw(kv));
+                return Err(Error(ENOMEM));
+            }
+            if !old.is_null() {
+                drop(Box::from_raw(old.cast::<KeyValue>()));
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- resolution
+
+/// What rsock_getaddrinfo returns with an error in WSAGetLastError()
+/// (SOCKET_ERROR: Windows has no EAI_SYSTEM).
+pub const EAI_SYSTEM: c_int = ws::SOCKET_ERROR;
+pub const AI_NUMERICHOST: c_int = ws::AI_NUMERICHOST as c_int;
+pub const AI_NUMERICSERV: c_int = ws::AI_NUMERICSERV as c_int;
+
+/// The error that best describes a failed lookup (for calls that report
+/// errors in WSAGetLastError): no such name is WSAEHOSTUNREACH, a
+/// temporary failure WSATRY_AGAIN, bad arguments WSAEINVAL.
+pub fn lookup_errno(rc: c_int, errno: i32) -> i32 {
+    use codes::*;
+    match rc {
+        EAI_SYSTEM => errno,
+        WSATRY_AGAIN => WSATRY_AGAIN,
+        ENOBUFS => ENOMEM,
+        EINVAL | EAFNOSUPPORT | WSAESOCKTNOSUPPORT | WSATYPE_NOT_FOUND => EINVAL,
+        _ => EHOSTUNREACH, // WSAHOST_NOT_FOUND, WSANO_DATA, WSANO_RECOVERY, ...
+    }
+}
+
+/// The fields of `struct addrinfo` a caller may set in getaddrinfo's hints.
+#[derive(Clone, Copy)]
+pub struct Hints {
+    pub flags: c_int,
+    pub family: c_int,
+    pub socktype: c_int,
+    pub protocol: c_int,
+}
+
+impl Hints {
+    /// # Safety
+    /// `ai` must be NULL or point to a readable `struct addrinfo`.
+    pub unsafe fn from_raw(ai: *const addrinfo) -> Option<Hints> {
+        // SAFETY: per the function's contract.
+        let ai = unsafe { ai.as_ref()? };
+        Some(Hints {
+            flags: ai.ai_flags,
+            family: ai.ai_family,
+            socktype: ai.ai_socktype,
+            protocol: ai.ai_protocol,
+        })
+    }
+}
+
+/// A getaddrinfo result list, owned: freed with freeaddrinfo on drop.
+pub struct AddrList(*mut addrinfo);
+
+// SAFETY: the list is heap memory that this value owns alone.
+unsafe impl Send for AddrList {}
+
+/// One entry of a getaddrinfo result.
+#[derive(Clone, Copy)]
+pub struct AddrInfo {
+    pub family: c_int,
+    pub socktype: c_int,
+    pub protocol: c_int,
+    pub addr: AddrIn,
+}
+
+impl AddrList {
+    /// The entries, in the resolver's order. The addresses point into the
+    /// list: use them only while it lives.
+    pub fn entries(&self) -> Result<Vec<AddrInfo>> {
+        let mut n = 0;
+        let mut p = self.0;
+        // SAFETY: as below.
+        while let Some(ai) = unsafe { p.as_ref() } {
+            n += 1;
+            p = ai.ai_next;
+        }
+        let mut out = super::try_vec(n)?;
+        let mut p = self.0;
+        // SAFETY: a getaddrinfo list: each node valid until freed, ended by
+        // a NULL ai_next; ai_addr holds ai_addrlen bytes.
+        while let Some(ai) = unsafe { p.as_ref() } {
+            out.push(AddrInfo {
+                family: ai.ai_family,
+                socktype: ai.ai_socktype,
+                protocol: ai.ai_protocol,
+                // SAFETY: see above.
+                addr: unsafe { AddrIn::new(ai.ai_addr, ai.ai_addrlen as socklen_t) },
+            });
+            p = ai.ai_next;
+        }
+        Ok(out)
+    }
+
+    /// Hands the list to the caller, who frees it with freeaddrinfo.
+    pub fn into_raw(self) -> *mut addrinfo {
+        let p = self.0;
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for AddrList {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: the list came from getaddrinfo and is freed once.
+            unsafe { ws::freeaddrinfo(self.0) };
+        }
+    }
+}
+
+/// The system's getaddrinfo, blocking. On failure: its error code (Winsock
+/// returns WSA* codes), and 0.
+pub fn getaddrinfo(
+    node: Option<&std::ffi::CStr>,
+    service: Option<&std::ffi::CStr>,
+    hints: Option<&Hints>,
+) -> std::result::Result<AddrList, (c_int, i32)> {
+    if let Err(e) = startup() {
+        return Err((EAI_SYSTEM, e.0));
+    }
+    // SAFETY: ADDRINFOA is plain data; zero is its "unset" value.
+    let mut h: addrinfo = unsafe { std::mem::zeroed() };
+    if let Some(hints) = hints {
+        h.ai_flags = hints.flags;
+        h.ai_family = hints.family;
+        h.ai_socktype = hints.socktype;
+        h.ai_protocol = hints.protocol;
+    }
+    let mut res: *mut addrinfo = ptr::null_mut();
+    // SAFETY: the strings are NUL-terminated or NULL, `h` and `res` are
+    // valid locals.
+    let rc = unsafe {
+        ws::getaddrinfo(
+            node.map_or(ptr::null(), |s| s.as_ptr().cast()),
+            service.map_or(ptr::null(), |s| s.as_ptr().cast()),
+            if hints.is_some() { &h } else { ptr::null() },
+            &mut res,
+        )
+    };
+    if rc != 0 {
+        return Err((rc, 0));
+    }
+    Ok(AddrList(res))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::Token;
+    use std::cell::Cell;
+    use std::time::Instant;
+
+    thread_local! {
+        static OLD_WSAPOLL: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// With OLD_WSAPOLL set, `poll` hides failed connects as WSAPoll did
+    /// before Windows 10 2004: no event at all.
+    pub(super) fn like_old_wsapoll(fds: &mut [PollFd], mut n: usize) -> usize {
+        if OLD_WSAPOLL.with(Cell::get) {
+            for f in fds.iter_mut() {
+                if f.events & POLLOUT != 0 && f.revents & (POLLERR | POLLHUP) != 0 {
+                    f.revents = 0;
+                    n -= 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// A refused connect fails promptly even where WSAPoll never reports
+    /// it: the waits re-read SO_ERROR every CONNECT_RECHECK_MS.
+    #[test]
+    fn failed_connects_are_seen_without_wsapoll_reporting_them() {
+        // A port nothing listens on: bind, note it, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let host = std::ffi::CString::new("127.0.0.1").expect("host");
+        let service = std::ffi::CString::new(port.to_string()).expect("service");
+        let hints = Hints {
+            flags: AI_NUMERICHOST | AI_NUMERICSERV,
+            family: AF_INET,
+            socktype: SOCK_STREAM,
+            protocol: 0,
+        };
+        let list = getaddrinfo(Some(&host), Some(&service), Some(&hints)).expect("address");
+        let to = list.entries().expect("memory")[0].addr;
+        let token = Token::new();
+        OLD_WSAPOLL.with(|o| o.set(true));
+        let sock = Socket::new_nonblocking(AF_INET, SOCK_STREAM, 0).expect("socket");
+        let start = Instant::now();
+        let r = crate::ops::connect(&token, sock.raw(), to, 5000);
+        assert_eq!(r, Err(Error(ws::WSAECONNREFUSED)));
+        let r = crate::connect_host::connect_host(&token, &host, &service, SOCK_STREAM, 5000);
+        assert_eq!(r.err(), Some(Error(ws::WSAECONNREFUSED)));
+        OLD_WSAPOLL.with(|o| o.set(false));
+        // (Without the re-reads both would end with WSAETIMEDOUT.)
+        println!("two refused connects took {:?}", start.elapsed());
+    }
+
+    fn readable(w: &WakeFd) -> bool {
+        let mut p = [PollFd {
+            fd: w.poll_fd(),
+            events: POLLIN,
+            revents: 0,
+        }];
+        poll(&mut p, 0) == Ok(1)
+    }
+
+    #[test]
+    fn wake_socket_signals_and_drains() {
+        let w = WakeFd::new().expect("wake socket");
+        assert!(!readable(&w));
+        for _ in 0..10_000 {
+            signal(w.signal_handle());
+        }
+        assert!(readable(&w));
+        w.drain();
+        assert!(!readable(&w));
+        signal(w.signal_handle());
+        assert!(readable(&w));
+    }
+}

@@ -1,0 +1,136 @@
+//! What the Rust integration tests need from the platform: a connected
+//! stream pair, raw sockets, error codes and a count of open handles.
+
+#![allow(dead_code)] // each test binary uses part of it
+
+use rsock::ffi::{rsock_last_error, rsock_pollfd, rsock_socket};
+
+/// A connected stream pair: AF_UNIX on POSIX, loopback TCP on Windows.
+#[cfg(unix)]
+pub type Stream = std::os::unix::net::UnixStream;
+#[cfg(windows)]
+pub type Stream = std::net::TcpStream;
+
+#[cfg(unix)]
+pub fn pair() -> (Stream, Stream) {
+    Stream::pair().expect("socketpair")
+}
+
+#[cfg(windows)]
+pub fn pair() -> (Stream, Stream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let a = Stream::connect(l.local_addr().expect("address")).expect("connect");
+    (a, l.accept().expect("accept").0)
+}
+
+/// The socket of a std stream.
+pub trait Raw {
+    fn raw(&self) -> rsock_socket;
+}
+
+#[cfg(unix)]
+impl<T: std::os::unix::io::AsRawFd> Raw for T {
+    fn raw(&self) -> rsock_socket {
+        self.as_raw_fd()
+    }
+}
+
+#[cfg(windows)]
+impl<T: std::os::windows::io::AsRawSocket> Raw for T {
+    fn raw(&self) -> rsock_socket {
+        self.as_raw_socket() as rsock_socket
+    }
+}
+
+/// The calling thread's last error, as rsock reports it.
+pub fn errno() -> i32 {
+    rsock_last_error()
+}
+
+/// A poll entry for readability.
+pub fn readable(sock: rsock_socket) -> rsock_pollfd {
+    rsock_pollfd {
+        fd: sock,
+        events: POLLIN,
+        revents: 0,
+    }
+}
+
+#[cfg(unix)]
+mod codes {
+    pub const ECANCELED: i32 = libc::ECANCELED;
+    pub const ETIMEDOUT: i32 = libc::ETIMEDOUT;
+    pub const ENOMEM: i32 = libc::ENOMEM;
+    pub const POLLIN: i16 = libc::POLLIN;
+    pub const EAI_MEMORY: i32 = libc::EAI_MEMORY;
+    pub const EAI_SYSTEM: i32 = libc::EAI_SYSTEM;
+    pub const SOCK_STREAM: i32 = libc::SOCK_STREAM;
+    pub const INVALID_SOCKET: rsock::ffi::rsock_socket = -1;
+}
+
+#[cfg(windows)]
+mod codes {
+    use windows_sys::Win32::Networking::WinSock as ws;
+    pub const ECANCELED: i32 = ws::WSAEINTR;
+    pub const ETIMEDOUT: i32 = ws::WSAETIMEDOUT;
+    pub const ENOMEM: i32 = ws::WSAENOBUFS;
+    pub const POLLIN: i16 = ws::POLLRDNORM;
+    pub const EAI_MEMORY: i32 = ws::WSA_NOT_ENOUGH_MEMORY;
+    pub const EAI_SYSTEM: i32 = ws::SOCKET_ERROR;
+    pub const SOCK_STREAM: i32 = ws::SOCK_STREAM;
+    pub const INVALID_SOCKET: rsock::ffi::rsock_socket = ws::INVALID_SOCKET;
+}
+
+pub use codes::*;
+
+/// Frees a list from rsock_getaddrinfo.
+///
+/// # Safety
+/// `res` is such a list, not yet freed.
+pub unsafe fn freeaddrinfo<T>(res: *mut T) {
+    #[cfg(unix)]
+    // SAFETY: per the function's contract.
+    unsafe {
+        libc::freeaddrinfo(res.cast())
+    };
+    #[cfg(windows)]
+    // SAFETY: per the function's contract.
+    unsafe {
+        windows_sys::Win32::Networking::WinSock::freeaddrinfo(res.cast())
+    };
+}
+
+/// Closes a socket the test owns.
+pub fn close(sock: rsock_socket) {
+    #[cfg(unix)]
+    // SAFETY: the caller owns the descriptor.
+    unsafe {
+        libc::close(sock)
+    };
+    #[cfg(windows)]
+    // SAFETY: the caller owns the socket.
+    unsafe {
+        windows_sys::Win32::Networking::WinSock::closesocket(sock)
+    };
+}
+
+/// Open descriptors (POSIX) or handles (Windows) of this process.
+#[cfg(unix)]
+pub fn open_handles() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .or_else(|_| std::fs::read_dir("/dev/fd"))
+        .map_or(0, |d| d.count())
+}
+
+#[cfg(windows)]
+pub fn open_handles() -> usize {
+    let mut n = 0u32;
+    // SAFETY: queries this process's own handle count into a local.
+    unsafe {
+        windows_sys::Win32::System::Threading::GetProcessHandleCount(
+            windows_sys::Win32::System::Threading::GetCurrentProcess(),
+            &mut n,
+        )
+    };
+    n as usize
+}
