@@ -56,14 +56,34 @@ static inline int sock_ok(rsock_socket s) { return s != INVALID_SOCKET; }
 static inline int close_sock(rsock_socket s) { return closesocket(s); }
 static inline int rt_poll(rsock_pollfd *p, unsigned long n, int timeout_ms) { return WSAPoll(p, n, timeout_ms); }
 
-/* Winsock must be started before any socket call. */
+static _Thread_local int rt_tls_touched;
+static inline void *rt_warm_up_thread(void *arg) {
+    rt_tls_touched = 1;
+    Sleep(10);
+    return arg;
+}
+
+/* Winsock must be started before any socket call. And MinGW's runtime
+   opens handles that it keeps for good on its first threads, when they
+   exit at once, and on the first use of a thread-local variable: that
+   happens here, before any test counts handles. */
 __attribute__((constructor)) static void rt_winsock_start(void) {
     WSADATA d;
+    pthread_t th[16];
     /* No error dialog for a crash: fail as a test, not hang on a window. */
     SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
     if (WSAStartup(MAKEWORD(2, 2), &d) != 0) {
         fprintf(stderr, "WSAStartup failed\n");
         exit(2);
+    }
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 16; i++) {
+            if (pthread_create(&th[i], NULL, rt_warm_up_thread, NULL) != 0) {
+                fprintf(stderr, "pthread_create failed\n");
+                exit(2);
+            }
+        }
+        for (int i = 0; i < 16; i++) pthread_join(th[i], NULL);
     }
 }
 
