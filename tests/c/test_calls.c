@@ -385,6 +385,9 @@ static int udp_errors_reported(struct sockaddr_in *dead) {
 #endif
 
 static void block_events(void) {
+#ifdef _WIN32
+    int resets = resets_reported();
+#endif
     rsock_token *t = rsock_token_new();
     rsock_socket sv[2];
     unix_pair(sv);
@@ -406,6 +409,12 @@ static void block_events(void) {
     sleep_ms(20);
     CHECK(rsock_block(t, sv[0], RSOCK_READABLE, 1000) == RSOCK_READABLE);
     char c;
+#ifdef _WIN32
+    if (!resets) {
+        printf("     (this system reports a reset as the end of the stream)\n");
+        CHECK(rsock_recv(t, sv[0], &c, 1, 0, 1000) == 0);
+    } else
+#endif
     CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 1000), RT_ECONNRESET);
     close_sock(sv[0]);
 

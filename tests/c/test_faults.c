@@ -30,12 +30,21 @@ static void *reset_later(void *arg) {
 /* A peer reset while recv waits, and while send waits for room: the call
    returns at once with ECONNRESET (send may see EPIPE, as send() does). */
 static void peer_reset_during_recv_and_send(void) {
+#ifdef _WIN32
+    int resets = resets_reported();
+#endif
     rsock_socket sv[2];
     tcp_pair(sv);
     struct resetter r = {sv[1], 50, 0};
     REQUIRE(pthread_create(&r.th, NULL, reset_later, &r) == 0);
     char c;
     double t0 = now_ms();
+#ifdef _WIN32
+    if (!resets) {
+        printf("     (this system reports a reset as the end of the stream)\n");
+        CHECK(rsock_recv(NULL, sv[0], &c, 1, 0, 5000) == 0);
+    } else
+#endif
     CHECK_ERR(rsock_recv(NULL, sv[0], &c, 1, 0, 5000), RT_ECONNRESET);
     CHECK(now_ms() - t0 < 2000);
     pthread_join(r.th, NULL);
@@ -300,7 +309,14 @@ static void wrong_and_absurd_arguments(void) {
     CHECK_ERR(rsock_connect(NULL, l, (struct sockaddr *)&a, sizeof a, 100), plain); /* as connect() says */
     /* an address of the wrong length */
     rsock_socket fresh = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK_ERR(rsock_connect(NULL, fresh, (struct sockaddr *)&a, 3, 100), RT_EINVAL);
+#ifdef _WIN32
+    /* Winsock's own error for it: WSAEFAULT (Wine: WSAEADDRNOTAVAIL) */
+    int short_addr = connect(fresh, (struct sockaddr *)&a, 3) == -1 ? rt_sock_error() : 0;
+    CHECK(short_addr != 0);
+#else
+    int short_addr = EINVAL;
+#endif
+    CHECK_ERR(rsock_connect(NULL, fresh, (struct sockaddr *)&a, 3, 100), short_addr);
     close_sock(fresh);
     /* recvfrom's length pointer without the address, and the reverse */
     CHECK_ERR(rsock_recvfrom(NULL, sv[0], buf, 4, 0, (struct sockaddr *)&a, NULL, 0), RT_EINVAL);

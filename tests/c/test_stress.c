@@ -403,6 +403,9 @@ int main(void) {
     margin_ms = rt_memory_tool() ? 2000 : 250;
     rt_watchdog((unsigned)seconds + 120);
     rt_ignore_sigpipe();
+#ifdef _WIN32
+    settle_pending_connect_handles(); /* connects get cancelled here */
+#endif
     int fds = fd_count();
 #ifdef __GLIBC__
     size_t heap = mallinfo2().uordblks;
