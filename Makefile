@@ -139,9 +139,10 @@ WIN_CC ?= x86_64-w64-mingw32-gcc
 WIN_BUILD := build/win
 WIN_LIB := target/$(WIN_TARGET)/release/librsock.a
 WIN_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -Iinclude -Itests/c
-# What the library needs (cargo rustc ... -- --print native-static-libs),
+# What the library needs (cargo rustc ... -- --print native-static-libs;
+# its -lwindows.0.52.0 import library is covered by the system ones),
 # and winpthreads for the tests' threads and clocks.
-WIN_LDLIBS := -lws2_32 -luserenv -lntdll -lbcrypt -ladvapi32 -lkernel32 -luser32 -lpthread
+WIN_LDLIBS := -lws2_32 -luser32 -luserenv -lntdll -ldbghelp -lbcrypt -ladvapi32 -lkernel32 -lpthread
 WINE ?= wine
 WIN_PREFIX := $(abspath build/wine)
 WIN_TIMEOUT ?= 300
