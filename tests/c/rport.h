@@ -21,7 +21,6 @@
 #define RT_EINVAL WSAEINVAL
 #define RT_EBADSOCK WSAENOTSOCK /* an invalid or closed socket: EBADF on POSIX */
 #define RT_ENOTSOCK WSAENOTSOCK
-#define RT_EAGAIN WSAEWOULDBLOCK
 #define RT_ECONNREFUSED WSAECONNREFUSED
 #define RT_ECONNRESET WSAECONNRESET
 #define RT_ENOTCONN WSAENOTCONN
@@ -32,7 +31,7 @@
 #define RT_EAI_SYSTEM SOCKET_ERROR
 /* What a non-blocking connect that is still in progress reports. */
 #define RT_CONNECT_PENDING WSAEWOULDBLOCK
-/* Flags that only exist on POSIX, where they only serve to avoid SIGPIPE. */
+/* MSG_NOSIGNAL where it exists (Windows has no SIGPIPE to avoid). */
 #define RT_NOSIGNAL 0
 /* What WSAPoll sets in revents for a socket with data to read. */
 #define RT_POLLIN_REVENTS POLLRDNORM
@@ -63,8 +62,8 @@ static inline void *rt_warm_up_thread(void *arg) {
     return arg;
 }
 
-/* Winsock must be started before any socket call. And MinGW's runtime
-   opens handles that it keeps for good on its first threads, when they
+/* Winsock must be started before any socket call. And the thread runtime
+   opens handles that it keeps for good on the first threads, when several
    exit at once, and on the first use of a thread-local variable: that
    happens here, before any test counts handles. */
 __attribute__((constructor)) static void rt_winsock_start(void) {
@@ -197,7 +196,6 @@ static inline void rt_pipe_close(rsock_socket p) { CloseHandle((HANDLE)p); }
 #define RT_EINVAL EINVAL
 #define RT_EBADSOCK EBADF
 #define RT_ENOTSOCK ENOTSOCK
-#define RT_EAGAIN EAGAIN
 #define RT_ECONNREFUSED ECONNREFUSED
 #define RT_ECONNRESET ECONNRESET
 #define RT_ENOTCONN ENOTCONN
