@@ -29,7 +29,7 @@
 use super::{Error, Result};
 use libc::{c_int, c_void};
 use std::ptr;
-use std::sync::Once;
+use std::sync::OnceLock;
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
 use windows_sys::Win32::Networking::WinSock as ws;
 use windows_sys::Win32::System::Threading::{
@@ -105,6 +105,8 @@ pub mod codes {
     pub const WSANO_RECOVERY: i32 = ws::WSANO_RECOVERY;
     pub const WSANO_DATA: i32 = ws::WSANO_DATA;
     pub const WSATYPE_NOT_FOUND: i32 = ws::WSATYPE_NOT_FOUND;
+    /// getaddrinfo's EAI_MEMORY.
+    pub const WSA_NOT_ENOUGH_MEMORY: i32 = ws::WSA_NOT_ENOUGH_MEMORY;
     pub const WSAESOCKTNOSUPPORT: i32 = ws::WSAESOCKTNOSUPPORT;
 }
 pub use codes::{
@@ -161,17 +163,14 @@ fn last() -> Error {
 /// Calls WSAStartup once for the library's own use (reference-counted by
 /// Winsock, so the application's own WSAStartup/WSACleanup are unaffected).
 fn startup() -> Result<()> {
-    static ONCE: Once = Once::new();
-    static mut RESULT: i32 = 0;
-    ONCE.call_once(|| {
+    static RESULT: OnceLock<i32> = OnceLock::new();
+    let r = *RESULT.get_or_init(|| {
         // SAFETY: WSADATA is plain data, filled in by the call.
         let mut data: ws::WSADATA = unsafe { std::mem::zeroed() };
-        // SAFETY: `data` is a valid out-pointer; RESULT is written only here,
-        // before ONCE completes, and read only after.
-        unsafe { RESULT = ws::WSAStartup(0x0202, &mut data) };
+        // SAFETY: `data` is a valid out-pointer.
+        unsafe { ws::WSAStartup(0x0202, &mut data) }
     });
-    // SAFETY: see above.
-    match unsafe { RESULT } {
+    match r {
         0 => Ok(()),
         e => Err(Error(e)),
     }
@@ -771,7 +770,7 @@ pub fn lookup_errno(rc: c_int, errno: i32) -> i32 {
     match rc {
         EAI_SYSTEM => errno,
         WSATRY_AGAIN => WSATRY_AGAIN,
-        ENOBUFS => ENOMEM,
+        WSA_NOT_ENOUGH_MEMORY => ENOMEM,
         EINVAL | EAFNOSUPPORT | WSAESOCKTNOSUPPORT | WSATYPE_NOT_FOUND => EINVAL,
         _ => EHOSTUNREACH, // WSAHOST_NOT_FOUND, WSANO_DATA, WSANO_RECOVERY, ...
     }
