@@ -1,11 +1,13 @@
 /* The cancellable socket calls: results, errors, nothing lost, modes. */
 #include "rtest.h"
 
+#ifndef _WIN32
 #include <arpa/inet.h>
+#endif
 
 static void recv_ready_timeout_and_zero(void) {
     rsock_token *t = rsock_token_new();
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     char buf[16];
     CHECK(send(sv[1], "hello", 5, 0) == 5);
@@ -19,15 +21,15 @@ static void recv_ready_timeout_and_zero(void) {
     CHECK(send(sv[1], "x", 1, 0) == 1);
     CHECK(rsock_recv(t, sv[0], buf, sizeof buf, 0, 0) == 1);
     /* End of stream. */
-    close(sv[1]);
+    close_sock(sv[1]);
     CHECK(rsock_recv(t, sv[0], buf, sizeof buf, 0, 1000) == 0);
-    close(sv[0]);
+    close_sock(sv[0]);
     rsock_token_unref(t);
 }
 
 static void recv_cancel_consumes_nothing(void) {
     rsock_token *t = rsock_token_new();
-    int sv[2];
+    rsock_socket sv[2];
     tcp_pair(sv);
     char buf[16];
     struct canceller c;
@@ -51,12 +53,12 @@ static void recv_cancel_consumes_nothing(void) {
 
 static void *shut_down_later(void *arg) {
     sleep_ms(50);
-    shutdown(*(int *)arg, SHUT_WR);
+    shutdown(*(rsock_socket *)arg, SHUT_WR);
     return NULL;
 }
 
 static void recv_waitall_gathers_a_full_buffer(void) {
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     rsock_token *t = rsock_token_new();
     CHECK(send(sv[1], "12345", 5, 0) == 5);
@@ -68,7 +70,7 @@ static void recv_waitall_gathers_a_full_buffer(void) {
     start_cancel(&c, t, 50);
     CHECK(send(sv[1], "ab", 2, 0) == 2);
     double t0 = now_ms();
-    errno = 0;
+    rt_set_error(0);
     CHECK(rsock_recv(t, sv[0], buf, 10, MSG_WAITALL, 5000) == 2);
     CHECK(rsock_last_error() == RSOCK_ECANCELED && now_ms() - t0 < 4000);
     join_cancel(&c);
@@ -79,7 +81,7 @@ static void recv_waitall_gathers_a_full_buffer(void) {
     CHECK(send(sv[1], "xy", 2, 0) == 2);
     pthread_t th;
     REQUIRE(pthread_create(&th, NULL, shut_down_later, &sv[1]) == 0);
-    errno = EINTR;
+    rt_set_error(EINTR);
     CHECK(rsock_recv(t, sv[0], buf, 10, MSG_WAITALL, 2000) == 2 && memcmp(buf, "xy", 2) == 0);
     CHECK(rsock_last_error() == 0);
     pthread_join(th, NULL);
@@ -88,6 +90,7 @@ static void recv_waitall_gathers_a_full_buffer(void) {
     rsock_token_unref(t);
 }
 
+#ifndef _WIN32
 /* Every call leaves the socket's blocking mode as it found it. */
 static void modes_left_as_found(void) {
     rsock_token *t = rsock_token_new();
@@ -124,12 +127,13 @@ static void modes_left_as_found(void) {
     }
     rsock_token_unref(t);
 }
+#endif
 
 static void udp_recvfrom_sendto(void) {
     rsock_token *t = rsock_token_new();
-    int a = socket(AF_INET, SOCK_DGRAM, 0);
+    rsock_socket a = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in addr;
-    int b = udp_bound(&addr);
+    rsock_socket b = udp_bound(&addr);
 
     char buf[64];
     struct sockaddr_in from;
@@ -146,42 +150,43 @@ static void udp_recvfrom_sendto(void) {
     /* Addresses are optional, as for recvfrom. */
     CHECK(rsock_sendto(t, a, "x", 1, 0, (struct sockaddr *)&addr, sizeof addr, 1000) == 1);
     CHECK(rsock_recvfrom(t, b, buf, sizeof buf, 0, NULL, NULL, 1000) == 1);
-    CHECK_ERR(rsock_recvfrom(t, b, buf, sizeof buf, 0, (struct sockaddr *)&from, NULL, 0), EINVAL);
-    CHECK_ERR(rsock_sendto(t, a, "x", 1, 0, NULL, 4, 0), EINVAL);
-    close(a);
-    close(b);
+    CHECK_ERR(rsock_recvfrom(t, b, buf, sizeof buf, 0, (struct sockaddr *)&from, NULL, 0), RT_EINVAL);
+    CHECK_ERR(rsock_sendto(t, a, "x", 1, 0, NULL, 4, 0), RT_EINVAL);
+    close_sock(a);
+    close_sock(b);
     rsock_token_unref(t);
 }
 
 static void accept_cancel_leaves_connection_queued(void) {
     rsock_token *t = rsock_token_new();
     struct sockaddr_in a;
-    int l = tcp_listener(8, &a);
+    rsock_socket l = tcp_listener(8, &a);
     struct canceller c;
     start_cancel(&c, t, 30);
-    CHECK(rsock_accept(t, l, NULL, NULL, 5000) == RSOCK_INVALID_SOCKET && errno == RSOCK_ECANCELED);
+    CHECK(rsock_accept(t, l, NULL, NULL, 5000) == RSOCK_INVALID_SOCKET && rsock_last_error() == RSOCK_ECANCELED);
     join_cancel(&c);
-    int cl = socket(AF_INET, SOCK_STREAM, 0);
+    rsock_socket cl = socket(AF_INET, SOCK_STREAM, 0);
     CHECK(connect(cl, (struct sockaddr *)&a, sizeof a) == 0);
-    CHECK(rsock_accept(t, l, NULL, NULL, 1000) == RSOCK_INVALID_SOCKET && errno == RSOCK_ECANCELED);
+    CHECK(rsock_accept(t, l, NULL, NULL, 1000) == RSOCK_INVALID_SOCKET && rsock_last_error() == RSOCK_ECANCELED);
     rsock_token_reset(t);
     struct sockaddr_in peer;
     socklen_t plen = sizeof peer;
-    int s = rsock_accept(t, l, (struct sockaddr *)&peer, &plen, 1000);
-    CHECK(s >= 0 && peer.sin_family == AF_INET);
-    CHECK(rsock_accept(t, l, NULL, NULL, 0) == RSOCK_INVALID_SOCKET && errno == RSOCK_ETIMEDOUT);
-    close(s);
-    close(cl);
-    close(l);
+    rsock_socket s = rsock_accept(t, l, (struct sockaddr *)&peer, &plen, 1000);
+    CHECK(sock_ok(s) && peer.sin_family == AF_INET);
+    CHECK(rsock_accept(t, l, NULL, NULL, 0) == RSOCK_INVALID_SOCKET && rsock_last_error() == RSOCK_ETIMEDOUT);
+    close_sock(s);
+    close_sock(cl);
+    close_sock(l);
     rsock_token_unref(t);
 }
 
 /* A loopback address whose connects hang: its accept queue is full, so the
    kernel drops further SYNs. Returns the listener; fills `a`. */
-static int hanging_listener(struct sockaddr_in *a, int fillers[4]) {
-    int l = tcp_listener(0, a);
+static rsock_socket hanging_listener(struct sockaddr_in *a, rsock_socket fillers[4]) {
+    rsock_socket l = tcp_listener(0, a);
     for (int i = 0; i < 4; i++) {
-        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        fillers[i] = socket(AF_INET, SOCK_STREAM, 0);
+        set_nonblocking(fillers[i], 1);
         connect(fillers[i], (struct sockaddr *)a, sizeof *a);
     }
     sleep_ms(50);
@@ -191,29 +196,36 @@ static int hanging_listener(struct sockaddr_in *a, int fillers[4]) {
 static void connect_results(void) {
     rsock_token *t = rsock_token_new();
     struct sockaddr_in a;
-    int l = tcp_listener(8, &a);
-    close(l); /* nobody listens there now */
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK_ERR(rsock_connect(t, c, (struct sockaddr *)&a, sizeof a, 1000), ECONNREFUSED);
-    close(c);
+    rsock_socket l = tcp_listener(8, &a);
+    close_sock(l); /* nobody listens there now */
+    rsock_socket c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_ERR(rsock_connect(t, c, (struct sockaddr *)&a, sizeof a, 1000), RT_ECONNREFUSED);
+    close_sock(c);
 
-    int fill[4];
+#ifdef _WIN32
+    if (!full_queue_stalls()) {
+        printf("skip connect_results (timeout, cancel): connects to a full listener do not stall here\n");
+        rsock_token_unref(t);
+        return;
+    }
+#endif
+    rsock_socket fill[4];
     l = hanging_listener(&a, fill);
     c = socket(AF_INET, SOCK_STREAM, 0);
     double t0 = now_ms();
     CHECK_ERR(rsock_connect(t, c, (struct sockaddr *)&a, sizeof a, 100), RSOCK_ETIMEDOUT);
     CHECK(now_ms() - t0 >= 100);
-    CHECK(is_nonblocking(c) == 0);
-    close(c);
+    CHECK_MODE(c, 0);
+    close_sock(c);
     c = socket(AF_INET, SOCK_STREAM, 0);
     struct canceller cc;
     start_cancel(&cc, t, 30);
     CHECK_ERR(rsock_connect(t, c, (struct sockaddr *)&a, sizeof a, 5000), RSOCK_ECANCELED);
     join_cancel(&cc);
-    close(c);
-    for (int i = 0; i < 4; i++) close(fill[i]);
-    close(l);
-    CHECK_ERR(rsock_connect(t, 3000, (struct sockaddr *)&a, sizeof a, 0), RSOCK_ECANCELED);
+    close_sock(c);
+    for (int i = 0; i < 4; i++) close_sock(fill[i]);
+    close_sock(l);
+    CHECK_ERR(rsock_connect(t, (rsock_socket)3000, (struct sockaddr *)&a, sizeof a, 0), RSOCK_ECANCELED);
     rsock_token_unref(t);
 }
 
@@ -225,11 +237,11 @@ static void send_partial_counts_are_exact(void) {
     REQUIRE(buf);
     memset(buf, 'z', BIG);
     for (int round = 0; round < 2; round++) {
-        int sv[2];
+        rsock_socket sv[2];
         tcp_pair(sv);
         intptr_t n;
         int why;
-        errno = 0;
+        rt_set_error(0);
         if (round == 0) {
             n = rsock_send(t, sv[0], buf, BIG, 0, 100); /* times out part-way */
             why = rsock_last_error();
@@ -253,7 +265,7 @@ static void send_partial_counts_are_exact(void) {
         close_pair(sv);
     }
     /* Nothing queued yet and cancelled: -1, not 0. */
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     rsock_cancel(t);
     CHECK_ERR(rsock_send(t, sv[0], "x", 1, 0, 1000), RSOCK_ECANCELED);
@@ -262,6 +274,7 @@ static void send_partial_counts_are_exact(void) {
     rsock_token_unref(t);
 }
 
+#ifndef _WIN32
 /* A caller's MSG_DONTWAIT means one attempt, whatever the timeout. */
 static void dontwait_makes_one_attempt(void) {
     rsock_token *t = rsock_token_new();
@@ -289,17 +302,18 @@ static void dontwait_makes_one_attempt(void) {
     close_pair(sv);
     rsock_token_unref(t);
 }
+#endif
 
 struct reader {
-    int fd;
+    rsock_socket fd;
     long total;
 };
 
 static void *drain_all(void *arg) {
     struct reader *r = arg;
     char buf[65536];
-    ssize_t n;
-    while ((n = recv(r->fd, buf, sizeof buf, 0)) > 0) r->total += n;
+    int n;
+    while ((n = (int)recv(r->fd, buf, sizeof buf, 0)) > 0) r->total += n;
     return NULL;
 }
 
@@ -307,14 +321,14 @@ static void send_blocks_until_all_queued(void) {
     rsock_token *t = rsock_token_new();
     enum { BIG = 16 << 20 };
     char *buf = calloc(1, BIG);
-    int sv[2];
+    rsock_socket sv[2];
     tcp_pair(sv);
     set_nonblocking(sv[0], 1); /* also on a non-blocking socket */
     struct reader r = {sv[1], 0};
     pthread_t th;
     pthread_create(&th, NULL, drain_all, &r);
     CHECK(rsock_send(t, sv[0], buf, BIG, 0, RSOCK_INFINITE) == BIG);
-    CHECK(is_nonblocking(sv[0]) == 1);
+    CHECK_MODE(sv[0], 1);
     shutdown(sv[0], SHUT_WR);
     pthread_join(th, NULL);
     CHECK(r.total == BIG);
@@ -323,6 +337,7 @@ static void send_blocks_until_all_queued(void) {
     rsock_token_unref(t);
 }
 
+#ifndef _WIN32
 static volatile sig_atomic_t usr1_count;
 static void on_usr1(int sig) {
     (void)sig;
@@ -353,10 +368,28 @@ static void eintr_resumes_with_remaining_time(void) {
     rsock_token_unref(t);
     signal(SIGUSR1, SIG_DFL);
 }
+#endif
+
+#ifdef _WIN32
+/* Whether this system reports an ICMP port unreachable to a connected UDP
+   socket (Wine does not); `dead` has no listener. */
+static int udp_errors_reported(struct sockaddr_in *dead) {
+    rsock_socket u = socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(connect(u, (struct sockaddr *)dead, sizeof *dead) == 0);
+    CHECK(send(u, "?", 1, 0) == 1);
+    rsock_pollfd p = {u, POLLIN, 0};
+    int r = rt_poll(&p, 1, 200);
+    close_sock(u);
+    return r == 1;
+}
+#endif
 
 static void block_events(void) {
+#ifdef _WIN32
+    int resets = resets_reported();
+#endif
     rsock_token *t = rsock_token_new();
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     CHECK(rsock_block(t, sv[0], RSOCK_WRITABLE, 1000) == RSOCK_WRITABLE);
     CHECK(rsock_block(t, sv[0], RSOCK_READABLE | RSOCK_WRITABLE, 1000) == RSOCK_WRITABLE);
@@ -371,26 +404,47 @@ static void block_events(void) {
        next call reports the error. */
     tcp_pair(sv);
     struct linger lg = {1, 0};
-    setsockopt(sv[1], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    close(sv[1]);
+    setsockopt(sv[1], SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg);
+    close_sock(sv[1]);
     sleep_ms(20);
     CHECK(rsock_block(t, sv[0], RSOCK_READABLE, 1000) == RSOCK_READABLE);
     char c;
-    CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 1000), ECONNRESET);
-    close(sv[0]);
+#ifdef _WIN32
+    if (!resets) {
+        printf("     (this system reports a reset as the end of the stream)\n");
+        CHECK(rsock_recv(t, sv[0], &c, 1, 0, 1000) == 0);
+    } else
+#endif
+    CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 1000), RT_ECONNRESET);
+    close_sock(sv[0]);
 
     /* A pending error with no data (ICMP port unreachable on a connected UDP
        socket) counts as readable, and the next call reports it. */
     {
         struct sockaddr_in dead;
-        close(udp_bound(&dead)); /* nothing listens on that port now */
-        int u = socket(AF_INET, SOCK_DGRAM, 0);
-        REQUIRE(connect(u, (struct sockaddr *)&dead, sizeof dead) == 0);
-        CHECK(send(u, "?", 1, 0) == 1);
-        sleep_ms(20);
-        CHECK(rsock_block(t, u, RSOCK_READABLE, 1000) == RSOCK_READABLE);
-        CHECK_ERR(rsock_recv(t, u, &c, 1, 0, 1000), ECONNREFUSED);
-        close(u);
+        close_sock(udp_bound(&dead)); /* nothing listens on that port now */
+#ifdef _WIN32
+        if (!udp_errors_reported(&dead)) {
+            printf("skip block_events (UDP error): this system does not report ICMP errors on UDP\n");
+        } else
+#endif
+        {
+            rsock_socket u = socket(AF_INET, SOCK_DGRAM, 0);
+            REQUIRE(connect(u, (struct sockaddr *)&dead, sizeof dead) == 0);
+            CHECK(send(u, "?", 1, 0) == 1);
+            sleep_ms(20);
+            CHECK(rsock_block(t, u, RSOCK_READABLE, 1000) == RSOCK_READABLE);
+#ifdef _WIN32
+            /* Windows reports a port unreachable as a reset (Wine as Linux does). */
+            rt_set_error(0);
+            long r = (long)rsock_recv(t, u, &c, 1, 0, 1000);
+            int e = rsock_last_error();
+            CHECK(r == -1 && (e == WSAECONNRESET || e == WSAECONNREFUSED));
+#else
+            CHECK_ERR(rsock_recv(t, u, &c, 1, 0, 1000), ECONNREFUSED);
+#endif
+            close_sock(u);
+        }
     }
 
     /* Hang-up while waiting only for writability of a full socket. */
@@ -400,9 +454,9 @@ static void block_events(void) {
     while (send(sv[0], junk, sizeof junk, 0) > 0) {
     }
     CHECK_ERR(rsock_block(t, sv[0], RSOCK_WRITABLE, 0), RSOCK_ETIMEDOUT);
-    close(sv[1]);
+    close_sock(sv[1]);
     CHECK(rsock_block(t, sv[0], RSOCK_WRITABLE, 1000) == RSOCK_WRITABLE);
-    close(sv[0]);
+    close_sock(sv[0]);
 
     struct canceller cc;
     unix_pair(sv);
@@ -415,24 +469,24 @@ static void block_events(void) {
 
 static void poll_many(void) {
     rsock_token *t = rsock_token_new();
-    int a[2], b[2];
+    rsock_socket a[2], b[2];
     unix_pair(a);
     unix_pair(b);
-    rsock_pollfd fds[3] = {{a[0], POLLIN, 0}, {-1, POLLIN, 0}, {b[0], POLLIN, 0}};
+    rsock_pollfd fds[3] = {{a[0], POLLIN, 0}, {RSOCK_INVALID_SOCKET, POLLIN, 0}, {b[0], POLLIN, 0}};
     CHECK(rsock_poll(t, fds, 3, 20) == 0); /* timeout: 0, as poll() */
     CHECK(send(b[1], "p", 1, 0) == 1);
     fds[2].revents = 77;
     CHECK(rsock_poll(t, fds, 3, 1000) == 1);
-    CHECK(fds[0].revents == 0 && fds[1].revents == 0 && fds[2].revents == POLLIN);
+    CHECK(fds[0].revents == 0 && fds[1].revents == 0 && fds[2].revents == RT_POLLIN_REVENTS);
     double t0 = now_ms();
     CHECK(rsock_poll(t, NULL, 0, 30) == 0); /* a cancellable sleep */
     CHECK(now_ms() - t0 >= 30);
-    CHECK_ERR(rsock_poll(t, NULL, 2, 0), EINVAL);
+    CHECK_ERR(rsock_poll(t, NULL, 2, 0), RT_EINVAL);
     /* Small and large sets (the library keeps small ones on the stack). */
     for (int n = 14; n <= 18; n++) {
         rsock_pollfd many[18];
         for (int i = 0; i < n; i++) many[i] = (rsock_pollfd){i == n - 1 ? b[0] : a[0], POLLIN, 0};
-        CHECK(rsock_poll(t, many, (size_t)n, 1000) == 1 && many[n - 1].revents == POLLIN);
+        CHECK(rsock_poll(t, many, (size_t)n, 1000) == 1 && many[n - 1].revents == RT_POLLIN_REVENTS);
     }
     struct canceller cc;
     start_cancel(&cc, t, 30);
@@ -447,55 +501,56 @@ static void poll_many(void) {
 
 static void bad_arguments(void) {
     rsock_token *t = rsock_token_new();
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     char buf[4];
     struct sockaddr_in a = {0};
     socklen_t al = sizeof a;
-    CHECK_ERR(rsock_recv(t, -1, buf, 4, 0, 0), EBADF);
-    CHECK_ERR(rsock_send(t, -1, buf, 4, 0, 0), EBADF);
-    CHECK_ERR(rsock_recvfrom(t, -1, buf, 4, 0, NULL, NULL, 0), EBADF);
-    CHECK_ERR(rsock_sendto(t, -1, buf, 4, 0, NULL, 0, 0), EBADF);
-    CHECK_ERR(rsock_accept(t, -1, NULL, NULL, 0), EBADF);
-    CHECK_ERR(rsock_connect(t, -1, (struct sockaddr *)&a, sizeof a, 0), EBADF);
-    CHECK_ERR(rsock_block(t, -1, RSOCK_READABLE, 0), EBADF);
-    CHECK_ERR(rsock_recv(t, 4000, buf, 4, 0, 0), EBADF); /* closed descriptor */
-    CHECK_ERR(rsock_block(t, 4000, RSOCK_READABLE, 0), EBADF);
-    CHECK_ERR(rsock_recv(t, sv[0], NULL, 4, 0, 0), EINVAL);
-    CHECK_ERR(rsock_send(t, sv[0], NULL, 4, 0, 0), EINVAL);
-    CHECK_ERR(rsock_recv(t, sv[0], buf, (size_t)-1, 0, 0), EINVAL);
-    CHECK_ERR(rsock_recv(t, sv[0], buf, 4, 0, -2), EINVAL);
-    CHECK_ERR(rsock_block(t, sv[0], 0, 0), EINVAL);
-    CHECK_ERR(rsock_block(t, sv[0], 8, 0), EINVAL);
-    CHECK_ERR(rsock_block(t, sv[0], RSOCK_READABLE, -5), EINVAL);
-    CHECK_ERR(rsock_poll(t, NULL, 0, -9), EINVAL);
-    CHECK_ERR(rsock_connect(t, sv[0], NULL, 0, 0), EINVAL);
-    CHECK_ERR(rsock_accept(t, sv[0], (struct sockaddr *)&a, NULL, 0), EINVAL);
+    const rsock_socket bad = RSOCK_INVALID_SOCKET, closed = (rsock_socket)4000;
+    CHECK_ERR(rsock_recv(t, bad, buf, 4, 0, 0), RT_EBADSOCK);
+    CHECK_ERR(rsock_send(t, bad, buf, 4, 0, 0), RT_EBADSOCK);
+    CHECK_ERR(rsock_recvfrom(t, bad, buf, 4, 0, NULL, NULL, 0), RT_EBADSOCK);
+    CHECK_ERR(rsock_sendto(t, bad, buf, 4, 0, NULL, 0, 0), RT_EBADSOCK);
+    CHECK_ERR(rsock_accept(t, bad, NULL, NULL, 0), RT_EBADSOCK);
+    CHECK_ERR(rsock_connect(t, bad, (struct sockaddr *)&a, sizeof a, 0), RT_EBADSOCK);
+    CHECK_ERR(rsock_block(t, bad, RSOCK_READABLE, 0), RT_EBADSOCK);
+    CHECK_ERR(rsock_recv(t, closed, buf, 4, 0, 0), RT_EBADSOCK); /* closed descriptor */
+    CHECK_ERR(rsock_block(t, closed, RSOCK_READABLE, 0), RT_EBADSOCK);
+    CHECK_ERR(rsock_recv(t, sv[0], NULL, 4, 0, 0), RT_EINVAL);
+    CHECK_ERR(rsock_send(t, sv[0], NULL, 4, 0, 0), RT_EINVAL);
+    CHECK_ERR(rsock_recv(t, sv[0], buf, (size_t)-1, 0, 0), RT_EINVAL);
+    CHECK_ERR(rsock_recv(t, sv[0], buf, 4, 0, -2), RT_EINVAL);
+    CHECK_ERR(rsock_block(t, sv[0], 0, 0), RT_EINVAL);
+    CHECK_ERR(rsock_block(t, sv[0], 8, 0), RT_EINVAL);
+    CHECK_ERR(rsock_block(t, sv[0], RSOCK_READABLE, -5), RT_EINVAL);
+    CHECK_ERR(rsock_poll(t, NULL, 0, -9), RT_EINVAL);
+    CHECK_ERR(rsock_connect(t, sv[0], NULL, 0, 0), RT_EINVAL);
+    CHECK_ERR(rsock_accept(t, sv[0], (struct sockaddr *)&a, NULL, 0), RT_EINVAL);
     /* Errors from the system pass through unchanged. */
-    int p[2];
-    REQUIRE(pipe(p) == 0);
-    CHECK_ERR(rsock_recv(t, p[0], buf, 4, 0, 0), ENOTSOCK);
-    CHECK_ERR(rsock_accept(t, sv[0], (struct sockaddr *)&a, &al, 0), EINVAL); /* not listening */
-    close(p[0]);
-    close(p[1]);
+    rsock_socket p[2];
+    REQUIRE(rt_pipe(p) == 0);
+    CHECK_ERR(rsock_recv(t, p[0], buf, 4, 0, 0), RT_ENOTSOCK);
+    CHECK_ERR(rsock_accept(t, sv[0], (struct sockaddr *)&a, &al, 0), RT_EINVAL); /* not listening */
+    rt_pipe_close(p[0]);
+    rt_pipe_close(p[1]);
     close_pair(sv);
     rsock_token_unref(t);
 }
 
 int main(void) {
     rt_watchdog(120);
-    signal(SIGPIPE, SIG_IGN);
+    rt_ignore_sigpipe();
     RUN(recv_ready_timeout_and_zero);
     RUN(recv_cancel_consumes_nothing);
     RUN(recv_waitall_gathers_a_full_buffer);
-    RUN(modes_left_as_found);
+    RUN_POSIX(modes_left_as_found, "Windows cannot report a socket's blocking mode");
     RUN(udp_recvfrom_sendto);
     RUN(accept_cancel_leaves_connection_queued);
     RUN(connect_results);
     RUN(send_partial_counts_are_exact);
     RUN(send_blocks_until_all_queued);
-    RUN(dontwait_makes_one_attempt);
-    RUN(eintr_resumes_with_remaining_time);
+    RUN_POSIX(dontwait_makes_one_attempt, "Windows has no MSG_DONTWAIT");
+    RUN_POSIX(eintr_resumes_with_remaining_time, "needs signals (EINTR)");
     RUN(block_events);
     RUN(poll_many);
     RUN(bad_arguments);

@@ -8,14 +8,14 @@
 #include <stdatomic.h>
 
 /* Closes `s` so that the peer gets a reset (RST), not an orderly end. */
-static void reset_close(int s) {
+static void reset_close(rsock_socket s) {
     struct linger lg = {1, 0};
-    REQUIRE(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
-    close(s);
+    REQUIRE(setsockopt(s, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg) == 0);
+    close_sock(s);
 }
 
 struct resetter {
-    int fd;
+    rsock_socket fd;
     double after_ms;
     pthread_t th;
 };
@@ -30,40 +30,49 @@ static void *reset_later(void *arg) {
 /* A peer reset while recv waits, and while send waits for room: the call
    returns at once with ECONNRESET (send may see EPIPE, as send() does). */
 static void peer_reset_during_recv_and_send(void) {
-    int sv[2];
+#ifdef _WIN32
+    int resets = resets_reported();
+#endif
+    rsock_socket sv[2];
     tcp_pair(sv);
     struct resetter r = {sv[1], 50, 0};
     REQUIRE(pthread_create(&r.th, NULL, reset_later, &r) == 0);
     char c;
     double t0 = now_ms();
-    CHECK_ERR(rsock_recv(NULL, sv[0], &c, 1, 0, 5000), ECONNRESET);
+#ifdef _WIN32
+    if (!resets) {
+        printf("     (this system reports a reset as the end of the stream)\n");
+        CHECK(rsock_recv(NULL, sv[0], &c, 1, 0, 5000) == 0);
+    } else
+#endif
+    CHECK_ERR(rsock_recv(NULL, sv[0], &c, 1, 0, 5000), RT_ECONNRESET);
     CHECK(now_ms() - t0 < 2000);
     pthread_join(r.th, NULL);
-    close(sv[0]);
+    close_sock(sv[0]);
 
     tcp_pair(sv);
     int small = 4096;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, (const char *)&small, sizeof small);
     size_t len = 8 << 20;
     char *buf = calloc(1, len);
     REQUIRE(buf);
     r = (struct resetter){sv[1], 50, 0};
     REQUIRE(pthread_create(&r.th, NULL, reset_later, &r) == 0);
     t0 = now_ms();
-    errno = 0;
-    intptr_t n = rsock_send(NULL, sv[0], buf, len, MSG_NOSIGNAL, 5000);
+    rt_set_error(0);
+    intptr_t n = rsock_send(NULL, sv[0], buf, len, RT_NOSIGNAL, 5000);
     int err = rsock_last_error();
     CHECK(n >= 0 && n < (intptr_t)len); /* the partial count, with the reason */
-    CHECK(err == ECONNRESET || err == EPIPE);
+    CHECK(rt_peer_gone(err));
     CHECK(now_ms() - t0 < 2000);
-    CHECK_ERR(rsock_send(NULL, sv[0], buf, 1, MSG_NOSIGNAL, 1000), EPIPE);
+    CHECK_ERR(rsock_send(NULL, sv[0], buf, 1, RT_NOSIGNAL, 1000), RT_EPIPE);
     pthread_join(r.th, NULL);
-    close(sv[0]);
+    close_sock(sv[0]);
     free(buf);
 }
 
 struct closer {
-    int fd;
+    rsock_socket fd;
     rsock_token *tok;
     pthread_t th;
 };
@@ -71,7 +80,7 @@ struct closer {
 static void *close_then_cancel(void *arg) {
     struct closer *c = arg;
     sleep_ms(50);
-    close(c->fd);
+    close_sock(c->fd);
     sleep_ms(100);
     if (c->tok) rsock_cancel(c->tok);
     return NULL;
@@ -88,21 +97,21 @@ static void socket_closed_while_waiting(void) {
     printf("     skipped: the race on the descriptor is the point, and TSan reports it\n");
     return;
 #endif
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     char c;
     struct closer cl = {sv[0], NULL, 0};
     REQUIRE(pthread_create(&cl.th, NULL, close_then_cancel, &cl) == 0);
     double t0 = now_ms();
-    errno = 0;
+    rt_set_error(0);
     long r = (long)rsock_recv(NULL, sv[0], &c, 1, 0, 400);
     int err = rsock_last_error();
     double took = now_ms() - t0;
-    CHECK(r == -1 && (err == RSOCK_ETIMEDOUT || err == EBADF));
+    CHECK(r == -1 && (err == RSOCK_ETIMEDOUT || err == RT_EBADSOCK));
     CHECK(took < 2000);
     printf("     closed under a 400 ms recv: %s after %.0f ms\n", rsock_strerror(err), took);
     pthread_join(cl.th, NULL);
-    close(sv[1]);
+    close_sock(sv[1]);
 
     unix_pair(sv);
     rsock_token *t = rsock_token_new();
@@ -111,13 +120,14 @@ static void socket_closed_while_waiting(void) {
     t0 = now_ms();
     r = (long)rsock_recv(t, sv[0], &c, 1, 0, RSOCK_INFINITE);
     err = rsock_last_error();
-    CHECK(r == -1 && (err == RSOCK_ECANCELED || err == EBADF));
+    CHECK(r == -1 && (err == RSOCK_ECANCELED || err == RT_EBADSOCK));
     CHECK(now_ms() - t0 < 2000);
     pthread_join(cl.th, NULL);
-    close(sv[1]);
+    close_sock(sv[1]);
     rsock_token_unref(t);
 }
 
+#ifndef _WIN32 /* signals and descriptor limits: POSIX only */
 static atomic_long signals;
 static void on_signal(int sig) {
     (void)sig;
@@ -260,64 +270,78 @@ static void descriptors_run_out_during_a_wait(void) {
     close(l);
     close_pair(sv);
 }
+#endif /* signals and descriptor limits */
 
 /* A descriptor number that a receive found empty is closed and reused for
    a socket that cannot receive: the next call fails at once with its own
    error, as recv() does, not at its timeout. */
 static void reused_descriptor_number_fails_at_once(void) {
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     char c;
     for (int i = 0; i < 2; i++) CHECK_ERR(rsock_recv(NULL, sv[0], &c, 1, 0, 1), RSOCK_ETIMEDOUT);
-    int num = sv[0];
-    close(sv[0]);
+    rsock_socket num = sv[0];
+    close_sock(sv[0]);
     struct sockaddr_in a;
-    int l = tcp_listener(1, &a);
+    rsock_socket l = tcp_listener(1, &a);
     if (l != num) {
-        printf("     skipped: the number was not reused (%d, %d)\n", num, l);
+        printf("     skipped: the number was not reused (%lld, %lld)\n", (long long)num, (long long)l);
     } else {
         double t0 = now_ms();
-        CHECK_ERR(rsock_recv(NULL, l, &c, 1, 0, 1000), ENOTCONN);
+        CHECK_ERR(rsock_recv(NULL, l, &c, 1, 0, 1000), RT_ENOTCONN);
         CHECK(now_ms() - t0 < 500);
     }
-    close(l);
-    close(sv[1]);
+    close_sock(l);
+    close_sock(sv[1]);
 }
 
 /* Wrong kinds of socket, wrong arguments, absurd values: a clear error. */
 static void wrong_and_absurd_arguments(void) {
-    int sv[2];
+    rsock_socket sv[2];
     tcp_pair(sv);
     struct sockaddr_in a;
-    int l = tcp_listener(4, &a);
+    rsock_socket l = tcp_listener(4, &a);
     char buf[4];
     /* accept on a connected socket, connect on a listening one */
-    CHECK_ERR(rsock_accept(NULL, sv[0], NULL, NULL, 0), EINVAL);
-    int plain = connect(l, (struct sockaddr *)&a, sizeof a) == -1 ? errno : 0;
+    CHECK_ERR(rsock_accept(NULL, sv[0], NULL, NULL, 0), RT_EINVAL);
+    int plain = connect(l, (struct sockaddr *)&a, sizeof a) == -1 ? rt_sock_error() : 0;
     CHECK(plain != 0);
     CHECK_ERR(rsock_connect(NULL, l, (struct sockaddr *)&a, sizeof a, 100), plain); /* as connect() says */
     /* an address of the wrong length */
-    int fresh = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK_ERR(rsock_connect(NULL, fresh, (struct sockaddr *)&a, 3, 100), EINVAL);
-    close(fresh);
+    rsock_socket fresh = socket(AF_INET, SOCK_STREAM, 0);
+#ifdef _WIN32
+    /* Winsock's own error for it: WSAEFAULT (Wine: WSAEADDRNOTAVAIL) */
+    int short_addr = connect(fresh, (struct sockaddr *)&a, 3) == -1 ? rt_sock_error() : 0;
+    CHECK(short_addr != 0);
+#else
+    int short_addr = EINVAL;
+#endif
+    CHECK_ERR(rsock_connect(NULL, fresh, (struct sockaddr *)&a, 3, 100), short_addr);
+    close_sock(fresh);
     /* recvfrom's length pointer without the address, and the reverse */
-    CHECK_ERR(rsock_recvfrom(NULL, sv[0], buf, 4, 0, (struct sockaddr *)&a, NULL, 0), EINVAL);
+    CHECK_ERR(rsock_recvfrom(NULL, sv[0], buf, 4, 0, (struct sockaddr *)&a, NULL, 0), RT_EINVAL);
     /* unknown event bits; poll with NULL entries, or too many */
-    CHECK_ERR(rsock_block(NULL, sv[0], RSOCK_READABLE | 4, 0), EINVAL);
-    CHECK_ERR(rsock_poll(NULL, NULL, 1, 0), EINVAL);
+    CHECK_ERR(rsock_block(NULL, sv[0], RSOCK_READABLE | 4, 0), RT_EINVAL);
+    CHECK_ERR(rsock_poll(NULL, NULL, 1, 0), RT_EINVAL);
     rsock_pollfd p = {sv[0], POLLIN, 0};
-    CHECK_ERR(rsock_poll(NULL, &p, (size_t)-1, 0), EINVAL);
+    CHECK_ERR(rsock_poll(NULL, &p, (size_t)-1, 0), RT_EINVAL);
     /* flags the call does not define on this system: EINVAL, nothing done */
     CHECK(rsock_send(NULL, sv[1], "y", 1, 0, 0) == 1);
-    CHECK_ERR(rsock_recv(NULL, sv[0], buf, 4, 0x40000000, 0), EINVAL);
-    CHECK_ERR(rsock_recvfrom(NULL, sv[0], buf, 4, RSOCK_READABLE << 28, NULL, NULL, 0), EINVAL);
-    CHECK_ERR(rsock_send(NULL, sv[0], "x", 1, MSG_PEEK, 0), EINVAL);
-    CHECK_ERR(rsock_sendto(NULL, sv[0], "x", 1, MSG_WAITALL, NULL, 0, 0), EINVAL);
+    CHECK_ERR(rsock_recv(NULL, sv[0], buf, 4, 0x40000000, 0), RT_EINVAL);
+    CHECK_ERR(rsock_recvfrom(NULL, sv[0], buf, 4, RSOCK_READABLE << 28, NULL, NULL, 0), RT_EINVAL);
+    CHECK_ERR(rsock_send(NULL, sv[0], "x", 1, MSG_PEEK, 0), RT_EINVAL);
+    CHECK_ERR(rsock_sendto(NULL, sv[0], "x", 1, MSG_WAITALL, NULL, 0, 0), RT_EINVAL);
+#ifdef MSG_NOSIGNAL
     /* ...while the flags people pass out of habit are accepted */
     CHECK(rsock_recv(NULL, sv[0], buf, 4, MSG_PEEK | MSG_NOSIGNAL, 0) == 1);
+#endif
     /* MSG_OOB: as recv(), EINVAL with no urgent data, the urgent byte once
        it is there (waiting for urgent data, not for the ordinary byte) */
+#ifdef _WIN32
+    CHECK_ERR(rsock_recv(NULL, sv[0], buf, 1, MSG_OOB, 100), RSOCK_ETIMEDOUT); /* Windows waits for it */
+#else
     CHECK_ERR(rsock_recv(NULL, sv[0], buf, 1, MSG_OOB, 100), EINVAL);
+#endif
     CHECK(rsock_send(NULL, sv[1], "!", 1, MSG_OOB, 0) == 1);
     CHECK(rsock_recv(NULL, sv[0], buf, 1, MSG_OOB, 1000) == 1 && buf[0] == '!');
     CHECK(rsock_recv(NULL, sv[0], buf, 1, 0, 0) == 1 && buf[0] == 'y');
@@ -333,32 +357,32 @@ static void wrong_and_absurd_arguments(void) {
     CHECK(rsock_recv(NULL, sv[0], buf, 1, 0, 0) == 1 && buf[0] == 'q');
 #endif
     /* absurd lengths and timeouts */
-    CHECK_ERR(rsock_send(NULL, sv[0], buf, (size_t)-1, 0, 0), EINVAL);
-    CHECK_ERR(rsock_recv(NULL, sv[0], buf, 4, 0, INT_MIN), EINVAL);
+    CHECK_ERR(rsock_send(NULL, sv[0], buf, (size_t)-1, 0, 0), RT_EINVAL);
+    CHECK_ERR(rsock_recv(NULL, sv[0], buf, 4, 0, INT_MIN), RT_EINVAL);
     CHECK(rsock_send(NULL, sv[0], "x", 1, 0, INT_MAX) == 1); /* a long timeout is fine */
     CHECK(rsock_recv(NULL, sv[1], buf, 1, 0, INT_MAX) == 1);
     /* a descriptor that is not a socket, and one that is not open */
-    int pp[2];
-    REQUIRE(pipe(pp) == 0);
-    CHECK_ERR(rsock_send(NULL, pp[1], "x", 1, 0, 0), ENOTSOCK);
-    CHECK_ERR(rsock_accept(NULL, pp[0], NULL, NULL, 0), ENOTSOCK);
-    close(pp[0]);
-    close(pp[1]);
-    CHECK_ERR(rsock_send(NULL, pp[1], "x", 1, 0, 0), EBADF);
+    rsock_socket pp[2];
+    REQUIRE(rt_pipe(pp) == 0);
+    CHECK_ERR(rsock_send(NULL, pp[1], "x", 1, 0, 0), RT_ENOTSOCK);
+    CHECK_ERR(rsock_accept(NULL, pp[0], NULL, NULL, 0), RT_ENOTSOCK);
+    rt_pipe_close(pp[0]);
+    rt_pipe_close(pp[1]);
+    CHECK_ERR(rsock_send(NULL, pp[1], "x", 1, 0, 0), RT_EBADSOCK);
     /* NULL token functions */
-    CHECK_ERR(rsock_cancel(NULL), EINVAL);
-    CHECK(rsock_token_child(NULL) == NULL && rsock_last_error() == EINVAL);
-    close(l);
+    CHECK_ERR(rsock_cancel(NULL), RT_EINVAL);
+    CHECK(rsock_token_child(NULL) == NULL && rsock_last_error() == RT_EINVAL);
+    close_sock(l);
     close_pair(sv);
 }
 
 int main(void) {
     rt_watchdog(60);
-    signal(SIGPIPE, SIG_IGN);
+    rt_ignore_sigpipe();
     RUN(peer_reset_during_recv_and_send);
     RUN(socket_closed_while_waiting);
-    RUN(signal_storm_during_waits);
-    RUN(descriptors_run_out_during_a_wait);
+    RUN_POSIX(signal_storm_during_waits, "needs signals (EINTR)");
+    RUN_POSIX(descriptors_run_out_during_a_wait, "needs RLIMIT_NOFILE to run out of descriptors");
     RUN(reused_descriptor_number_fails_at_once);
     RUN(wrong_and_absurd_arguments);
     return rt_finish("test_faults");

@@ -4,8 +4,11 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+#ifndef _WIN32
 #include <sys/wait.h>
+#endif
 
+#ifndef _WIN32 /* fork() and pthread_cancel: POSIX only */
 /* A forked child must not share the parent's wake descriptors: if it did,
    its waits would drain wake-ups meant for the parent. */
 static void fork_child_does_not_steal_wakeups(void) {
@@ -169,12 +172,13 @@ static void pthread_cancel_is_deferred_past_the_call(void) {
     close_pair(sv);
     rsock_token_unref(v.tok);
 }
+#endif /* fork() and pthread_cancel */
 
 /* Several threads accepting on one blocking listener: none may end up
    blocked in the kernel where a cancel cannot reach it. */
 struct acceptor {
     rsock_token *tok;
-    int listener;
+    rsock_socket listener;
     int timeout;
     long rounds;
     int unexpected;
@@ -182,9 +186,9 @@ struct acceptor {
 static void *accept_loop(void *arg) {
     struct acceptor *a = arg;
     for (;;) {
-        int s = rsock_accept(a->tok, a->listener, NULL, NULL, a->timeout);
-        if (s >= 0) {
-            close(s);
+        rsock_socket s = rsock_accept(a->tok, a->listener, NULL, NULL, a->timeout);
+        if (sock_ok(s)) {
+            close_sock(s);
             continue;
         }
         int e = rsock_last_error();
@@ -196,7 +200,7 @@ static void *accept_loop(void *arg) {
 
 static void threads_sharing_a_blocking_listener(void) {
     struct sockaddr_in addr;
-    int l = tcp_listener(16, &addr);
+    rsock_socket l = tcp_listener(16, &addr);
     rsock_token *t = rsock_token_new();
     enum { N = 4 };
     struct acceptor acc[N];
@@ -206,9 +210,9 @@ static void threads_sharing_a_blocking_listener(void) {
         pthread_create(&th[i], NULL, accept_loop, &acc[i]);
     }
     for (int i = 0; i < 20; i++) { /* a few real connections too */
-        int c = socket(AF_INET, SOCK_STREAM, 0);
+        rsock_socket c = socket(AF_INET, SOCK_STREAM, 0);
         connect(c, (struct sockaddr *)&addr, sizeof addr);
-        close(c);
+        close_sock(c);
         sleep_ms(10);
     }
     sleep_ms(100);
@@ -222,13 +226,13 @@ static void threads_sharing_a_blocking_listener(void) {
     }
     CHECK(unexpected == 0);
     CHECK(rounds > 100);
-    CHECK(is_nonblocking(l) == 0);
-    close(l);
+    CHECK_MODE(l, 0);
+    close_sock(l);
     rsock_token_unref(t);
 }
 
 static void peek_with_waitall_returns_what_is_queued(void) {
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     rsock_token *t = rsock_token_new();
     CHECK(send(sv[1], "abc", 3, 0) == 3);
@@ -245,7 +249,7 @@ static void peek_with_waitall_returns_what_is_queued(void) {
 static pthread_key_t late_key;
 static atomic_int late_ok, late_bad;
 static void late_calls(void *arg) {
-    int fd = *(int *)arg;
+    rsock_socket fd = *(rsock_socket *)arg;
     rsock_pollfd p = {fd, POLLIN, 0};
     char c;
     int ok = rsock_poll(NULL, &p, 1, 1) == 0;
@@ -261,7 +265,7 @@ static void *exit_with_late_calls(void *arg) {
 }
 
 static void calls_during_thread_exit(void) {
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     REQUIRE(pthread_key_create(&late_key, late_calls) == 0);
     int before = fd_count();
@@ -278,9 +282,9 @@ static void calls_during_thread_exit(void) {
 
 int main(void) {
     rt_watchdog(60);
-    RUN(fork_child_does_not_steal_wakeups);
-    RUN(fork_child_uses_inherited_tokens);
-    RUN(pthread_cancel_is_deferred_past_the_call);
+    RUN_POSIX(fork_child_does_not_steal_wakeups, "no fork() on Windows");
+    RUN_POSIX(fork_child_uses_inherited_tokens, "no fork() on Windows");
+    RUN_POSIX(pthread_cancel_is_deferred_past_the_call, "pthread_cancel is POSIX (winpthreads only emulates it)");
     RUN(threads_sharing_a_blocking_listener);
     RUN(peek_with_waitall_returns_what_is_queued);
     RUN(calls_during_thread_exit);

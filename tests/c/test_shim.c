@@ -26,7 +26,7 @@ static void reset_hook_stats(int cancel_at) {
 }
 
 static void hook_runs_while_waiting(void) {
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     CHECK(rsock_set_blocking_hook(counting_hook) == NULL);
     reset_hook_stats(0);
@@ -48,7 +48,7 @@ static void hook_runs_while_waiting(void) {
 }
 
 static void cancel_blocking_call_from_hook(void) {
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     rsock_set_blocking_hook(counting_hook);
     reset_hook_stats(3);
@@ -67,12 +67,12 @@ static void cancel_blocking_call_from_hook(void) {
     CHECK(rsock_unhook_blocking_hook() == 0);
     CHECK(rsock_set_blocking_hook(NULL) == NULL);
     /* Nothing outstanding. */
-    CHECK_ERR(rsock_cancel_blocking_call(), EINVAL);
+    CHECK_ERR(rsock_cancel_blocking_call(), RT_EINVAL);
     rsock_token_unref(t);
     close_pair(sv);
 }
 
-static int nested_sock;
+static rsock_socket nested_sock;
 static int nesting_hook(void) {
     char c;
     nested_result = (int)rsock_recv(NULL, nested_sock, &c, 1, 0, 0);
@@ -82,11 +82,11 @@ static int nesting_hook(void) {
 }
 
 static void calls_from_hook_fail_in_progress(void) {
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     nested_sock = sv[0];
     CHECK(send(sv[1], "z", 1, 0) == 1); /* the nested call would succeed */
-    int other[2];
+    rsock_socket other[2];
     unix_pair(other);
     rsock_set_blocking_hook(nesting_hook);
     char c;
@@ -106,12 +106,12 @@ static int other_hook(void) {
 }
 static void *wait_without_hook(void *arg) {
     char c;
-    rsock_recv(NULL, *(int *)arg, &c, 1, 0, 50);
+    rsock_recv(NULL, *(rsock_socket *)arg, &c, 1, 0, 50);
     return NULL;
 }
 
 static void hook_is_per_thread(void) {
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     rsock_set_blocking_hook(other_hook);
     pthread_t th;
@@ -124,7 +124,7 @@ static void hook_is_per_thread(void) {
 
 /* A UI thread cancels a worker's NULL-token call through its thread token. */
 struct worker {
-    int fd;
+    rsock_socket fd;
     rsock_token *published;
     atomic_int ready;
     long r1, r2, r3;
@@ -149,7 +149,7 @@ static void *worker_main(void *arg) {
 }
 
 static void thread_token_cancelled_from_another_thread(void) {
-    int sv[2];
+    rsock_socket sv[2];
     unix_pair(sv);
     struct worker w = {sv[0], NULL, 0, 0, 0, 0, 0, 0, 0};
     pthread_t th;

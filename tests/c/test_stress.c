@@ -55,7 +55,7 @@ struct lane {
     int id;
     rsock_token *group;     /* child of root; the round's tokens are its children */
     rsock_token *wtok, *rtok;
-    int fd[2];              /* fd[0] writer side, fd[1] reader side */
+    rsock_socket fd[2];     /* fd[0] writer side, fd[1] reader side */
     unsigned round_seed;
     int hang_up_after;      /* the reader stops after this many bytes (-1: never) */
     long sent, got;
@@ -63,7 +63,7 @@ struct lane {
     double worst_overshoot;
     pthread_mutex_t lock;   /* guards wtok/rtok against the chaos thread */
     /* connection lanes: wtok connects, rtok accepts */
-    int listener;
+    rsock_socket listener;
     struct sockaddr_in addr;
     atomic_int connected[CONNS], accepted[CONNS], connector_done;
     long connections, orphans, lost;
@@ -72,7 +72,7 @@ struct lane {
 
 static struct call_start call_start(struct lane *l) {
     struct call_start c = {now_ms(), atomic_load(&l->group_resets.done) + atomic_load(&root_resets.done)};
-    errno = 0;
+    rt_set_error(0);
     return c;
 }
 
@@ -146,8 +146,12 @@ static void *writer(void *arg) {
         if ((long)len > target - off) len = (size_t)(target - off);
         for (size_t k = 0; k < len; k++) buf[k] = pattern(l->round_seed, off + (long)k);
         int timeout = pick_timeout(&seed);
+#ifdef MSG_DONTWAIT
         int dontwait = rt_rand(&seed) % 10 == 0;
         int flags = MSG_NOSIGNAL | (dontwait ? MSG_DONTWAIT : 0);
+#else
+        int dontwait = 0, flags = 0; /* Windows has neither flag */
+#endif
         struct call_start c = call_start(l);
         intptr_t n = rsock_send(l->wtok, l->fd[0], buf, len, flags, timeout);
         int err = rsock_last_error();
@@ -155,7 +159,7 @@ static void *writer(void *arg) {
         if (n > 0) off += n;
         /* MSG_DONTWAIT: what was queued, or EAGAIN when nothing could be. */
         if (n == (intptr_t)len || (dontwait && (n >= 0 || err == EAGAIN || err == EWOULDBLOCK))) continue;
-        if (err == EPIPE || err == ECONNRESET) {
+        if (rt_peer_gone(err)) {
             if (l->hang_up_after < 0) l->unexpected++; /* the reader never hangs up then */
             break;
         }
@@ -202,8 +206,8 @@ static void *connector(void *arg) {
     struct lane *l = arg;
     unsigned seed = l->round_seed * 13 + 5;
     for (int i = 0; i < CONNS && !atomic_load(&stop); i++) {
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        REQUIRE(s >= 0);
+        rsock_socket s = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(sock_ok(s));
         if (rt_rand(&seed) % 2) set_nonblocking(s, 1);
         int timeout = pick_timeout(&seed);
         struct call_start c = call_start(l);
@@ -213,11 +217,11 @@ static void *connector(void *arg) {
         if (r == 0) {
             atomic_store(&l->connected[i], 1);
             set_nonblocking(s, 0);
-            REQUIRE(send(s, &i, sizeof i, MSG_NOSIGNAL) == sizeof i);
+            REQUIRE(send(s, (const char *)&i, sizeof i, RT_NOSIGNAL) == sizeof i);
         } else {
             account(l, "connect", 0, r, l->wtok, err, timeout, c);
         }
-        close(s);
+        close_sock(s);
     }
     atomic_store(&l->connector_done, 1);
     return NULL;
@@ -225,7 +229,7 @@ static void *connector(void *arg) {
 
 /* Waits for an accepted connection's number with rsock_block or
    rsock_poll (retrying after cancels), then reads it. */
-static void take_number(struct lane *l, int fd, unsigned *seed) {
+static void take_number(struct lane *l, rsock_socket fd, unsigned *seed) {
     for (;;) {
         int timeout = pick_timeout(seed);
         struct call_start c = call_start(l);
@@ -237,7 +241,7 @@ static void take_number(struct lane *l, int fd, unsigned *seed) {
             r = rsock_poll(l->rtok, &p, 1, timeout);
             if (r == 0) {
                 r = -1;
-                errno = RSOCK_ETIMEDOUT;
+                rt_set_error(RSOCK_ETIMEDOUT);
             }
         }
         int err = rsock_last_error();
@@ -247,7 +251,7 @@ static void take_number(struct lane *l, int fd, unsigned *seed) {
         if (!account(l, "block/poll", 0, r, l->rtok, err, timeout, c)) return;
     }
     int id = -1;
-    intptr_t n = recv(fd, &id, sizeof id, MSG_WAITALL);
+    intptr_t n = recv(fd, (char *)&id, sizeof id, MSG_WAITALL);
     if (n == 0) {
         l->orphans++; /* a connect that reported failure but had connected */
     } else if (n != sizeof id || id < 0 || id >= CONNS || !atomic_load(&l->connected[id]) ||
@@ -266,17 +270,17 @@ static void *acceptor(void *arg) {
         if (done) {
             /* Finished once the queue stays empty (plain poll: the chaos
                cannot cut this look short). */
-            struct pollfd p = {l->listener, POLLIN, 0};
-            if (poll(&p, 1, 50) == 0) break;
+            rsock_pollfd p = {l->listener, POLLIN, 0};
+            if (rt_poll(&p, 1, 50) == 0) break;
         }
         int timeout = pick_timeout(&seed);
         struct call_start c = call_start(l);
-        int s = rsock_accept(l->rtok, l->listener, NULL, NULL, timeout);
+        rsock_socket s = rsock_accept(l->rtok, l->listener, NULL, NULL, timeout);
         int err = rsock_last_error();
         check_time(l, "accept", timeout, c);
-        if (s >= 0) {
+        if (sock_ok(s)) {
             take_number(l, s, &seed);
-            close(s);
+            close_sock(s);
             continue;
         }
         if (!account(l, "accept", 0, s, l->rtok, err, timeout, c)) break;
@@ -306,7 +310,7 @@ static void connection_round(struct lane *l) {
             }
         }
     }
-    close(l->listener);
+    close_sock(l->listener);
 }
 
 /* Releases the round's tokens (under the lock the chaos thread takes). */
@@ -398,7 +402,10 @@ int main(void) {
     double seconds = s ? atof(s) : 5;
     margin_ms = rt_memory_tool() ? 2000 : 250;
     rt_watchdog((unsigned)seconds + 120);
-    signal(SIGPIPE, SIG_IGN);
+    rt_ignore_sigpipe();
+#ifdef _WIN32
+    settle_pending_connect_handles(); /* connects get cancelled here */
+#endif
     int fds = fd_count();
 #ifdef __GLIBC__
     size_t heap = mallinfo2().uordblks;
