@@ -128,7 +128,7 @@ bench-smoke: $(BUILD)/rsock_bench
 	$(BUILD)/rsock_bench --quick --json $(BUILD)/bench-smoke.json --svg $(BUILD)/bench-smoke.svg
 	bench/check_output.sh $(BUILD)/bench-smoke.json $(BUILD)/bench-smoke.svg
 
-# ---- Windows: the C tests cross-built with MinGW-w64, run under Wine ----
+# ---- Windows: cross-built with MinGW-w64, run under Wine ----
 # `make windows-c-test` builds the Windows static library, links each
 # tests/c/test_*.c against it (-static: no DLLs but the system's), prepares
 # the Wine prefix (tests/windows/setup-wine.sh) and runs each test there
@@ -149,7 +149,17 @@ WIN_TIMEOUT ?= 300
 WIN_C_TESTS := $(patsubst tests/c/%.c,$(WIN_BUILD)/%.exe,$(wildcard tests/c/test_*.c))
 WIN_C_OBJS := $(patsubst tests/c/%.c,$(WIN_BUILD)/%.o,$(wildcard tests/c/test_*.c))
 
-.PHONY: windows-lib windows-c-test windows-c-objs
+.PHONY: windows-test windows-rust-test windows-lib windows-c-test windows-c-objs
+
+# Everything `make test` runs that exists on Windows: the Rust tests (cargo
+# runs each test program under Wine) and the C suite.
+windows-test: windows-rust-test windows-c-test
+
+windows-rust-test:
+	WINEPREFIX=$(WIN_PREFIX) tests/windows/setup-wine.sh
+	CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=$(WIN_CC) \
+	CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$(WINE) \
+	WINEPREFIX=$(WIN_PREFIX) WINEDEBUG=-all $(CARGO) test --target $(WIN_TARGET)
 .SECONDARY: $(WIN_C_OBJS)
 
 windows-lib:
