@@ -124,13 +124,56 @@ pub fn open_handles() -> usize {
 
 #[cfg(windows)]
 pub fn open_handles() -> usize {
+    use windows_sys::Win32::System::Threading::{
+        GetCurrentProcess, GetCurrentProcessId, GetProcessHandleCount,
+    };
     let mut n = 0u32;
     // SAFETY: queries this process's own handle count into a local.
-    unsafe {
-        windows_sys::Win32::System::Threading::GetProcessHandleCount(
-            windows_sys::Win32::System::Threading::GetCurrentProcess(),
-            &mut n,
-        )
-    };
-    n as usize
+    if unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut n) } != 0 && n > 0 {
+        return n as usize;
+    }
+    // Wine's GetProcessHandleCount says 0: count this process's entries in
+    // the system handle table (SystemExtendedHandleInformation) instead.
+    #[repr(C)]
+    struct Entry {
+        object: *mut std::ffi::c_void,
+        pid: usize,
+        handle: usize,
+        access: u32,
+        backtrace: u16,
+        object_type: u16,
+        attributes: u32,
+        reserved: u32,
+    }
+    #[link(name = "ntdll")]
+    extern "system" {
+        fn NtQuerySystemInformation(class: u32, buf: *mut u8, len: u32, out: *mut u32) -> i32;
+    }
+    let header = 2 * std::mem::size_of::<usize>();
+    let mut buf = vec![0usize; 1 << 14];
+    loop {
+        let len = buf.len() * std::mem::size_of::<usize>();
+        // SAFETY: `buf` is writable for `len` bytes.
+        let st = unsafe {
+            NtQuerySystemInformation(
+                64,
+                buf.as_mut_ptr().cast(),
+                len as u32,
+                std::ptr::null_mut(),
+            )
+        };
+        if st == 0xC000_0004_u32 as i32 {
+            buf.resize(buf.len() * 2, 0); // STATUS_INFO_LENGTH_MISMATCH
+            continue;
+        }
+        assert_eq!(st, 0, "NtQuerySystemInformation");
+        let count = buf[0].min((len - header) / std::mem::size_of::<Entry>());
+        // SAFETY: the call filled `count` entries after the two-word header.
+        let entries = unsafe {
+            std::slice::from_raw_parts(buf.as_ptr().cast::<u8>().add(header).cast::<Entry>(), count)
+        };
+        // SAFETY: plain call.
+        let me = unsafe { GetCurrentProcessId() } as usize;
+        return entries.iter().filter(|e| e.pid == me).count();
+    }
 }
