@@ -64,25 +64,6 @@ static void set_mode(SOCKET s, int nonblocking) {
     REQUIRE(ioctlsocket(s, FIONBIO, &on) == 0);
 }
 
-static void tcp_pair_w(SOCKET sv[2]) {
-    SOCKET l = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(l != INVALID_SOCKET);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int len = sizeof a;
-    REQUIRE(bind(l, (struct sockaddr *)&a, sizeof a) == 0);
-    REQUIRE(listen(l, 1) == 0);
-    REQUIRE(getsockname(l, (struct sockaddr *)&a, &len) == 0);
-    sv[0] = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(sv[0] != INVALID_SOCKET);
-    REQUIRE(connect(sv[0], (struct sockaddr *)&a, sizeof a) == 0);
-    sv[1] = accept(l, NULL, NULL);
-    REQUIRE(sv[1] != INVALID_SOCKET);
-    closesocket(l);
-}
-
 /* ---- the hook and window messages */
 
 #define MESSAGES 300
@@ -122,8 +103,8 @@ static DWORD WINAPI post_messages(void *arg) {
    messages handled one after another take far less than the 1 s timeout
    (at the 10 ms interval alone they would take about 1.5 s). */
 static void hook_runs_when_a_message_arrives(void) {
-    SOCKET sv[2];
-    tcp_pair_w(sv);
+    rsock_socket sv[2];
+    tcp_pair(sv);
     MSG m;
     PeekMessage(&m, NULL, 0, 0, PM_NOREMOVE); /* gives this thread a queue */
     rsock_token *t = rsock_token_new();
@@ -159,8 +140,8 @@ static int CALLBACK lazy_hook(void) {
 }
 
 static void a_message_left_queued_does_not_spin(void) {
-    SOCKET sv[2];
-    tcp_pair_w(sv);
+    rsock_socket sv[2];
+    tcp_pair(sv);
     MSG m;
     PeekMessage(&m, NULL, 0, 0, PM_NOREMOVE);
     REQUIRE(PostThreadMessage(GetCurrentThreadId(), WM_APP, 0, 0));
@@ -187,8 +168,8 @@ static int CALLBACK cancelling_hook(void) {
 }
 
 static void hook_calls_leave_the_socket_blocking(void) {
-    SOCKET sv[2];
-    tcp_pair_w(sv);
+    rsock_socket sv[2];
+    tcp_pair(sv);
     char buf[8];
     cancel_from_hook_after = 3;
     rsock_set_blocking_hook(cancelling_hook);
@@ -207,8 +188,8 @@ static void hook_calls_leave_the_socket_blocking(void) {
 
 static void modes_on_windows(void) {
     rsock_token *t = rsock_token_new();
-    SOCKET sv[2];
-    tcp_pair_w(sv);
+    rsock_socket sv[2];
+    tcp_pair(sv);
     char buf[8];
 
     /* Receives only look at readiness: the mode stays as it was. */
@@ -284,8 +265,8 @@ static DWORD WINAPI send_loop(void *arg) {
 }
 
 static void receive_and_send_on_one_socket(void) {
-    SOCKET sv[2];
-    tcp_pair_w(sv);
+    rsock_socket sv[2];
+    tcp_pair(sv);
     struct sender x = {sv[0], 0};
     HANDLE th = CreateThread(NULL, 0, send_loop, &x, 0, NULL);
     REQUIRE(th != NULL);
@@ -314,8 +295,7 @@ static void receive_and_send_on_one_socket(void) {
 }
 
 int main(void) {
-    WSADATA wsa;
-    REQUIRE(WSAStartup(MAKEWORD(2, 2), &wsa) == 0);
+    rt_watchdog(60);
     RUN(hook_runs_when_a_message_arrives);
     RUN(a_message_left_queued_does_not_spin);
     RUN(hook_calls_leave_the_socket_blocking);
