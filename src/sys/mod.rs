@@ -5,6 +5,8 @@
 //! signals), `poll`, and attempts of the socket calls that never block.
 //! `unix.rs` implements it for POSIX systems, `windows.rs` for Winsock 2.
 
+mod addr;
+pub use addr::*;
 #[cfg(loom)]
 pub mod model;
 #[cfg(unix)]
@@ -59,4 +61,27 @@ pub fn once_ok(done: &std::sync::Mutex<bool>, register: impl FnOnce() -> Result<
         *done = true;
     }
     Ok(())
+}
+
+/// A socket this library created and owns until handed to the caller;
+/// closed on drop. (Each platform adds `new_nonblocking`.)
+pub struct Socket(RawSocket);
+
+impl Socket {
+    pub fn raw(&self) -> RawSocket {
+        self.0
+    }
+
+    /// Gives up ownership: the caller closes it.
+    pub fn into_raw(self) -> RawSocket {
+        let s = self.0;
+        std::mem::forget(self);
+        s
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        close_socket(self.0);
+    }
 }

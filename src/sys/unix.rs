@@ -1,7 +1,7 @@
 //! POSIX implementation of the platform layer. Linux uses `eventfd` for wake
 //! descriptors; other Unix systems use a non-blocking pipe.
 
-use super::{Error, Result};
+use super::{AddrIn, AddrOut, Error, Result, Socket};
 use libc::{c_int, c_void};
 
 pub type RawSocket = c_int;
@@ -11,7 +11,7 @@ pub type AtomicSocket = crate::sync::atomic::AtomicI32;
 pub const INVALID_SOCKET: RawSocket = -1;
 /// Error codes by their POSIX names (the error descriptions use them).
 pub use libc as codes;
-pub use libc::{addrinfo, sockaddr, socklen_t};
+pub use libc::{addrinfo, sockaddr, sockaddr_in, sockaddr_in6, socklen_t};
 
 /// Whether `sock` cannot be a descriptor.
 pub fn is_invalid(sock: RawSocket) -> bool {
@@ -79,7 +79,6 @@ const LINUX_RECV_FLAGS: c_int = 0;
 const LINUX_SEND_FLAGS: c_int = 0;
 
 pub const AF_UNSPEC: c_int = libc::AF_UNSPEC;
-#[cfg(test)]
 pub const AF_INET: c_int = libc::AF_INET;
 pub const AF_INET6: c_int = libc::AF_INET6;
 pub const SOCK_STREAM: c_int = libc::SOCK_STREAM;
@@ -267,74 +266,6 @@ pub fn send(sock: RawSocket, buf: &[u8], flags: c_int) -> Result<usize> {
     check(n)
 }
 
-/// An address buffer handed in by the caller (`struct sockaddr *` + length),
-/// either both NULL or both valid.
-#[derive(Clone, Copy)]
-pub struct AddrOut {
-    addr: *mut sockaddr,
-    len: *mut socklen_t,
-}
-
-impl AddrOut {
-    pub const NONE: AddrOut = AddrOut {
-        addr: std::ptr::null_mut(),
-        len: std::ptr::null_mut(),
-    };
-
-    /// # Safety
-    /// `addr` must be valid for writes of `*len` bytes and `len` valid for
-    /// reads and writes, or `addr` NULL.
-    pub unsafe fn new(addr: *mut sockaddr, len: *mut socklen_t) -> AddrOut {
-        AddrOut { addr, len }
-    }
-}
-
-/// An address handed in by the caller (`const struct sockaddr *` + length).
-#[derive(Clone, Copy)]
-pub struct AddrIn {
-    addr: *const sockaddr,
-    len: socklen_t,
-}
-
-impl AddrIn {
-    pub const NONE: AddrIn = AddrIn {
-        addr: std::ptr::null(),
-        len: 0,
-    };
-
-    /// The port of an IPv4 or IPv6 address; None for other families.
-    pub fn port(&self) -> Option<u16> {
-        if self.addr.is_null() {
-            return None;
-        }
-        // SAFETY: `addr` is valid for `len` bytes (AddrIn::new), and the
-        // family says which structure it holds.
-        unsafe {
-            match c_int::from((*self.addr).sa_family) {
-                libc::AF_INET if self.len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
-                    Some(u16::from_be(
-                        (*self.addr.cast::<libc::sockaddr_in>()).sin_port,
-                    ))
-                }
-                libc::AF_INET6
-                    if self.len as usize >= std::mem::size_of::<libc::sockaddr_in6>() =>
-                {
-                    Some(u16::from_be(
-                        (*self.addr.cast::<libc::sockaddr_in6>()).sin6_port,
-                    ))
-                }
-                _ => None,
-            }
-        }
-    }
-
-    /// # Safety
-    /// `addr` must be valid for reads of `len` bytes, or NULL.
-    pub unsafe fn new(addr: *const sockaddr, len: socklen_t) -> AddrIn {
-        AddrIn { addr, len }
-    }
-}
-
 /// One non-blocking `recvfrom` attempt.
 pub fn recvfrom(sock: RawSocket, buf: &mut [u8], flags: c_int, from: AddrOut) -> Result<usize> {
     // SAFETY: buf is valid for writes; `from` is valid per AddrOut::new.
@@ -470,10 +401,6 @@ pub fn take_socket_error(sock: RawSocket) -> Result<i32> {
     Ok(err)
 }
 
-/// A socket this library created and owns until handed to the caller;
-/// closed on drop.
-pub struct Socket(RawSocket);
-
 impl Socket {
     /// A new socket in non-blocking mode, close-on-exec.
     pub fn new_nonblocking(family: c_int, socktype: c_int, protocol: c_int) -> Result<Socket> {
@@ -504,24 +431,12 @@ impl Socket {
         };
         Ok(sock)
     }
-
-    pub fn raw(&self) -> RawSocket {
-        self.0
-    }
-
-    /// Gives up ownership: the caller closes it.
-    pub fn into_raw(self) -> RawSocket {
-        let fd = self.0;
-        std::mem::forget(self);
-        fd
-    }
 }
 
-impl Drop for Socket {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor is owned by this value and closed once.
-        unsafe { libc::close(self.0) };
-    }
+/// Closes a socket the library owns.
+pub(super) fn close_socket(sock: RawSocket) {
+    // SAFETY: the caller owns the descriptor and closes it once.
+    unsafe { libc::close(sock) };
 }
 
 /// Ok if `sock` has a peer; otherwise the error that says why not.
@@ -671,6 +586,58 @@ impl ThreadKey {
     }
 }
 
+// ---------------------------------------------------------------- resolution
+
+pub const EAI_SYSTEM: c_int = libc::EAI_SYSTEM;
+pub const AI_NUMERICHOST: c_int = libc::AI_NUMERICHOST;
+pub const AI_NUMERICSERV: c_int = libc::AI_NUMERICSERV;
+
+/// The errno that best describes a failed lookup (for calls that report
+/// errors in errno): no such name is EHOSTUNREACH, a temporary failure
+/// EAGAIN, bad arguments EINVAL.
+pub fn lookup_errno(rc: c_int, errno: i32) -> i32 {
+    match rc {
+        libc::EAI_SYSTEM => errno,
+        libc::EAI_AGAIN => libc::EAGAIN,
+        libc::EAI_MEMORY => libc::ENOMEM,
+        libc::EAI_BADFLAGS | libc::EAI_FAMILY | libc::EAI_SOCKTYPE | libc::EAI_SERVICE => {
+            libc::EINVAL
+        }
+        _ => libc::EHOSTUNREACH, // EAI_NONAME, EAI_NODATA, EAI_FAIL, ...
+    }
+}
+
+/// The system's getaddrinfo on raw hints. On failure: its EAI_* code, and
+/// the errno that goes with EAI_SYSTEM.
+pub(super) fn sys_getaddrinfo(
+    node: Option<&std::ffi::CStr>,
+    service: Option<&std::ffi::CStr>,
+    hints: *const addrinfo,
+) -> std::result::Result<*mut addrinfo, (c_int, i32)> {
+    let mut res: *mut addrinfo = std::ptr::null_mut();
+    // SAFETY: the strings are NUL-terminated or NULL, `hints` is NULL or
+    // valid (the caller's), `res` a valid local.
+    let rc = unsafe {
+        libc::getaddrinfo(
+            node.map_or(std::ptr::null(), |s| s.as_ptr()),
+            service.map_or(std::ptr::null(), |s| s.as_ptr()),
+            hints,
+            &mut res,
+        )
+    };
+    if rc != 0 {
+        return Err((rc, if rc == EAI_SYSTEM { last_error() } else { 0 }));
+    }
+    Ok(res)
+}
+
+/// # Safety
+/// `ai` came from getaddrinfo and is freed once.
+pub(super) unsafe fn sys_freeaddrinfo(ai: *mut addrinfo) {
+    // SAFETY: per the function's contract.
+    unsafe { libc::freeaddrinfo(ai) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -708,145 +675,4 @@ mod tests {
     fn pipe_fallback_signals_and_drains() {
         signal_and_drain(WakeFd::new_pipe().expect("pipe"));
     }
-}
-
-// ---------------------------------------------------------------- resolution
-
-pub const EAI_SYSTEM: c_int = libc::EAI_SYSTEM;
-pub const AI_NUMERICHOST: c_int = libc::AI_NUMERICHOST;
-pub const AI_NUMERICSERV: c_int = libc::AI_NUMERICSERV;
-
-/// The errno that best describes a failed lookup (for calls that report
-/// errors in errno): no such name is EHOSTUNREACH, a temporary failure
-/// EAGAIN, bad arguments EINVAL.
-pub fn lookup_errno(rc: c_int, errno: i32) -> i32 {
-    match rc {
-        libc::EAI_SYSTEM => errno,
-        libc::EAI_AGAIN => libc::EAGAIN,
-        libc::EAI_MEMORY => libc::ENOMEM,
-        libc::EAI_BADFLAGS | libc::EAI_FAMILY | libc::EAI_SOCKTYPE | libc::EAI_SERVICE => {
-            libc::EINVAL
-        }
-        _ => libc::EHOSTUNREACH, // EAI_NONAME, EAI_NODATA, EAI_FAIL, ...
-    }
-}
-
-/// The fields of `struct addrinfo` a caller may set in getaddrinfo's hints.
-#[derive(Clone, Copy)]
-pub struct Hints {
-    pub flags: c_int,
-    pub family: c_int,
-    pub socktype: c_int,
-    pub protocol: c_int,
-}
-
-impl Hints {
-    /// # Safety
-    /// `ai` must be NULL or point to a readable `struct addrinfo`.
-    pub unsafe fn from_raw(ai: *const libc::addrinfo) -> Option<Hints> {
-        // SAFETY: per the function's contract.
-        let ai = unsafe { ai.as_ref()? };
-        Some(Hints {
-            flags: ai.ai_flags,
-            family: ai.ai_family,
-            socktype: ai.ai_socktype,
-            protocol: ai.ai_protocol,
-        })
-    }
-}
-
-/// A getaddrinfo result list, owned: freed with freeaddrinfo on drop.
-pub struct AddrList(*mut libc::addrinfo);
-
-// SAFETY: the list is heap memory that this value owns alone.
-unsafe impl Send for AddrList {}
-
-/// One entry of a getaddrinfo result.
-#[derive(Clone, Copy)]
-pub struct AddrInfo {
-    pub family: c_int,
-    pub socktype: c_int,
-    pub protocol: c_int,
-    pub addr: AddrIn,
-}
-
-impl AddrList {
-    /// The entries, in the resolver's order. The addresses point into the
-    /// list: use them only while it lives.
-    pub fn entries(&self) -> Result<Vec<AddrInfo>> {
-        let mut n = 0;
-        let mut p = self.0;
-        // SAFETY: as below.
-        while let Some(ai) = unsafe { p.as_ref() } {
-            n += 1;
-            p = ai.ai_next;
-        }
-        let mut out = super::try_vec(n)?;
-        let mut p = self.0;
-        // SAFETY: a getaddrinfo list: each node valid until freed, ended by
-        // a NULL ai_next; ai_addr holds ai_addrlen bytes.
-        while let Some(ai) = unsafe { p.as_ref() } {
-            out.push(AddrInfo {
-                family: ai.ai_family,
-                socktype: ai.ai_socktype,
-                protocol: ai.ai_protocol,
-                // SAFETY: see above.
-                addr: unsafe { AddrIn::new(ai.ai_addr, ai.ai_addrlen) },
-            });
-            p = ai.ai_next;
-        }
-        Ok(out)
-    }
-
-    /// Hands the list to the caller, who frees it with freeaddrinfo.
-    pub fn into_raw(self) -> *mut libc::addrinfo {
-        let p = self.0;
-        std::mem::forget(self);
-        p
-    }
-}
-
-impl Drop for AddrList {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            // SAFETY: the list came from getaddrinfo and is freed once.
-            unsafe { libc::freeaddrinfo(self.0) };
-        }
-    }
-}
-
-/// The system's getaddrinfo, blocking. On failure: its EAI_* code, and the
-/// errno that goes with EAI_SYSTEM.
-pub fn getaddrinfo(
-    node: Option<&std::ffi::CStr>,
-    service: Option<&std::ffi::CStr>,
-    hints: Option<&Hints>,
-) -> std::result::Result<AddrList, (c_int, i32)> {
-    // SAFETY: addrinfo is plain data; zero is its "unset" value.
-    let mut h: libc::addrinfo = unsafe { std::mem::zeroed() };
-    if let Some(hints) = hints {
-        h.ai_flags = hints.flags;
-        h.ai_family = hints.family;
-        h.ai_socktype = hints.socktype;
-        h.ai_protocol = hints.protocol;
-    }
-    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: the strings are NUL-terminated or NULL, `h` and `res` are
-    // valid locals.
-    let rc = unsafe {
-        libc::getaddrinfo(
-            node.map_or(std::ptr::null(), |s| s.as_ptr()),
-            service.map_or(std::ptr::null(), |s| s.as_ptr()),
-            if hints.is_some() {
-                &h
-            } else {
-                std::ptr::null()
-            },
-            &mut res,
-        )
-    };
-    if rc != 0 {
-        return Err((rc, if rc == EAI_SYSTEM { last_error() } else { 0 }));
-    }
-    Ok(AddrList(res))
 }

@@ -26,7 +26,7 @@
 //! Nothing here cancels by closing the socket, by `shutdown`, or by
 //! `CancelIoEx`.
 
-use super::{Error, Result};
+use super::{AddrIn, AddrOut, Error, Result, Socket};
 use libc::{c_int, c_void};
 use std::ptr;
 use std::sync::OnceLock;
@@ -52,6 +52,10 @@ pub type sockaddr = ws::SOCKADDR;
 pub type socklen_t = i32;
 #[allow(non_camel_case_types)]
 pub type addrinfo = ws::ADDRINFOA;
+#[allow(non_camel_case_types)]
+pub type sockaddr_in = ws::SOCKADDR_IN;
+#[allow(non_camel_case_types)]
+pub type sockaddr_in6 = ws::SOCKADDR_IN6;
 
 /// Whether `sock` is the invalid-socket value.
 pub fn is_invalid(sock: RawSocket) -> bool {
@@ -441,70 +445,6 @@ pub fn send(sock: RawSocket, buf: &[u8], flags: c_int) -> Result<usize> {
     })
 }
 
-/// An address buffer handed in by the caller (`struct sockaddr *` + length),
-/// either both NULL or both valid.
-#[derive(Clone, Copy)]
-pub struct AddrOut {
-    addr: *mut sockaddr,
-    len: *mut socklen_t,
-}
-
-impl AddrOut {
-    pub const NONE: AddrOut = AddrOut {
-        addr: ptr::null_mut(),
-        len: ptr::null_mut(),
-    };
-
-    /// # Safety
-    /// `addr` must be valid for writes of `*len` bytes and `len` valid for
-    /// reads and writes, or `addr` NULL.
-    pub unsafe fn new(addr: *mut sockaddr, len: *mut socklen_t) -> AddrOut {
-        AddrOut { addr, len }
-    }
-}
-
-/// An address handed in by the caller (`const struct sockaddr *` + length).
-#[derive(Clone, Copy)]
-pub struct AddrIn {
-    addr: *const sockaddr,
-    len: socklen_t,
-}
-
-impl AddrIn {
-    pub const NONE: AddrIn = AddrIn {
-        addr: ptr::null(),
-        len: 0,
-    };
-
-    /// The port of an IPv4 or IPv6 address; None for other families.
-    pub fn port(&self) -> Option<u16> {
-        if self.addr.is_null() {
-            return None;
-        }
-        // SAFETY: `addr` is valid for `len` bytes (AddrIn::new), and the
-        // family says which structure it holds.
-        unsafe {
-            match (*self.addr).sa_family {
-                ws::AF_INET if self.len as usize >= std::mem::size_of::<ws::SOCKADDR_IN>() => Some(
-                    u16::from_be((*self.addr.cast::<ws::SOCKADDR_IN>()).sin_port),
-                ),
-                ws::AF_INET6 if self.len as usize >= std::mem::size_of::<ws::SOCKADDR_IN6>() => {
-                    Some(u16::from_be(
-                        (*self.addr.cast::<ws::SOCKADDR_IN6>()).sin6_port,
-                    ))
-                }
-                _ => None,
-            }
-        }
-    }
-
-    /// # Safety
-    /// `addr` must be valid for reads of `len` bytes, or NULL.
-    pub unsafe fn new(addr: *const sockaddr, len: socklen_t) -> AddrIn {
-        AddrIn { addr, len }
-    }
-}
-
 /// One `recvfrom` attempt that never blocks, whatever the socket's mode.
 pub fn recvfrom(sock: RawSocket, buf: &mut [u8], flags: c_int, from: AddrOut) -> Result<usize> {
     let p = buf.as_mut_ptr();
@@ -593,10 +533,6 @@ pub fn take_socket_error(sock: RawSocket) -> Result<i32> {
     sockopt_int(sock, ws::SO_ERROR)
 }
 
-/// A socket this library created and owns until handed to the caller;
-/// closed on drop.
-pub struct Socket(RawSocket);
-
 impl Socket {
     /// A new socket in non-blocking mode, not inherited by child processes.
     pub fn new_nonblocking(family: c_int, socktype: c_int, protocol: c_int) -> Result<Socket> {
@@ -619,24 +555,12 @@ impl Socket {
         set_nonblocking(s.0, true)?;
         Ok(s)
     }
-
-    pub fn raw(&self) -> RawSocket {
-        self.0
-    }
-
-    /// Gives up ownership: the caller closes it.
-    pub fn into_raw(self) -> RawSocket {
-        let s = self.0;
-        std::mem::forget(self);
-        s
-    }
 }
 
-impl Drop for Socket {
-    fn drop(&mut self) {
-        // SAFETY: the socket is owned by this value and closed once.
-        unsafe { ws::closesocket(self.0) };
-    }
+/// Closes a socket the library owns.
+pub(super) fn close_socket(sock: RawSocket) {
+    // SAFETY: the caller owns the socket and closes it once.
+    unsafe { ws::closesocket(sock) };
 }
 
 /// Ok if `sock` has a peer; otherwise the error that says why not.
@@ -796,128 +720,44 @@ pub fn lookup_errno(rc: c_int, errno: i32) -> i32 {
     }
 }
 
-/// The fields of `struct addrinfo` a caller may set in getaddrinfo's hints.
-#[derive(Clone, Copy)]
-pub struct Hints {
-    pub flags: c_int,
-    pub family: c_int,
-    pub socktype: c_int,
-    pub protocol: c_int,
-}
-
-impl Hints {
-    /// # Safety
-    /// `ai` must be NULL or point to a readable `struct addrinfo`.
-    pub unsafe fn from_raw(ai: *const addrinfo) -> Option<Hints> {
-        // SAFETY: per the function's contract.
-        let ai = unsafe { ai.as_ref()? };
-        Some(Hints {
-            flags: ai.ai_flags,
-            family: ai.ai_family,
-            socktype: ai.ai_socktype,
-            protocol: ai.ai_protocol,
-        })
-    }
-}
-
-/// A getaddrinfo result list, owned: freed with freeaddrinfo on drop.
-pub struct AddrList(*mut addrinfo);
-
-// SAFETY: the list is heap memory that this value owns alone.
-unsafe impl Send for AddrList {}
-
-/// One entry of a getaddrinfo result.
-#[derive(Clone, Copy)]
-pub struct AddrInfo {
-    pub family: c_int,
-    pub socktype: c_int,
-    pub protocol: c_int,
-    pub addr: AddrIn,
-}
-
-impl AddrList {
-    /// The entries, in the resolver's order. The addresses point into the
-    /// list: use them only while it lives.
-    pub fn entries(&self) -> Result<Vec<AddrInfo>> {
-        let mut n = 0;
-        let mut p = self.0;
-        // SAFETY: as below.
-        while let Some(ai) = unsafe { p.as_ref() } {
-            n += 1;
-            p = ai.ai_next;
-        }
-        let mut out = super::try_vec(n)?;
-        let mut p = self.0;
-        // SAFETY: a getaddrinfo list: each node valid until freed, ended by
-        // a NULL ai_next; ai_addr holds ai_addrlen bytes.
-        while let Some(ai) = unsafe { p.as_ref() } {
-            out.push(AddrInfo {
-                family: ai.ai_family,
-                socktype: ai.ai_socktype,
-                protocol: ai.ai_protocol,
-                // SAFETY: see above.
-                addr: unsafe { AddrIn::new(ai.ai_addr, ai.ai_addrlen as socklen_t) },
-            });
-            p = ai.ai_next;
-        }
-        Ok(out)
-    }
-
-    /// Hands the list to the caller, who frees it with freeaddrinfo.
-    pub fn into_raw(self) -> *mut addrinfo {
-        let p = self.0;
-        std::mem::forget(self);
-        p
-    }
-}
-
-impl Drop for AddrList {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            // SAFETY: the list came from getaddrinfo and is freed once.
-            unsafe { ws::freeaddrinfo(self.0) };
-        }
-    }
-}
-
-/// The system's getaddrinfo, blocking. On failure: its error code (Winsock
-/// returns WSA* codes), and 0.
-pub fn getaddrinfo(
+/// The system's getaddrinfo on raw hints. On failure: its error code (a
+/// WSA* code), and 0; a failed WSAStartup is EAI_SYSTEM with its error.
+pub(super) fn sys_getaddrinfo(
     node: Option<&std::ffi::CStr>,
     service: Option<&std::ffi::CStr>,
-    hints: Option<&Hints>,
-) -> std::result::Result<AddrList, (c_int, i32)> {
+    hints: *const addrinfo,
+) -> std::result::Result<*mut addrinfo, (c_int, i32)> {
     if let Err(e) = startup() {
         return Err((EAI_SYSTEM, e.0));
     }
-    // SAFETY: ADDRINFOA is plain data; zero is its "unset" value.
-    let mut h: addrinfo = unsafe { std::mem::zeroed() };
-    if let Some(hints) = hints {
-        h.ai_flags = hints.flags;
-        h.ai_family = hints.family;
-        h.ai_socktype = hints.socktype;
-        h.ai_protocol = hints.protocol;
-    }
     let mut res: *mut addrinfo = ptr::null_mut();
-    // SAFETY: the strings are NUL-terminated or NULL, `h` and `res` are
-    // valid locals.
+    // SAFETY: the strings are NUL-terminated or NULL, `hints` is NULL or
+    // valid (the caller's), `res` a valid local.
     let rc = unsafe {
         ws::getaddrinfo(
             node.map_or(ptr::null(), |s| s.as_ptr().cast()),
             service.map_or(ptr::null(), |s| s.as_ptr().cast()),
-            if hints.is_some() { &h } else { ptr::null() },
+            hints,
             &mut res,
         )
     };
     if rc != 0 {
         return Err((rc, 0));
     }
-    Ok(AddrList(res))
+    Ok(res)
+}
+
+/// # Safety
+/// `ai` came from getaddrinfo and is freed once.
+pub(super) unsafe fn sys_freeaddrinfo(ai: *mut addrinfo) {
+    // SAFETY: per the function's contract.
+    unsafe { ws::freeaddrinfo(ai) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::{getaddrinfo, Hints};
     use crate::token::Token;
     use std::cell::Cell;
     use std::time::Instant;
