@@ -4,14 +4,16 @@
    how many lookups run at once and that every result is freed. Names it
    answers itself:
 
-     *.hang.test    never answers until release_hangs(), like a resolver
-                    whose DNS server is silent; then 127.0.0.1
-     *.slow.test    answers ::1 after 300 ms
-     localhost      ::1 then 127.0.0.1, whatever the system says (Wine's
-                    resolver, for one, gives 127.0.0.1 alone)
-     v4first.test   127.0.0.1 then ::1
-     three.test     ::1, 127.0.0.1, 127.0.0.2
-     nxdomain.test  EAI_NONAME
+     *.hang.test       never answers until release_hangs(), like a resolver
+                       whose DNS server is silent; then 127.0.0.1
+     *.slow.test       answers ::1 after 300 ms
+     localhost         ::1 then 127.0.0.1, whatever the system says (Wine's
+                       resolver, for one, gives 127.0.0.1 alone)
+     v4first.test      127.0.0.1 then ::1
+     three.test        ::1, 127.0.0.1, 127.0.0.2
+     unreachable.test  ff02::1 (a multicast address: a TCP connect to it
+                       fails at once with ENETUNREACH), then 127.0.0.1
+     nxdomain.test     EAI_NONAME
 
    Everything else, and every lookup with AI_NUMERICHOST, goes to the
    system's getaddrinfo.
@@ -205,6 +207,9 @@ int FAKE_API FAKE_GETADDRINFO(const char *node, const char *service, const struc
     } else if (node && strcmp(node, "three.test") == 0) {
         static const char *const three[] = {"::1", "127.0.0.1", "127.0.0.2", NULL};
         rc = answer_all(three, service, hints, res);
+    } else if (node && strcmp(node, "unreachable.test") == 0) {
+        static const char *const unreachable[] = {"ff02::1", "127.0.0.1", NULL};
+        rc = answer_all(unreachable, service, hints, res);
     } else if (node && strcmp(node, "nxdomain.test") == 0) {
         rc = EAI_NONAME;
     } else {
