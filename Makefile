@@ -173,8 +173,18 @@ $(WIN_BUILD):
 $(WIN_BUILD)/test_%.o: tests/c/test_%.c $(wildcard tests/c/*.h) include/rsock.h include/rsock_winsock.h | $(WIN_BUILD)
 	$(WIN_CC) $(WIN_CFLAGS) -c $< -o $@
 
+# The library imports what the tests replace (the stand-in resolver of
+# tests/c/fake_resolver.h, test_connect_host's connect()) from ws2_32.dll,
+# so a definition in the test would never be called: GNU ld's --wrap=NAME
+# sends the library's calls to the test's __wrap_NAME instead (which
+# reaches the real one as __real_NAME). Keep in step with
+# tests/c/CMakeLists.txt.
+WIN_WRAP_RESOLVER := -Wl,--wrap=getaddrinfo,--wrap=freeaddrinfo
+$(WIN_BUILD)/test_resolve.exe: WIN_WRAP := $(WIN_WRAP_RESOLVER)
+$(WIN_BUILD)/test_connect_host.exe: WIN_WRAP := $(WIN_WRAP_RESOLVER),--wrap=connect
+
 $(WIN_BUILD)/test_%.exe: $(WIN_BUILD)/test_%.o $(WIN_LIB)
-	$(WIN_CC) -static $< $(WIN_LIB) $(WIN_LDLIBS) -o $@
+	$(WIN_CC) -static $(WIN_WRAP) $< $(WIN_LIB) $(WIN_LDLIBS) -o $@
 
 windows-c-objs: $(WIN_C_OBJS)
 

@@ -24,6 +24,7 @@
 #define RT_ECONNREFUSED WSAECONNREFUSED
 #define RT_ECONNRESET WSAECONNRESET
 #define RT_ENOTCONN WSAENOTCONN
+#define RT_EHOSTUNREACH WSAEHOSTUNREACH
 /* A send on a connection the peer reset: Windows goes on reporting the
    reset where Linux says EPIPE. */
 #define RT_EPIPE WSAECONNRESET
@@ -164,6 +165,12 @@ static inline int rt_set_nonblocking(rsock_socket s, int on) {
     return ioctlsocket(s, FIONBIO, &v);
 }
 
+/* Whether a child process would inherit the socket. */
+static inline int rt_inheritable(rsock_socket s) {
+    DWORD flags = 0;
+    return GetHandleInformation((HANDLE)s, &flags) && (flags & HANDLE_FLAG_INHERIT);
+}
+
 /* Bytes waiting to be read on a socket, without consuming them. */
 static inline int pending(rsock_socket s) {
     u_long n = 0;
@@ -182,6 +189,7 @@ static inline void rt_pipe_close(rsock_socket p) { CloseHandle((HANDLE)p); }
 
 #else /* POSIX */
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -199,6 +207,7 @@ static inline void rt_pipe_close(rsock_socket p) { CloseHandle((HANDLE)p); }
 #define RT_ECONNREFUSED ECONNREFUSED
 #define RT_ECONNRESET ECONNRESET
 #define RT_ENOTCONN ENOTCONN
+#define RT_EHOSTUNREACH EHOSTUNREACH
 #define RT_EPIPE EPIPE
 #define RT_EAI_SYSTEM EAI_SYSTEM
 #define RT_CONNECT_PENDING EINPROGRESS
@@ -260,6 +269,9 @@ static inline int rt_set_nonblocking(int fd, int on) {
     if (fl < 0) return -1;
     return fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
 }
+
+/* Whether a child process would inherit the descriptor (no FD_CLOEXEC). */
+static inline int rt_inheritable(int fd) { return !(fcntl(fd, F_GETFD) & FD_CLOEXEC); }
 
 /* Bytes waiting to be read on a socket, without consuming them. */
 static inline int pending(int fd) {

@@ -123,6 +123,17 @@ static inline void set_nonblocking(rsock_socket fd, int on) { REQUIRE(rt_set_non
 #define RUN_POSIX(fn, reason) RUN(fn)
 #endif
 
+/* Runs a test if `cond` holds, or says why not (`reason`). */
+#define RUN_IF(cond, fn, reason)                                               \
+    do {                                                                       \
+        if (cond) {                                                            \
+            RUN(fn);                                                           \
+        } else {                                                               \
+            printf("skip %s: %s\n", #fn, (reason));                            \
+            fflush(stdout);                                                    \
+        }                                                                      \
+    } while (0)
+
 /* A UDP socket bound to 127.0.0.1 on an ephemeral port; fills `addr`. */
 static inline rsock_socket udp_bound(struct sockaddr_in *addr) {
     rsock_socket u = socket(AF_INET, SOCK_DGRAM, 0);
@@ -218,6 +229,38 @@ static inline int resets_reported(void) {
     int reported = recv(sv[0], &c, 1, 0) < 0 && rt_sock_error() == RT_ECONNRESET;
     close_sock(sv[0]);
     return reported;
+}
+
+/* Whether ::1 takes connections: a listener there accepts a connect to it
+   within a second. */
+static inline int ipv6_loopback_connects(void) {
+    struct sockaddr_in6 a;
+    memset(&a, 0, sizeof a);
+    a.sin6_family = AF_INET6;
+    if (inet_pton(AF_INET6, "::1", &a.sin6_addr) != 1) return 0;
+    rsock_socket l = socket(AF_INET6, SOCK_STREAM, 0), c = RSOCK_INVALID_SOCKET, s = RSOCK_INVALID_SOCKET;
+    socklen_t len = sizeof a;
+    int ok = sock_ok(l) && bind(l, (struct sockaddr *)&a, sizeof a) == 0 && listen(l, 1) == 0 &&
+             getsockname(l, (struct sockaddr *)&a, &len) == 0;
+    if (ok) {
+        c = socket(AF_INET6, SOCK_STREAM, 0);
+        ok = sock_ok(c) && rt_set_nonblocking(c, 1) == 0;
+    }
+    if (ok && connect(c, (struct sockaddr *)&a, sizeof a) != 0) {
+        rsock_pollfd p = {c, POLLOUT, 0};
+        int err = 0;
+        socklen_t el = sizeof err;
+        ok = rt_sock_error() == RT_CONNECT_PENDING && rt_poll(&p, 1, 1000) == 1 &&
+             getsockopt(c, SOL_SOCKET, SO_ERROR, (char *)&err, &el) == 0 && err == 0;
+    }
+    if (ok) {
+        s = accept(l, NULL, NULL);
+        ok = sock_ok(s);
+    }
+    if (sock_ok(s)) close_sock(s);
+    if (sock_ok(c)) close_sock(c);
+    if (sock_ok(l)) close_sock(l);
+    return ok;
 }
 
 #ifdef _WIN32
