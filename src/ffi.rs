@@ -62,11 +62,11 @@ pub const RSOCK_VERSION_PATCH: c_int = 0;
 /// Runs `body` behind the panic boundary; on error sets errno and returns `fail`.
 fn guard<T>(fail: T, body: impl FnOnce() -> Result<T>) -> T {
     let r = catch_unwind(AssertUnwindSafe(body)).unwrap_or(Err(Error(sys::ENOTRECOVERABLE)));
-    let partial = ops::take_partial_error();
+    let with_result = ops::take_result_error();
     match r {
         Ok(v) => {
-            if let Some(code) = partial {
-                sys::set_last_error(code); // why a short count stopped
+            if let Some(code) = with_result {
+                sys::set_last_error(code); // e.g. why a short count stopped
             }
             v
         }
@@ -567,7 +567,7 @@ pub extern "C" fn rsock_getaddrinfo(
                 }
                 Err(ResolveError::Lookup(rc, errno)) => {
                     if rc == sys::EAI_SYSTEM {
-                        sys::set_last_error(errno);
+                        ops::set_result_error(errno);
                     }
                     Ok(rc)
                 }

@@ -305,7 +305,7 @@ fn transfer_all(
             Ok(0) if len > 0 => {
                 // End of stream: a short count with no error, not the EAGAIN
                 // of an earlier attempt.
-                set_partial_error(0);
+                set_result_error(0);
                 return Ok(done);
             }
             Ok(n) => {
@@ -316,7 +316,7 @@ fn transfer_all(
             }
             Err(e) if done > 0 => {
                 // Success with a short count; errno says why it stopped.
-                set_partial_error(e.0);
+                set_result_error(e.0);
                 return Ok(done);
             }
             Err(e) => return Err(e),
@@ -325,21 +325,22 @@ fn transfer_all(
 }
 
 thread_local! {
-    static PARTIAL_ERROR: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+    static RESULT_ERROR: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
 }
 
-/// Sets the error that explains a short count, and keeps it for
-/// `take_partial_error`: on Windows the calls made while a call unwinds
-/// (thread-local storage lookups among them) may clear the last error.
-fn set_partial_error(code: i32) {
+/// Sets the error that goes with a successful result (why a count is
+/// short), and keeps it for `take_result_error`: on Windows the calls made
+/// while a call unwinds (thread-local storage lookups among them) may clear
+/// the last error.
+pub(crate) fn set_result_error(code: i32) {
     sys::set_last_error(code);
-    PARTIAL_ERROR.with(|p| p.set(Some(code)));
+    RESULT_ERROR.with(|p| p.set(Some(code)));
 }
 
-/// The error a short count of the thread's last call came with, if any
-/// (the C layer sets it again just before returning).
-pub(crate) fn take_partial_error() -> Option<i32> {
-    PARTIAL_ERROR.try_with(|p| p.take()).ok().flatten()
+/// The error that the thread's last call returned with, if any (the C
+/// layer sets it again just before returning).
+pub(crate) fn take_result_error() -> Option<i32> {
+    RESULT_ERROR.try_with(|p| p.take()).ok().flatten()
 }
 
 /// `recv`, cancellable. A cancelled or timed-out call consumed nothing.

@@ -23,13 +23,17 @@ thread_local! {
             cancel_requested: Cell::new(false),
         }
     };
-    // Owns one reference, released by a pthread key destructor (a raw
+    // Owns one reference, released by a thread-exit destructor (a raw
     // pointer, so Rust registers no TLS destructor: usable at any point of
     // thread teardown, including from other libraries' key destructors).
     static THREAD_TOKEN: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
+    // Set once that destructor has run: a token stored after it would
+    // never be released.
+    static TOKEN_RELEASED: Cell<bool> = const { Cell::new(false) };
 }
 
 unsafe extern "C" fn release_thread_token(_: *mut std::ffi::c_void) {
+    TOKEN_RELEASED.with(|r| r.set(true));
     let p = THREAD_TOKEN.with(|t| t.replace(std::ptr::null()));
     if !p.is_null() {
         // SAFETY: THREAD_TOKEN owned this reference.
@@ -51,8 +55,11 @@ pub fn thread_token() -> sys::Result<Token> {
         // SAFETY: THREAD_TOKEN holds a reference to `p`.
         return Ok(unsafe { Token::clone_raw(p) });
     }
-    let key = thread_token_key().ok_or(Error(sys::ENOMEM))?;
     let token = Token::try_new().ok_or(Error(sys::ENOMEM))?;
+    if TOKEN_RELEASED.with(|r| r.get()) {
+        return Ok(token); // the thread is exiting: a token for this call
+    }
+    let key = thread_token_key().ok_or(Error(sys::ENOMEM))?;
     let owned = token.clone().into_raw();
     if let Err(e) = key.set(owned as *mut std::ffi::c_void) {
         // Without the key the reference would never be released at exit.

@@ -83,9 +83,9 @@ pub(crate) fn model_record() -> &'static Waiter {
 }
 
 /// Records free for reuse. A spin lock with no per-thread state: it is
-/// taken by the thread-exit destructor, which runs after the thread's
-/// thread-local destructors, where such state would never be freed. Held
-/// only to push or pop.
+/// taken by the thread-exit destructor, which may run after the thread's
+/// thread-local destructors (POSIX), where such state would never be freed.
+/// Held only to push or pop.
 struct FreeList {
     locked: process::AtomicBool,
     records: UnsafeCell<Vec<&'static Waiter>>,
@@ -266,14 +266,18 @@ impl Drop for Registration<'_> {
 }
 
 // The thread's handle lives in a const thread-local (usable at any point of
-// thread teardown) and is freed by a pthread key destructor, which POSIX runs
-// even for values set while the thread is already exiting.
+// thread teardown) and is freed by a thread-exit destructor (a pthread key's,
+// or on Windows a fiber-local-storage callback, which runs before the
+// thread's thread-local destructors). A wait after that, from a later
+// destructor, uses a handle of its own that it closes when it returns.
 thread_local! {
     static CURRENT: Cell<*mut WaiterHandle> = const { Cell::new(ptr::null_mut()) };
     static IN_USE: Cell<bool> = const { Cell::new(false) };
+    static EXITED: Cell<bool> = const { Cell::new(false) };
 }
 
 unsafe extern "C" fn free_thread_waiter(p: *mut std::ffi::c_void) {
+    EXITED.with(|e| e.set(true));
     CURRENT.with(|c| c.set(ptr::null_mut()));
     // SAFETY: `p` is the Box this thread leaked in `thread_handle`.
     drop(unsafe { Box::from_raw(p.cast::<WaiterHandle>()) });
@@ -318,6 +322,11 @@ fn thread_handle() -> sys::Result<*mut WaiterHandle> {
 pub(crate) fn with_waiter<R>(
     f: impl FnOnce(&mut WaiterHandle) -> sys::Result<R>,
 ) -> sys::Result<R> {
+    if EXITED.with(|e| e.get()) {
+        // The thread's exit destructor has run: a handle stored now would
+        // never be freed.
+        return f(&mut WaiterHandle::new()?);
+    }
     if IN_USE.with(|u| u.replace(true)) {
         // Re-entered (not reachable through the API, which allows one call
         // per thread): use a temporary waiter.
@@ -330,4 +339,55 @@ pub(crate) fn with_waiter<R>(
     });
     IN_USE.with(|u| u.set(false));
     r
+}
+
+#[cfg(test)]
+mod exit_order_tests {
+    use crate::ops;
+    use crate::token::Token;
+    use std::cell::RefCell;
+
+    /// Waits once when dropped: at thread exit, after the thread's own
+    /// exit destructor may have run (on Windows it runs first).
+    struct WaitsOnDrop(crate::sys::RawSocket);
+
+    impl Drop for WaitsOnDrop {
+        fn drop(&mut self) {
+            let t = Token::new();
+            let _ = ops::block(&t, self.0, ops::READABLE, 0);
+        }
+    }
+
+    thread_local! {
+        static AT_EXIT: RefCell<Option<WaitsOnDrop>> = const { RefCell::new(None) };
+    }
+
+    /// A wait from a thread-local destructor leaves nothing behind: 20
+    /// threads that wait and then wait again at exit reuse their records
+    /// (under Wine, before the fix, each leaked one with its wake socket).
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
+    fn waits_in_thread_local_destructors_leak_nothing() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+        #[cfg(unix)]
+        let s = std::os::unix::io::AsRawFd::as_raw_fd(&sock);
+        #[cfg(windows)]
+        let s = std::os::windows::io::AsRawSocket::as_raw_socket(&sock) as crate::sys::RawSocket;
+        let run = || {
+            std::thread::spawn(move || {
+                let t = Token::new();
+                let _ = ops::block(&t, s, ops::READABLE, 0);
+                AT_EXIT.with(|d| *d.borrow_mut() = Some(WaitsOnDrop(s)));
+            })
+            .join()
+            .expect("thread")
+        };
+        run();
+        let before = super::records_created();
+        for _ in 0..20 {
+            run();
+        }
+        let made = super::records_created() - before;
+        assert!(made <= 2, "20 exiting threads made {made} new records");
+    }
 }

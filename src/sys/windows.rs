@@ -33,7 +33,8 @@ use std::sync::OnceLock;
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
 use windows_sys::Win32::Networking::WinSock as ws;
 use windows_sys::Win32::System::Threading::{
-    CreateThread, FlsAlloc, FlsGetValue, FlsSetValue, FLS_OUT_OF_INDEXES, INFINITE,
+    CreateThread, FlsAlloc, FlsGetValue, FlsSetValue, GetCurrentThreadId, FLS_OUT_OF_INDEXES,
+    INFINITE,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     GetQueueStatus, MsgWaitForMultipleObjectsEx, QS_ALLINPUT,
@@ -242,19 +243,34 @@ fn nonblocking_attempt<T>(sock: RawSocket, f: impl FnOnce() -> Result<T>) -> Res
     r
 }
 
-/// A readiness-checked plain receive (see the module comment); `call` gets
-/// the length it may ask for.
-fn ready_recv(sock: RawSocket, len: usize, call: impl FnOnce(i32) -> i32) -> Result<usize> {
+/// A readiness-checked plain receive (see the module comment): `call`
+/// gets the flags and the length it may ask for.
+fn ready_recv(
+    sock: RawSocket,
+    len: usize,
+    flags: c_int,
+    call: impl FnOnce(c_int, i32) -> i32,
+) -> Result<usize> {
+    // Winsock fails MSG_WAITALL with MSG_PEEK, MSG_OOB or a datagram
+    // socket (the only cases that get here with it), and a readiness-checked
+    // attempt takes what is queued anyway.
+    let flags = flags & !MSG_WAITALL;
     let _serial = serialize(sock);
-    if !ready_now(sock, POLLIN)? {
+    let oob = flags & MSG_OOB != 0;
+    if !ready_now(sock, if oob { POLLPRI } else { POLLIN })? {
         return Err(Error(EWOULDBLOCK));
     }
     // Queued bytes: for a stream what one recv returns at once; for
     // datagrams at least the first one's size. Zero while readable: end of
     // stream, an error, or an empty datagram, which return at once anyway.
-    let queued = ioctl(sock, ws::FIONREAD, 0)? as usize;
+    // (FIONREAD does not count urgent data.)
+    let queued = if oob {
+        0
+    } else {
+        ioctl(sock, ws::FIONREAD, 0)? as usize
+    };
     let n = if queued > 0 { len.min(queued) } else { len };
-    check(call(clamp(n)))
+    check(call(flags, clamp(n)))
 }
 
 /// A wake socket: readable once signalled, until drained.
@@ -272,8 +288,18 @@ impl WakeFd {
         a.sin_addr.S_un.S_addr = ws::INADDR_LOOPBACK.to_be();
         let mut len = std::mem::size_of::<ws::SOCKADDR_IN>() as i32;
         let p = (&mut a as *mut ws::SOCKADDR_IN).cast::<ws::SOCKADDR>();
-        // SAFETY: `a` and `len` are valid locals of the sizes given.
+        // No other socket may bind the port with SO_REUSEADDR and take the
+        // cancel's datagram.
+        let one: i32 = 1;
+        // SAFETY: `one`, `a` and `len` are valid locals of the sizes given.
         unsafe {
+            check(ws::setsockopt(
+                s.raw(),
+                ws::SOL_SOCKET,
+                ws::SO_EXCLUSIVEADDRUSE,
+                (&one as *const i32).cast(),
+                std::mem::size_of::<i32>() as i32,
+            ))?;
             check(ws::bind(s.raw(), p, len))?;
             check(ws::getsockname(s.raw(), p, &mut len))?;
             check(ws::connect(s.raw(), p, len))?;
@@ -415,11 +441,18 @@ pub fn poll_hooked(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
         .enumerate()
         .filter(|(_, f)| f.fd != INVALID_SOCKET)
     {
-        // SAFETY: plain calls on the sockets selected above.
-        unsafe { ws::WSAEventSelect(f.fd, 0, 0) };
-        if i != wake {
-            let _ = ioctl(f.fd, ws::FIONBIO, 0);
+        if i == wake {
+            // SAFETY: plain call on the thread's wake socket.
+            unsafe { ws::WSAEventSelect(f.fd, 0, 0) };
+            continue;
         }
+        // Under the socket's lock: switching it to blocking mode in the
+        // middle of another thread's non-blocking attempt would leave that
+        // thread blocked in send().
+        let _serial = serialize(f.fd);
+        // SAFETY: plain call on a socket selected above.
+        unsafe { ws::WSAEventSelect(f.fd, 0, 0) };
+        let _ = ioctl(f.fd, ws::FIONBIO, 0);
     }
     r
 }
@@ -427,14 +460,10 @@ pub fn poll_hooked(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
 /// One `recv` attempt that never blocks, whatever the socket's mode.
 pub fn recv(sock: RawSocket, buf: &mut [u8], flags: c_int) -> Result<usize> {
     let p = buf.as_mut_ptr();
-    if flags & MSG_OOB != 0 {
-        return nonblocking_attempt(sock, || {
-            // SAFETY: buf is valid for writes of its length.
-            check(unsafe { ws::recv(sock, p, clamp(buf.len()), flags) })
-        });
-    }
     // SAFETY: buf is valid for writes of at least `n` bytes.
-    ready_recv(sock, buf.len(), |n| unsafe { ws::recv(sock, p, n, flags) })
+    ready_recv(sock, buf.len(), flags, |f, n| unsafe {
+        ws::recv(sock, p, n, f)
+    })
 }
 
 /// One non-blocking `send` attempt.
@@ -448,12 +477,11 @@ pub fn send(sock: RawSocket, buf: &[u8], flags: c_int) -> Result<usize> {
 /// One `recvfrom` attempt that never blocks, whatever the socket's mode.
 pub fn recvfrom(sock: RawSocket, buf: &mut [u8], flags: c_int, from: AddrOut) -> Result<usize> {
     let p = buf.as_mut_ptr();
-    // SAFETY: buf is valid for writes; `from` is valid per AddrOut::new.
-    let call = |n| unsafe { ws::recvfrom(sock, p, n, flags, from.addr, from.len) };
-    if flags & MSG_OOB != 0 {
-        return nonblocking_attempt(sock, || check(call(clamp(buf.len()))));
-    }
-    ready_recv(sock, buf.len(), call)
+    // SAFETY: buf is valid for writes of at least `n` bytes; `from` is
+    // valid per AddrOut::new.
+    ready_recv(sock, buf.len(), flags, |f, n| unsafe {
+        ws::recvfrom(sock, p, n, f, from.addr, from.len)
+    })
 }
 
 /// One non-blocking `sendto` attempt.
@@ -647,17 +675,26 @@ impl DeferCancel {
 struct KeyValue {
     dtor: unsafe extern "C" fn(*mut c_void),
     value: *mut c_void,
+    thread: u32,
 }
 
 unsafe extern "system" fn run_key_dtor(p: *const c_void) {
     // SAFETY: FLS holds only KeyValue boxes made by ThreadKey::set.
     let kv = unsafe { Box::from_raw(p.cast_mut().cast::<KeyValue>()) };
-    // SAFETY: the destructor is the one the key was made with.
+    // A fiber deleted on another thread: the value is still the setting
+    // thread's (in its thread-locals), so it is left alone (leaked).
+    // SAFETY: plain call.
+    if unsafe { GetCurrentThreadId() } != kv.thread {
+        return;
+    }
+    // SAFETY: the destructor is the one the key was made with, run on the
+    // thread that set the value.
     unsafe { (kv.dtor)(kv.value) };
 }
 
-/// A per-thread slot whose destructor runs at thread exit (fiber-local
-/// storage, whose callback Windows runs when the thread ends).
+/// A per-thread slot whose destructor runs at thread exit, on that thread
+/// (fiber-local storage, whose callback Windows runs when the thread ends,
+/// before the thread's thread-local destructors).
 pub struct ThreadKey {
     index: u32,
     dtor: unsafe extern "C" fn(*mut c_void),
@@ -678,6 +715,8 @@ impl ThreadKey {
         let kv = crate::sync::try_box(KeyValue {
             dtor: self.dtor,
             value,
+            // SAFETY: plain call.
+            thread: unsafe { GetCurrentThreadId() },
         })
         .map_err(|_| Error(ENOMEM))?;
         let kv = Box::into_raw(kv);

@@ -294,6 +294,61 @@ static void receive_and_send_on_one_socket(void) {
     closesocket(sv[1]);
 }
 
+/* A thread waiting with a hook on a socket while another sends on it:
+   the hook wait's clean-up (back to blocking mode) must not land inside
+   the sender's non-blocking attempt, or the sender blocks in send() where
+   no cancel reaches it. The peer reads nothing, so every send is one
+   attempt that times out at once; then the sender's token is cancelled. */
+static rsock_socket race_sv[2];
+static volatile LONG race_stop, race_sends;
+static rsock_token *race_tok;
+
+static int CALLBACK idle_hook(void) { return 0; }
+
+static DWORD WINAPI hooked_poller(void *arg) {
+    (void)arg;
+    rsock_token *t = rsock_token_new();
+    rsock_set_blocking_hook(idle_hook);
+    while (!race_stop) rsock_block(t, race_sv[0], RSOCK_READABLE, 0);
+    rsock_unhook_blocking_hook();
+    rsock_token_unref(t);
+    return 0;
+}
+
+static DWORD WINAPI busy_sender(void *arg) {
+    (void)arg;
+    static char block[1 << 20];
+    for (;;) {
+        intptr_t n = rsock_send(race_tok, race_sv[0], block, sizeof block, 0, 0);
+        InterlockedIncrement(&race_sends);
+        if (n < 0 && rsock_last_error() == RSOCK_ECANCELED) return 0;
+    }
+}
+
+static void hook_waits_do_not_block_a_sender(void) {
+    tcp_pair(race_sv);
+    race_tok = rsock_token_new();
+    race_stop = 0;
+    race_sends = 0;
+    HANDLE h = CreateThread(NULL, 0, hooked_poller, NULL, 0, NULL);
+    HANDLE s = CreateThread(NULL, 0, busy_sender, NULL, 0, NULL);
+    REQUIRE(h != NULL && s != NULL);
+    Sleep(500);
+    rsock_cancel(race_tok);
+    DWORD w = WaitForSingleObject(s, 3000);
+    CHECK(w == WAIT_OBJECT_0); /* else the sender is stuck inside send() */
+    race_stop = 1;
+    WaitForSingleObject(h, INFINITE);
+    printf("  %ld sends beside a hooked wait; the cancel %s\n", (long)race_sends,
+           w == WAIT_OBJECT_0 ? "ended them" : "did NOT end them");
+    CloseHandle(h);
+    if (w != WAIT_OBJECT_0) return; /* leave the stuck thread and its sockets */
+    CloseHandle(s);
+    closesocket(race_sv[0]);
+    closesocket(race_sv[1]);
+    rsock_token_unref(race_tok);
+}
+
 int main(void) {
     rt_watchdog(60);
     RUN(hook_runs_when_a_message_arrives);
@@ -301,6 +356,7 @@ int main(void) {
     RUN(hook_calls_leave_the_socket_blocking);
     RUN(modes_on_windows);
     RUN(receive_and_send_on_one_socket);
+    RUN(hook_waits_do_not_block_a_sender);
     return rt_finish("test_windows");
 }
 
