@@ -129,6 +129,30 @@ static void modes_left_as_found(void) {
 }
 #endif
 
+/* MSG_WAITALL where it cannot gather (with MSG_PEEK, or on a datagram
+   socket) returns what is there, on every system (Winsock itself would
+   fail both with WSAEOPNOTSUPP). */
+static void waitall_with_peek_or_datagrams(void) {
+    rsock_token *t = rsock_token_new();
+    rsock_socket sv[2];
+    tcp_pair(sv);
+    char buf[16];
+    CHECK(send(sv[1], "abc", 3, 0) == 3);
+    sleep_ms(20);
+    CHECK(rsock_recv(t, sv[0], buf, sizeof buf, MSG_PEEK | MSG_WAITALL, 1000) == 3);
+    CHECK(rsock_recv(t, sv[0], buf, sizeof buf, 0, 1000) == 3 && memcmp(buf, "abc", 3) == 0);
+    close_pair(sv);
+    struct sockaddr_in a;
+    rsock_socket u = udp_bound(&a);
+    rsock_socket c = socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(sock_ok(c));
+    CHECK(sendto(c, "dgram", 5, 0, (struct sockaddr *)&a, sizeof a) == 5);
+    CHECK(rsock_recv(t, u, buf, sizeof buf, MSG_WAITALL, 1000) == 5 && memcmp(buf, "dgram", 5) == 0);
+    close_sock(c);
+    close_sock(u);
+    rsock_token_unref(t);
+}
+
 static void udp_recvfrom_sendto(void) {
     rsock_token *t = rsock_token_new();
     rsock_socket a = socket(AF_INET, SOCK_DGRAM, 0);
@@ -545,6 +569,7 @@ int main(void) {
     RUN(recv_waitall_gathers_a_full_buffer);
     RUN_POSIX(modes_left_as_found, "Windows cannot report a socket's blocking mode");
     RUN(udp_recvfrom_sendto);
+    RUN(waitall_with_peek_or_datagrams);
     RUN(accept_cancel_leaves_connection_queued);
     RUN(connect_results);
     RUN(send_partial_counts_are_exact);
