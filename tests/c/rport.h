@@ -15,6 +15,7 @@
 #ifdef _WIN32
 
 #include <windows.h>
+#include <tlhelp32.h>
 #include <winternl.h>
 
 /* Error codes as rsock_last_error() reports them. */
@@ -96,6 +97,9 @@ static inline DWORD WINAPI rt_watchdog_main(LPVOID arg) {
     return 0;
 }
 
+/* Threads the test harness keeps running: the watchdog. */
+static int rt_harness_threads;
+
 /* Kills the process if a test hangs: a lost wake-up must fail, not stall.
    (No SIGALRM on Windows: a thread does it.) */
 static inline void rt_watchdog(unsigned seconds) {
@@ -105,6 +109,7 @@ static inline void rt_watchdog(unsigned seconds) {
         exit(2);
     }
     CloseHandle(h);
+    rt_harness_threads++;
 }
 
 static inline void rt_ignore_sigpipe(void) {}
@@ -186,6 +191,22 @@ static inline int rt_pipe(rsock_socket p[2]) {
     return 0;
 }
 static inline void rt_pipe_close(rsock_socket p) { CloseHandle((HANDLE)p); }
+
+/* Number of threads in this process. */
+static inline int rt_threads(void) {
+    HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+    if (snap == INVALID_HANDLE_VALUE) {
+        fprintf(stderr, "rt_threads: CreateToolhelp32Snapshot failed (%lu)\n", GetLastError());
+        exit(2);
+    }
+    THREADENTRY32 te;
+    te.dwSize = sizeof te;
+    int n = 0;
+    for (BOOL more = Thread32First(snap, &te); more; more = Thread32Next(snap, &te))
+        n += te.th32OwnerProcessID == GetCurrentProcessId();
+    CloseHandle(snap);
+    return n;
+}
 
 #else /* POSIX */
 
