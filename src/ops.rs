@@ -428,22 +428,6 @@ pub fn sendto(
     })
 }
 
-/// Runs `f` with `sock` in non-blocking mode, restoring a blocking socket
-/// afterwards; the result of `f` wins over a failure to restore.
-fn nonblocking<T>(
-    sock: RawSocket,
-    was_nonblocking: bool,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    if was_nonblocking {
-        return f();
-    }
-    sys::set_nonblocking(sock, true)?;
-    let r = f();
-    let _ = sys::set_nonblocking(sock, false);
-    r
-}
-
 /// `accept`, cancellable. A cancelled or timed-out call leaves the pending
 /// connection queued. The new socket is in blocking mode. Each attempt
 /// never blocks, whatever the listener's mode (see `sys::try_accept`).
@@ -458,9 +442,8 @@ pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) ->
 /// closed. The socket's blocking mode is restored in every case.
 pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> Result<()> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    let nb = sys::is_nonblocking(sock)?;
-    nonblocking(sock, nb, || loop {
-        match sys::connect(sock, to) {
+    loop {
+        match sys::try_connect(sock, to) {
             Ok(()) => return Ok(()),
             Err(e) if e.0 == sys::EINTR => continue,
             Err(e) if e.0 == sys::EINPROGRESS || e.0 == sys::EALREADY => loop {
@@ -503,7 +486,7 @@ pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> R
             }
             Err(e) => return Err(e),
         }
-    })
+    }
 }
 
 #[cfg(test)]

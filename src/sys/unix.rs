@@ -328,28 +328,39 @@ pub fn set_nonblocking(sock: RawSocket, on: bool) -> Result<()> {
     Ok(())
 }
 
-/// Serializes the mode switch around accept attempts on one descriptor, so
-/// that two rsock threads accepting on one blocking listener cannot see each
-/// other's temporary non-blocking mode (and then block in the kernel).
+/// Serializes the mode switch around accept and connect attempts on one
+/// descriptor, so that two rsock threads on one blocking socket cannot see
+/// each other's temporary non-blocking mode (and then block in the kernel).
 /// (std's Mutex: its contended path allocates nothing, so running out of
 /// memory cannot abort here.)
-static ACCEPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+static ATTEMPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
 
-/// One accept attempt that never blocks, whatever the listener's mode: a
-/// blocking listener is switched to non-blocking mode only for the instant
-/// of the attempt (serialized within the process). The new socket is in
-/// blocking mode.
-pub fn try_accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
-    let _serial = ACCEPT_LOCKS[sock as usize % ACCEPT_LOCKS.len()]
+/// Runs `f` with `sock` in non-blocking mode, then puts back the mode it
+/// had; serialized per socket within the process.
+fn nonblocking_attempt<T>(sock: RawSocket, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let _serial = ATTEMPT_LOCKS[sock as usize % ATTEMPT_LOCKS.len()]
         .lock()
         .unwrap_or_else(|e| e.into_inner()); // guards no data
     if is_nonblocking(sock)? {
-        return accept(sock, from);
+        return f();
     }
     set_nonblocking(sock, true)?;
-    let r = accept(sock, from);
+    let r = f();
     let _ = set_nonblocking(sock, false);
     r
+}
+
+/// One accept attempt that never blocks, whatever the listener's mode: a
+/// blocking listener is switched to non-blocking mode only for the instant
+/// of the attempt. The new socket is in blocking mode.
+pub fn try_accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
+    nonblocking_attempt(sock, || accept(sock, from))
+}
+
+/// One connect attempt that never blocks, whatever the socket's mode, which
+/// is put back (a connect under way goes on in blocking mode too).
+pub fn try_connect(sock: RawSocket, to: AddrIn) -> Result<()> {
+    nonblocking_attempt(sock, || connect(sock, to))
 }
 
 /// One `accept` on a socket the caller has made non-blocking. The new

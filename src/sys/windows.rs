@@ -492,13 +492,6 @@ pub fn sendto(sock: RawSocket, buf: &[u8], flags: c_int, to: AddrIn) -> Result<u
     })
 }
 
-/// Windows cannot report a socket's mode: every socket is taken to be
-/// blocking, so the calls that switch it leave it blocking. Fails for a
-/// handle that is not a socket.
-pub fn is_nonblocking(sock: RawSocket) -> Result<bool> {
-    sockopt_int(sock, ws::SO_TYPE).map(|_| false)
-}
-
 /// Sets or clears non-blocking mode.
 pub fn set_nonblocking(sock: RawSocket, on: bool) -> Result<()> {
     ioctl(sock, ws::FIONBIO, on as u32).map(|_| ())
@@ -527,6 +520,12 @@ pub fn try_accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
     check(unsafe { ws::WSAEventSelect(s.raw(), 0, 0) })?;
     set_nonblocking(s.raw(), false)?;
     Ok(s.into_raw())
+}
+
+/// One connect attempt that never blocks; the socket is left in blocking
+/// mode (a connect under way goes on).
+pub fn try_connect(sock: RawSocket, to: AddrIn) -> Result<()> {
+    nonblocking_attempt(sock, || connect(sock, to))
 }
 
 /// One `connect` on a socket the caller has made non-blocking; a connect
