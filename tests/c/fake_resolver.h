@@ -238,20 +238,6 @@ static inline void release_hangs(void) {
     fake_lock_give(&hang_lock);
 }
 
-/* Waits (up to 10 s) until the resolver pool's idle threads have exited,
-   2 s after their last lookup, and the test's own threads are joined. On
-   Windows a resolver thread holds a handle while it lives (under Wine, the
-   event ws2_32 keeps for each thread that called getaddrinfo), so handle
-   counts compare equal only when taken with no resolver thread alive.
-   POSIX resolver threads hold no descriptor: nothing to wait for. */
-static inline void settle_resolver(void) {
-#ifdef _WIN32
-    int n = rt_threads();
-    for (int i = 0; i < 1000 && n > 1 + rt_harness_threads; i++, n = rt_threads()) sleep_ms(10);
-    if (n > 1 + rt_harness_threads) printf("     settle_resolver: still %d threads after 10 s\n", n);
-#endif
-}
-
 /* Waits (up to 5 s) until no lookup runs and every result is freed. */
 static inline void wait_until_all_freed(void) {
     for (int i = 0; i < 500 && (atomic_load(&running) > 0 || atomic_load(&results_freed) != atomic_load(&results_made)); i++)

@@ -267,7 +267,6 @@ static void stop_failing(pthread_t th) {
 /* A closed port on one family: the other is tried at once, not after the
    250 ms stagger. */
 static void localhost_reaches_whichever_family_listens(void) {
-    settle_resolver();
     int fds = fd_count();
     struct site st;
     open_site(&st, REFUSED, LISTENING);
@@ -283,7 +282,6 @@ static void localhost_reaches_whichever_family_listens(void) {
     s = rsock_connect_host(NULL, "localhost", st.port, SOCK_STREAM, 5000);
     check_returned(s, AF_INET6, &st.v6);
     close_site(&st);
-    settle_resolver();
     CHECK(fd_count() == fds); /* nothing of the call stays open */
 }
 
@@ -301,7 +299,6 @@ static void ipv6_goes_first(void) {
 /* ::1 drops the SYN: after 250 ms 127.0.0.1 is tried, connects and wins;
    the pending IPv6 attempt is closed. */
 static void stalled_ipv6_loses_to_ipv4_after_the_stagger(void) {
-    settle_resolver();
     int fds = fd_count();
     struct site st;
     open_site(&st, STALLED, LISTENING);
@@ -312,7 +309,6 @@ static void stalled_ipv6_loses_to_ipv4_after_the_stagger(void) {
     CHECK(took >= 250 && took < 1000);
     printf("     ::1 stalled, 127.0.0.1 connected after %.1f ms\n", took);
     close_site(&st);
-    settle_resolver();
     CHECK(fd_count() == fds);
 }
 
@@ -363,7 +359,6 @@ static void a_failure_among_pending_attempts_starts_the_next(void) {
 static int stalls = 1; /* whether connects to a full listener stall here */
 
 static void all_refused_reports_the_last_error(void) {
-    settle_resolver();
     int fds = fd_count();
     struct site st;
     open_site(&st, REFUSED, REFUSED);
@@ -372,7 +367,6 @@ static void all_refused_reports_the_last_error(void) {
     if (!stalls) {
         printf("skip all_refused_reports_the_last_error (late failure, timeout): "
                "connects to a full listener do not stall here\n");
-        settle_resolver();
         CHECK(fd_count() == fds);
         return;
     }
@@ -390,12 +384,10 @@ static void all_refused_reports_the_last_error(void) {
     open_site(&st, STALLED, REFUSED);
     CHECK_ERR(rsock_connect_host(NULL, "localhost", st.port, SOCK_STREAM, 300), RSOCK_ETIMEDOUT);
     close_site(&st);
-    settle_resolver();
     CHECK(fd_count() == fds);
 }
 
 static void timeout_and_cancel_while_connecting(void) {
-    settle_resolver();
     int fds = fd_count();
     struct site st;
     open_site(&st, STALLED, REFUSED);
@@ -414,12 +406,10 @@ static void timeout_and_cancel_while_connecting(void) {
     CHECK_ERR(rsock_connect_host(t, "127.0.0.1", st.port, SOCK_STREAM, RSOCK_INFINITE), RSOCK_ECANCELED);
     rsock_token_unref(t);
     close_site(&st);
-    settle_resolver();
     CHECK(fd_count() == fds);
 }
 
 static void timeout_and_cancel_while_resolving(void) {
-    settle_resolver();
     int fds = fd_count();
     double t0 = now_ms();
     CHECK_ERR(rsock_connect_host(NULL, "a.hang.test", "80", SOCK_STREAM, 200), RSOCK_ETIMEDOUT);
@@ -434,7 +424,6 @@ static void timeout_and_cancel_while_resolving(void) {
     release_hangs();
     wait_until_all_freed();
     CHECK(atomic_load(&results_freed) == atomic_load(&results_made));
-    settle_resolver();
     CHECK(fd_count() == fds);
 }
 
