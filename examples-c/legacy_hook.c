@@ -64,7 +64,7 @@ int main(void) {
         printf("demo server: %s\n", rsock_strerror(WSAGetLastError()));
         return 1;
     }
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    stdout_by_line();
 
     char line[64];
     rsock_socket s = socket(AF_INET, SOCK_STREAM, 0);

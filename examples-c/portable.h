@@ -11,6 +11,7 @@
 #include <rsock.h> /* brings winsock2.h and ws2tcpip.h, or the POSIX socket headers */
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 #ifdef _WIN32
@@ -37,6 +38,10 @@ static inline void catch_signal(int sig, void (*handler)(int)) { signal(sig, han
 static inline void ignore_sigpipe(void) {}
 
 static inline void sleep_ms(unsigned ms) { Sleep(ms); }
+
+/* Each line out as it is printed. The C runtime takes _IOLBF for full
+   buffering, so: no buffering. */
+static inline void stdout_by_line(void) { setvbuf(stdout, NULL, _IONBF, 0); }
 
 /* Is stdin a console (someone to press Enter)? */
 static inline int stdin_is_terminal(void) {
@@ -77,6 +82,8 @@ static inline void sleep_ms(unsigned ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
 }
+
+static inline void stdout_by_line(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 
 static inline int stdin_is_terminal(void) { return isatty(STDIN_FILENO); }
 

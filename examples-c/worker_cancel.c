@@ -84,7 +84,7 @@ int main(void) {
         printf("demo server: %s\n", rsock_strerror(rsock_last_error()));
         return 1;
     }
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    stdout_by_line();
 
     struct worker w = {server.addr, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0};
     pthread_t th;
