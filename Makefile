@@ -149,11 +149,11 @@ WIN_TIMEOUT ?= 300
 WIN_C_TESTS := $(patsubst tests/c/%.c,$(WIN_BUILD)/%.exe,$(wildcard tests/c/test_*.c))
 WIN_C_OBJS := $(patsubst tests/c/%.c,$(WIN_BUILD)/%.o,$(wildcard tests/c/test_*.c))
 
-.PHONY: windows-test windows-rust-test windows-lib windows-c-test windows-c-objs
+.PHONY: windows-test windows-rust-test windows-lib windows-c-test windows-c-objs windows-examples windows-example-test
 
 # Everything `make test` runs that exists on Windows: the Rust tests (cargo
-# runs each test program under Wine) and the C suite.
-windows-test: windows-rust-test windows-c-test
+# runs each test program under Wine), the C suite and the examples.
+windows-test: windows-rust-test windows-c-test windows-example-test
 
 windows-rust-test:
 	WINEPREFIX=$(WIN_PREFIX) tests/windows/setup-wine.sh
@@ -199,4 +199,26 @@ windows-c-test: windows-lib $(WIN_C_TESTS)
 	  if [ $$rc -eq 0 ]; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t (exit $$rc)"; fi; \
 	done; \
 	echo "windows c tests: $$pass passed, $$fail failed (logs in $(WIN_BUILD))"; \
+	test $$fail -eq 0
+
+# The examples cross-built with their own Makefile (as for Linux, with the
+# same warnings), into $(WIN_BUILD)/examples/*.exe.
+windows-examples: windows-lib
+	$(MAKE) -C examples-c O=$(abspath $(WIN_BUILD)/examples) EXE=.exe CC=$(WIN_CC) CFLAGS="-O2 -g $(WARN)" \
+	  RSOCK_CFLAGS=-I$(abspath include) RSOCK_LIBS="-static $(abspath $(WIN_LIB)) $(WIN_LDLIBS)" \
+	  RSOCK_DEPS="$(abspath $(WIN_LIB) include/rsock.h include/rsock_winsock.h)"
+
+# Each Windows example under Wine, checked by the Linux driver
+# (tests/examples/driver.c --wine), which plays the same parts as in
+# `make example-test`: Wine's sockets are the host's, and a SIGINT to the
+# Wine process reaches the program as Ctrl-C.
+windows-example-test: windows-examples $(BUILD)/example_driver
+	WINEPREFIX=$(WIN_PREFIX) tests/windows/setup-wine.sh
+	@pass=0; fail=0; \
+	for e in $(EXAMPLES); do \
+	  echo "== windows example $$e"; \
+	  if WINE=$(WINE) WINEPREFIX=$(WIN_PREFIX) WINEDEBUG=-all $(BUILD)/example_driver --wine $$e $(WIN_BUILD)/examples/$$e.exe; \
+	  then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$e"; fi; \
+	done; \
+	echo "windows examples: $$pass passed, $$fail failed"; \
 	test $$fail -eq 0

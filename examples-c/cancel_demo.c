@@ -5,14 +5,12 @@
  * loses nothing and leaves the socket usable.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <rsock.h>
+#include "portable.h" /* what differs on Windows; includes rsock.h */
 
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 static double now_us(void) {
     struct timespec ts;
@@ -22,7 +20,7 @@ static double now_us(void) {
 
 struct job {
     rsock_token *token;
-    int sock;
+    rsock_socket sock;
     double returned_at;
     long result;
     int error;
@@ -39,9 +37,9 @@ static void *worker(void *arg) {
 }
 
 int main(void) {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
-        perror("socketpair");
+    rsock_socket sv[2];
+    if (sockets_start() != 0 || socket_pair(sv) != 0) {
+        fprintf(stderr, "socket pair: %s\n", rsock_strerror(rsock_last_error()));
         return 1;
     }
     rsock_token *token = rsock_token_new();
@@ -54,8 +52,7 @@ int main(void) {
     struct job job = {token, sv[0], 0, 0, 0};
     pthread_t th;
     pthread_create(&th, NULL, worker, &job);
-    struct timespec settle = {0, 100 * 1000 * 1000};
-    nanosleep(&settle, NULL); /* let the worker block */
+    sleep_ms(100); /* let the worker block */
     printf("worker is blocked in rsock_recv; cancelling it\n");
     double cancelled_at = now_us();
     rsock_cancel(token);
@@ -82,7 +79,8 @@ int main(void) {
     printf("recv after the cancel and the timeout: %ld bytes: \"%s\"\n", n, buf);
 
     rsock_token_unref(token);
-    close(sv[0]);
-    close(sv[1]);
+    closesocket(sv[0]);
+    closesocket(sv[1]);
+    sockets_stop();
     return (job.error == RSOCK_ECANCELED && n == (long)(sizeof msg - 1)) ? 0 : 1;
 }

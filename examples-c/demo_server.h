@@ -12,27 +12,19 @@
 #ifndef DEMO_SERVER_H
 #define DEMO_SERVER_H
 
-#include <rsock.h>
+#include "portable.h" /* what differs on Windows; includes rsock.h */
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0 /* where it does not exist, the examples ignore SIGPIPE */
-#endif
 
 struct demo_server {
-    int listener;
+    rsock_socket listener;
     struct sockaddr_in addr; /* where it listens */
     pthread_t thread;
     rsock_token *stop;
 };
 
-static int demo_server_read_line(struct demo_server *srv, int s, char *line, size_t size) {
+static int demo_server_read_line(struct demo_server *srv, rsock_socket s, char *line, size_t size) {
     size_t n = 0;
     char c;
     while (n + 1 < size && rsock_recv(srv->stop, s, &c, 1, 0, RSOCK_INFINITE) == 1) {
@@ -47,8 +39,8 @@ static int demo_server_read_line(struct demo_server *srv, int s, char *line, siz
 
 static void *demo_server_run(void *arg) {
     struct demo_server *srv = arg;
-    int s = rsock_accept(srv->stop, srv->listener, NULL, NULL, RSOCK_INFINITE);
-    if (s < 0) return NULL; /* stopped before a client came */
+    rsock_socket s = rsock_accept(srv->stop, srv->listener, NULL, NULL, RSOCK_INFINITE);
+    if (s == RSOCK_INVALID_SOCKET) return NULL; /* stopped before a client came */
     const char hello[] = "hello from the demo server\n";
     send(s, hello, sizeof hello - 1, MSG_NOSIGNAL);
     char line[64];
@@ -58,11 +50,12 @@ static void *demo_server_run(void *arg) {
             break;
         }
     }
-    close(s);
+    closesocket(s);
     return NULL;
 }
 
-/* 0 on success, -1 with errno set. */
+/* 0 on success, -1 on failure (a socket call's error is in
+   rsock_last_error()). Winsock must be started first. */
 static int demo_server_start(struct demo_server *srv) {
     socklen_t len = sizeof srv->addr;
     memset(&srv->addr, 0, sizeof srv->addr);
@@ -70,12 +63,12 @@ static int demo_server_start(struct demo_server *srv) {
     srv->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     srv->stop = rsock_token_new();
     srv->listener = socket(AF_INET, SOCK_STREAM, 0);
-    if (!srv->stop || srv->listener < 0) return -1;
+    if (!srv->stop || srv->listener == RSOCK_INVALID_SOCKET) return -1;
     if (bind(srv->listener, (struct sockaddr *)&srv->addr, sizeof srv->addr) != 0 ||
         listen(srv->listener, 1) != 0 ||
         getsockname(srv->listener, (struct sockaddr *)&srv->addr, &len) != 0 ||
         pthread_create(&srv->thread, NULL, demo_server_run, srv) != 0) {
-        close(srv->listener);
+        closesocket(srv->listener);
         return -1;
     }
     return 0;
@@ -86,7 +79,7 @@ static void demo_server_stop(struct demo_server *srv) {
     rsock_cancel(srv->stop);
     pthread_join(srv->thread, NULL);
     rsock_token_unref(srv->stop);
-    close(srv->listener);
+    closesocket(srv->listener);
 }
 
 #endif /* DEMO_SERVER_H */

@@ -1,42 +1,33 @@
 /*
- * echo_server: a multi-client echo server that shuts down cleanly on SIGINT
- * or SIGTERM.
+ * echo_server: a multi-client echo server that shuts down cleanly on Ctrl-C
+ * (SIGINT) or, on POSIX, SIGTERM.
  *
  * One root token for the server, a child token per connection, a thread per
  * client. The signal handler cancels the root token (rsock_cancel is
- * async-signal-safe), and so every child: the accept loop and every client's
- * recv and send return RSOCK_ECANCELED, every thread is joined, and the
- * server prints what it served and exits 0. A client idle for IDLE_MS is
- * dropped (a per-call timeout); a child token would also let the server
- * drop one client without touching the others.
+ * async-signal-safe, and callable from any thread: on Windows the C runtime
+ * runs the handler on a thread of its own), and so every child: the accept
+ * loop and every client's recv and send return RSOCK_ECANCELED, every
+ * thread is joined, and the server prints what it served and exits 0. A
+ * client idle for IDLE_MS is dropped (a per-call timeout); a child token
+ * would also let the server drop one client without touching the others.
  *
  * usage: echo_server [port]    (listens on 127.0.0.1; default: any free port)
  */
 #define _POSIX_C_SOURCE 200809L
-#include <rsock.h>
+#include "portable.h" /* what differs on Windows; includes rsock.h */
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0 /* where it does not exist, SIGPIPE is ignored below */
-#endif
 
 #define IDLE_MS (5 * 60 * 1000)
 
 struct client {
     pthread_t thread;
     rsock_token *token; /* child of the root token */
-    int sock;
+    rsock_socket sock;
     long long bytes; /* echoed back */
     atomic_int done;  /* the thread has finished: join it */
 };
@@ -58,7 +49,7 @@ static void *serve_client(void *arg) {
         if (sent > 0) c->bytes += sent; /* exact, even when cut short */
         if (sent != n) break;
     }
-    close(c->sock);
+    closesocket(c->sock);
     atomic_store(&c->done, 1);
     return NULL;
 }
@@ -93,25 +84,27 @@ int main(int argc, char **argv) {
         return 1;
     }
     int one = 1;
-    int lst = socket(AF_INET, SOCK_STREAM, 0);
-    if (lst < 0 || setsockopt(lst, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 || bind(lst, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lst, 64) != 0 ||
+    if (sockets_start() != 0) {
+        fprintf(stderr, "echo_server: %s\n", rsock_strerror(rsock_last_error()));
+        return 1;
+    }
+    rsock_socket lst = socket(AF_INET, SOCK_STREAM, 0);
+    if (lst == RSOCK_INVALID_SOCKET ||
+        setsockopt(lst, SOL_SOCKET, SO_REUSEADDR, (const char *)&one, sizeof one) != 0 ||
+        bind(lst, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lst, 64) != 0 ||
         getsockname(lst, (struct sockaddr *)&addr, &len) != 0) {
-        perror("echo_server: listen");
+        fprintf(stderr, "echo_server: listen: %s\n", rsock_strerror(rsock_last_error()));
         return 1;
     }
 
     root = rsock_token_new();
     if (!root) {
-        perror("echo_server: rsock_token_new");
+        fprintf(stderr, "echo_server: rsock_token_new: %s\n", rsock_strerror(rsock_last_error()));
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a client that vanishes is an error, not the end */
+    catch_signal(SIGINT, on_signal);
+    catch_signal(SIGTERM, on_signal);
+    ignore_sigpipe(); /* a client that vanishes is an error, not the end */
 
     printf("echo_server: listening on 127.0.0.1:%u (Ctrl-C to stop)\n", ntohs(addr.sin_port));
     fflush(stdout);
@@ -121,12 +114,12 @@ int main(int argc, char **argv) {
     long long bytes = 0;
     for (;;) {
         nclients = reap(clients, nclients, 0, &bytes);
-        int s = rsock_accept(root, lst, NULL, NULL, RSOCK_INFINITE);
+        rsock_socket s = rsock_accept(root, lst, NULL, NULL, RSOCK_INFINITE);
         if (s == RSOCK_INVALID_SOCKET) {
             int err = rsock_last_error();
             if (err == RSOCK_ECANCELED) break; /* SIGINT or SIGTERM */
             fprintf(stderr, "echo_server: accept: %s\n", rsock_strerror(err));
-            if (err != ECONNABORTED && rsock_poll(root, NULL, 0, 100) < 0) break; /* back off, cancellably */
+            if (err != SOCK_ECONNABORTED && rsock_poll(root, NULL, 0, 100) < 0) break; /* back off, cancellably */
             continue;
         }
         struct client *c = calloc(1, sizeof *c);
@@ -137,7 +130,7 @@ int main(int argc, char **argv) {
             if (c) rsock_token_unref(c->token);
             free(c);
             if (grown) clients = grown;
-            close(s);
+            closesocket(s);
             continue;
         }
         clients = grown;
@@ -146,7 +139,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "echo_server: cannot start a thread; dropping a client\n");
             rsock_token_unref(c->token);
             free(c);
-            close(s);
+            closesocket(s);
             continue;
         }
         clients[nclients++] = c;
@@ -157,11 +150,11 @@ int main(int argc, char **argv) {
     reap(clients, nclients, 1, &bytes); /* every thread returns: its child token is cancelled */
     free(clients);
     /* No handler may reach the token once it is freed. */
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    catch_signal(SIGINT, SIG_DFL);
+    catch_signal(SIGTERM, SIG_DFL);
     rsock_token_unref(root);
-    close(lst);
+    closesocket(lst);
+    sockets_stop();
     printf("echo_server: served %zu clients, %lld bytes\n", served, bytes);
     return 0;
 }

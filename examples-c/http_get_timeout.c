@@ -12,18 +12,11 @@
  * exit:  0 done, 1 error, 2 timed out, 130 cancelled (Ctrl-C)
  */
 #define _POSIX_C_SOURCE 200809L
-#include <rsock.h>
+#include "portable.h" /* what differs on Windows; includes rsock.h */
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0 /* where it does not exist, SIGPIPE is ignored below */
-#endif
 
 static rsock_token *token;
 
@@ -76,17 +69,11 @@ int main(int argc, char **argv) {
         return 1;
     }
 
+    if (sockets_start() != 0) return fail("sockets_start");
     token = rsock_token_new();
-    if (!token) {
-        perror("http_get_timeout: rsock_token_new");
-        return 1;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (!token) return fail("rsock_token_new");
+    catch_signal(SIGINT, on_sigint);
+    ignore_sigpipe();
 
     /* Resolve, then connect (IPv6 and IPv4 raced), all within timeout_ms. */
     int code;
@@ -95,10 +82,10 @@ int main(int argc, char **argv) {
         code = fail(host);
     } else {
         code = get(s, host, path, timeout_ms);
-        close(s);
+        closesocket(s);
     }
-    sa.sa_handler = SIG_DFL; /* no handler may reach the token once it is freed */
-    sigaction(SIGINT, &sa, NULL);
+    catch_signal(SIGINT, SIG_DFL); /* no handler may reach the token once it is freed */
     rsock_token_unref(token);
+    sockets_stop();
     return code;
 }

@@ -6,7 +6,9 @@
  * WSACancelBlockingCall, WSAEINTR and plain connect/send/recv. It compiles
  * unchanged because it includes rsock_winsock.h, with
  * RSOCK_WINSOCK_REDIRECT_CALLS so that those calls wait through rsock (with
- * the calling thread's token) and run the hook while they wait.
+ * the calling thread's token) and run the hook while they wait. On Windows
+ * it starts Winsock itself, as it always did; on POSIX, portable.h (through
+ * demo_server.h) supplies closesocket.
  *
  * The user is simulated: they press Cancel on the 5th UI frame.
  */
@@ -36,7 +38,7 @@ static BOOL ui_hook(void) {
 }
 
 /* Reads one line; SOCKET_ERROR (see WSAGetLastError) or 0 at end of stream. */
-static int read_line(int s, char *line, int size) {
+static int read_line(rsock_socket s, char *line, int size) {
     int n = 0;
     while (n + 1 < size) {
         int r = recv(s, &line[n], 1, 0);
@@ -49,15 +51,23 @@ static int read_line(int s, char *line, int size) {
 }
 
 int main(void) {
-    struct demo_server server;
-    if (demo_server_start(&server) != 0) {
-        perror("demo server");
+#ifdef _WIN32
+    /* First, as before (a 1.1 program asked for 1.1; with winsock2.h, 2.2). */
+    WSADATA wsa;
+    if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
+        printf("WSAStartup failed\n");
         return 1;
     }
-    setvbuf(stdout, NULL, _IOLBF, 0);
+#endif
+    struct demo_server server;
+    if (demo_server_start(&server) != 0) {
+        printf("demo server: %s\n", rsock_strerror(WSAGetLastError()));
+        return 1;
+    }
+    stdout_by_line();
 
     char line[64];
-    int s = socket(AF_INET, SOCK_STREAM, 0);
+    rsock_socket s = socket(AF_INET, SOCK_STREAM, 0);
     if (connect(s, (struct sockaddr *)&server.addr, sizeof server.addr) == SOCKET_ERROR ||
         read_line(s, line, sizeof line) <= 0) {
         printf("cannot talk to the server: %s\n", rsock_strerror(WSAGetLastError()));
@@ -65,7 +75,9 @@ int main(void) {
     }
     printf("server: %s\n", line);
 
-    FARPROC old_hook = WSASetBlockingHook((FARPROC)ui_hook);
+    /* The cast goes through void (*)(void): Win64's FARPROC returns INT_PTR,
+       and GCC warns about a direct cast from a BOOL function. */
+    FARPROC old_hook = WSASetBlockingHook((FARPROC)(void (*)(void))ui_hook);
     printf("asking for the time (the server never answers)\n");
     send(s, "TIME\n", 5, 0);
     int r = read_line(s, line, sizeof line);
@@ -80,7 +92,10 @@ int main(void) {
        rsock the socket is still usable and nothing was lost. */
     send(s, "QUIT\n", 5, 0);
     if (read_line(s, line, sizeof line) > 0) printf("server: %s\n", line);
-    close(s);
+    closesocket(s);
     demo_server_stop(&server);
+#ifdef _WIN32
+    WSACleanup();
+#endif
     return cancelled ? 0 : 1;
 }

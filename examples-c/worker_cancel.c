@@ -9,9 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "demo_server.h" /* a stand-in server on a thread */
 
-#include <rsock.h>
 #include <stdio.h>
-#include <time.h>
 
 struct worker {
     struct sockaddr_in server;
@@ -24,7 +22,7 @@ struct worker {
 
 /* Reads one line with the thread's own token (NULL): 1, 0 at end of
    stream, or -1 with the error in rsock_last_error(). */
-static int read_line(int s, char *line, int size) {
+static int read_line(rsock_socket s, char *line, int size) {
     int n = 0;
     while (n + 1 < size) {
         intptr_t r = rsock_recv(NULL, s, &line[n], 1, 0, RSOCK_INFINITE);
@@ -53,7 +51,8 @@ static void *worker_main(void *arg) {
 
     char line[64];
     const char *step = "connect";
-    int ok = 0, s = socket(AF_INET, SOCK_STREAM, 0);
+    int ok = 0;
+    rsock_socket s = socket(AF_INET, SOCK_STREAM, 0);
     if (rsock_connect(NULL, s, (struct sockaddr *)&w->server, sizeof w->server, 5000) == 0) {
         step = "recv greeting";
         if (read_line(s, line, sizeof line) > 0) {
@@ -75,17 +74,17 @@ static void *worker_main(void *arg) {
         else
             printf("worker: %s failed: %s\n", step, err ? rsock_strerror(err) : "connection closed");
     }
-    close(s);
+    closesocket(s);
     return NULL;
 }
 
 int main(void) {
     struct demo_server server;
-    if (demo_server_start(&server) != 0) {
-        perror("demo server");
+    if (sockets_start() != 0 || demo_server_start(&server) != 0) {
+        printf("demo server: %s\n", rsock_strerror(rsock_last_error()));
         return 1;
     }
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    stdout_by_line();
 
     struct worker w = {server.addr, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0};
     pthread_t th;
@@ -98,13 +97,12 @@ int main(void) {
     pthread_mutex_unlock(&w.lock);
 
     /* The UI: wait for the user (or a timer). */
-    if (isatty(STDIN_FILENO)) {
+    if (stdin_is_terminal()) {
         printf("ui: press Enter to cancel the worker\n");
         getchar();
     } else {
-        struct timespec delay = {0, 300 * 1000 * 1000};
         printf("ui: stdin is not a terminal; cancelling in 300 ms\n");
-        nanosleep(&delay, NULL);
+        sleep_ms(300);
     }
     printf("ui: cancelling the worker\n");
     rsock_cancel(w.token); /* from any thread; even a signal handler */
@@ -112,6 +110,7 @@ int main(void) {
     pthread_join(th, NULL);
     rsock_token_unref(w.token); /* NULL-safe */
     demo_server_stop(&server);
+    sockets_stop();
     printf("ui: worker finished cleanly\n");
     return w.cancelled ? 0 : 1;
 }
