@@ -32,6 +32,12 @@
  *   (rsock_block, rsock_poll and the socket calls) only; the token functions
  *   treat NULL as no token (see each).
  * - Every function may be called from any thread.
+ * - Threads, for every blocking call (rsock_block, rsock_poll, the socket
+ *   calls, rsock_getaddrinfo, rsock_connect_host): rsock_cancel of its token
+ *   (or of an ancestor), from any thread or a signal handler, wakes it at
+ *   once. A blocking call made from inside the calling thread's blocking
+ *   hook fails with RSOCK_EINPROGRESS. pthread_cancel is deferred until the
+ *   call returns (cancel the token instead).
  */
 
 #ifndef RSOCK_H
@@ -185,10 +191,7 @@ int rsock_token_reset(rsock_token *token);
  * event. Otherwise -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT, EBADF for an
  * invalid socket, EINVAL for bad `events` or `timeout_ms`, or the system's
  * error. NULL `token`: the calling thread's own token.
- * Threads: callable from any thread; `rsock_cancel` of the token (or of an
- * ancestor) from any thread or signal handler wakes it at once. A call made
- * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
- * `pthread_cancel` is deferred until the call returns (cancel the token).
+ * Threads: as for every blocking call (see the top of this header).
  */
 int rsock_block(rsock_token *token,
                 rsock_socket sock,
@@ -201,10 +204,7 @@ int rsock_block(rsock_token *token,
  * `timeout_ms` passes, or -1 with RSOCK_ECANCELED or the system's error.
  * `fds` may be NULL when `nfds` is 0 (a cancellable sleep); otherwise NULL
  * is EINVAL. NULL `token`: the calling thread's own token.
- * Threads: callable from any thread; `rsock_cancel` of the token (or of an
- * ancestor) from any thread or signal handler wakes it at once. A call made
- * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
- * `pthread_cancel` is deferred until the call returns (cancel the token).
+ * Threads: as for every blocking call (see the top of this header).
  */
 int rsock_poll(rsock_token *token,
                rsock_pollfd *fds,
@@ -228,10 +228,7 @@ int rsock_poll(rsock_token *token,
  * wait for POLLERR with rsock_poll); any other bit is EINVAL (on Windows
  * the flags are MSG_OOB, MSG_PEEK and MSG_WAITALL).
  * `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
- * Threads: callable from any thread; `rsock_cancel` of the token (or of an
- * ancestor) from any thread or signal handler wakes it at once. A call made
- * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
- * `pthread_cancel` is deferred until the call returns (cancel the token).
+ * Threads: as for every blocking call (see the top of this header).
  */
 intptr_t rsock_recv(rsock_token *token,
                     rsock_socket sock,
@@ -252,10 +249,7 @@ intptr_t rsock_recv(rsock_token *token,
  * Windows the flags are MSG_OOB and MSG_DONTROUTE). With
  * MSG_DONTWAIT it makes one attempt, as `send` does. `buf` may be
  * NULL only when `len` is 0. NULL `token`: the thread's token.
- * Threads: callable from any thread; `rsock_cancel` of the token (or of an
- * ancestor) from any thread or signal handler wakes it at once. A call made
- * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
- * `pthread_cancel` is deferred until the call returns (cancel the token).
+ * Threads: as for every blocking call (see the top of this header).
  */
 intptr_t rsock_send(rsock_token *token,
                     rsock_socket sock,
@@ -270,10 +264,7 @@ intptr_t rsock_send(rsock_token *token,
  * cancelled or timed-out call has consumed nothing: the datagram is still
  * queued. Flags and errors as for `rsock_recv`. NULL `token`: the
  * thread's token.
- * Threads: callable from any thread; `rsock_cancel` of the token (or of an
- * ancestor) from any thread or signal handler wakes it at once. A call made
- * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
- * `pthread_cancel` is deferred until the call returns (cancel the token).
+ * Threads: as for every blocking call (see the top of this header).
  */
 intptr_t rsock_recvfrom(rsock_token *token,
                         rsock_socket sock,
@@ -289,10 +280,7 @@ intptr_t rsock_recvfrom(rsock_token *token,
  * at all; on a stream socket it behaves like `rsock_send`. `to` may be NULL
  * (connected socket) only with `tolen` 0. `flags` as for `rsock_send`.
  * NULL `token`: the thread's token.
- * Threads: callable from any thread; `rsock_cancel` of the token (or of an
- * ancestor) from any thread or signal handler wakes it at once. A call made
- * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
- * `pthread_cancel` is deferred until the call returns (cancel the token).
+ * Threads: as for every blocking call (see the top of this header).
  */
 intptr_t rsock_sendto(rsock_token *token,
                       rsock_socket sock,
@@ -315,10 +303,7 @@ intptr_t rsock_sendto(rsock_token *token,
  * listeners shared across processes non-blocking); on Windows the mode is
  * left alone (see the conventions at the top).
  * NULL `token`: the thread's token.
- * Threads: callable from any thread; `rsock_cancel` of the token (or of an
- * ancestor) from any thread or signal handler wakes it at once. A call made
- * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
- * `pthread_cancel` is deferred until the call returns (cancel the token).
+ * Threads: as for every blocking call (see the top of this header).
  */
 rsock_socket rsock_accept(rsock_token *token,
                           rsock_socket sock,
@@ -334,10 +319,7 @@ rsock_socket rsock_accept(rsock_token *token,
  * or timed-out connect the socket's state is unspecified: close it (as
  * after a cancelled connect in Winsock 1.1). `addr` NULL: EINVAL.
  * NULL `token`: the thread's token.
- * Threads: callable from any thread; `rsock_cancel` of the token (or of an
- * ancestor) from any thread or signal handler wakes it at once. A call made
- * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
- * `pthread_cancel` is deferred until the call returns (cancel the token).
+ * Threads: as for every blocking call (see the top of this header).
  */
 int rsock_connect(rsock_token *token,
                   rsock_socket sock,
@@ -401,10 +383,7 @@ int rsock_getaddrinfo(rsock_token *token,
  * `host` or `service` NULL, a service that resolves to port 0, another
  * `socktype`, or a timeout below -1: EINVAL. NULL `token`: the thread's
  * token.
- * Threads: callable from any thread; `rsock_cancel` of the token (or of an
- * ancestor) from any thread or signal handler wakes it at once. A call made
- * from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
- * `pthread_cancel` is deferred until the call returns (cancel the token).
+ * Threads: as for every blocking call (see the top of this header).
  */
 rsock_socket rsock_connect_host(rsock_token *token,
                                 const char *host,

@@ -1,6 +1,12 @@
-//! Static descriptions of error codes (`rsock_strerror`).
+//! Errors: the OS error code type (`sys::Error`), how the calling thread's
+//! error is read and set (errno, or WSAGetLastError on Windows), and the
+//! static descriptions of codes (`rsock_strerror`).
 
 use std::ffi::CStr;
+
+pub(crate) use crate::sys::{last_error, set_last_error, Error, Result};
+/// The codes the C layer reports itself.
+pub(crate) use crate::sys::{EINVAL, ENOMEM, ENOTRECOVERABLE};
 
 macro_rules! table {
     ($code:expr, $($name:ident => $text:literal),* $(,)?) => {
@@ -78,6 +84,14 @@ fn common(code: i32) -> &'static CStr {
 pub fn describe(code: i32) -> &'static str {
     describe_c(code).to_str().unwrap_or("unknown error")
 }
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (os error {})", describe(self.0), self.0)
+    }
+}
+
+impl std::error::Error for Error {}
 
 #[cfg(test)]
 mod tests {

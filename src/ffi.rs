@@ -7,16 +7,10 @@
 // is the caller's side of the contract documented on each function.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-use crate::connect_host::connect_host;
-use crate::ops;
-use crate::resolve::{resolve, ResolveError};
-use crate::shim;
-use crate::shim::Call;
-use crate::sys::Hints;
-use crate::sys::{self, AddrIn, AddrOut, Error, Result};
-use crate::sys::{addrinfo, sockaddr, socklen_t};
-use crate::token::{Inner, Token};
-use crate::wait::Deadline;
+use crate::error::{self, Error, Result, EINVAL, ENOMEM, ENOTRECOVERABLE};
+use crate::ops::{self, addrinfo, sockaddr, socklen_t, AddrIn, AddrOut, Hints, ResolveError};
+use crate::ops::{Short, Transfer, EAI_SYSTEM, INVALID_SOCKET};
+use crate::wake::{thread_token, Token};
 use libc::{c_char, c_int, c_void, intptr_t, size_t};
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -29,16 +23,10 @@ pub struct rsock_token {
 }
 
 /// A socket: `int` on POSIX, `SOCKET` on Windows (defined in the header).
-#[cfg(unix)]
-pub type rsock_socket = c_int;
-#[cfg(windows)]
-pub type rsock_socket = sys::RawSocket;
+pub type rsock_socket = ops::RawSocket;
 
 /// `struct pollfd` on POSIX, `WSAPOLLFD` on Windows (defined in the header).
-#[cfg(unix)]
-pub type rsock_pollfd = libc::pollfd;
-#[cfg(windows)]
-pub type rsock_pollfd = sys::PollFd;
+pub type rsock_pollfd = ops::PollFd;
 
 /// A Winsock-1.1-style blocking hook: called on the waiting thread while one
 /// of its rsock calls waits. Nonzero means "call me again at once" (it
@@ -59,29 +47,35 @@ pub const RSOCK_VERSION_MINOR: c_int = 1;
 /// Patch version.
 pub const RSOCK_VERSION_PATCH: c_int = 0;
 
-/// Runs `body` behind the panic boundary; on error sets errno and returns `fail`.
+/// Runs `body` behind the panic boundary; on error sets errno and returns
+/// `fail`.
 fn guard<T>(fail: T, body: impl FnOnce() -> Result<T>) -> T {
-    let r = catch_unwind(AssertUnwindSafe(body)).unwrap_or(Err(Error(sys::ENOTRECOVERABLE)));
-    let with_result = ops::take_result_error();
-    match r {
-        Ok(v) => {
-            if let Some(code) = with_result {
-                sys::set_last_error(code); // e.g. why a short count stopped
+    guard_errno(fail, || body().map(|v| (v, None)))
+}
+
+/// As `guard`, for a success that sets errno too (why a count is short, or
+/// EAI_SYSTEM's error). errno is set last, after everything the call
+/// dropped: on Windows, clean-up may clear the last error.
+fn guard_errno<T>(fail: T, body: impl FnOnce() -> Result<(T, Option<i32>)>) -> T {
+    match catch_unwind(AssertUnwindSafe(body)).unwrap_or(Err(Error(ENOTRECOVERABLE))) {
+        Ok((v, code)) => {
+            if let Some(code) = code {
+                error::set_last_error(code);
             }
             v
         }
         Err(e) => {
-            sys::set_last_error(e.0);
+            error::set_last_error(e.0);
             fail
         }
     }
 }
 
 fn inval<T>() -> Result<T> {
-    Err(Error(sys::EINVAL))
+    Err(Error(EINVAL))
 }
 
-fn raw(t: *const rsock_token) -> *const Inner {
+fn raw(t: *const rsock_token) -> *const c_void {
     // SAFETY: a non-NULL token from the caller came from into_raw (anything
     // else is the caller's undefined behaviour, which this cannot catch).
     #[cfg(all(debug_assertions, not(loom)))]
@@ -95,7 +89,7 @@ fn raw(t: *const rsock_token) -> *const Inner {
 /// Runs `f` with the token `t`, or the thread's own token for NULL.
 fn with_token<R>(t: *mut rsock_token, f: impl FnOnce(&Token) -> Result<R>) -> Result<R> {
     if t.is_null() {
-        f(&shim::thread_token()?)
+        f(&thread_token()?)
     } else {
         // SAFETY: a non-NULL token passed by the caller is a live reference
         // (using a released token is undefined, as documented).
@@ -112,8 +106,15 @@ fn with_some_token<R>(t: *const rsock_token, f: impl FnOnce(&Token) -> Result<R>
     unsafe { Token::with_raw(raw(t), f) }
 }
 
-fn to_isize(r: Result<usize>) -> Result<intptr_t> {
-    r.map(|n| n as intptr_t)
+/// A count for C, with the errno of a short transfer: its error, or 0 at
+/// the end of a stream.
+fn count(r: Result<Transfer>) -> Result<(intptr_t, Option<i32>)> {
+    let t = r?;
+    let code = t.short.map(|s| match s {
+        Short::EndOfStream => 0,
+        Short::Stopped(e) => e.0,
+    });
+    Ok((t.n as intptr_t, code))
 }
 
 /// # Safety
@@ -163,8 +164,8 @@ unsafe fn addr_out(addr: *mut sockaddr, addrlen: *mut socklen_t) -> Result<AddrO
 #[no_mangle]
 pub extern "C" fn rsock_token_new() -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
-        let t = Token::try_new().ok_or(Error(sys::ENOMEM))?;
-        Ok(t.into_raw() as *mut rsock_token)
+        let t = Token::try_new().ok_or(Error(ENOMEM))?;
+        Ok(t.into_raw().cast_mut().cast())
     })
 }
 
@@ -178,8 +179,8 @@ pub extern "C" fn rsock_token_new() -> *mut rsock_token {
 pub extern "C" fn rsock_token_child(parent: *mut rsock_token) -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
         with_some_token(parent, |p| {
-            let c = p.try_child().ok_or(Error(sys::ENOMEM))?;
-            Ok(c.into_raw() as *mut rsock_token)
+            let c = p.try_child().ok_or(Error(ENOMEM))?;
+            Ok(c.into_raw().cast_mut().cast())
         })
     })
 }
@@ -195,7 +196,7 @@ pub extern "C" fn rsock_token_ref(token: *mut rsock_token) -> *mut rsock_token {
         }
         // SAFETY: the caller holds a reference to `token`.
         let extra = unsafe { Token::clone_raw(raw(token)) };
-        Ok(extra.into_raw() as *mut rsock_token)
+        Ok(extra.into_raw().cast_mut().cast())
     })
 }
 
@@ -223,7 +224,7 @@ pub extern "C" fn rsock_token_unref(token: *mut rsock_token) {
 #[no_mangle]
 pub extern "C" fn rsock_cancel(token: *mut rsock_token) -> c_int {
     if token.is_null() {
-        sys::set_last_error(sys::EINVAL);
+        error::set_last_error(EINVAL);
         return -1;
     }
     // SAFETY: the caller holds a reference; cancel uses only atomics and write().
@@ -269,10 +270,7 @@ pub extern "C" fn rsock_token_reset(token: *mut rsock_token) -> c_int {
 /// event. Otherwise -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT, EBADF for an
 /// invalid socket, EINVAL for bad `events` or `timeout_ms`, or the system's
 /// error. NULL `token`: the calling thread's own token.
-/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
-/// ancestor) from any thread or signal handler wakes it at once. A call made
-/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
-/// `pthread_cancel` is deferred until the call returns (cancel the token).
+/// Threads: as for every blocking call (see the top of this header).
 #[no_mangle]
 pub extern "C" fn rsock_block(
     token: *mut rsock_token,
@@ -290,10 +288,7 @@ pub extern "C" fn rsock_block(
 /// `timeout_ms` passes, or -1 with RSOCK_ECANCELED or the system's error.
 /// `fds` may be NULL when `nfds` is 0 (a cancellable sleep); otherwise NULL
 /// is EINVAL. NULL `token`: the calling thread's own token.
-/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
-/// ancestor) from any thread or signal handler wakes it at once. A call made
-/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
-/// `pthread_cancel` is deferred until the call returns (cancel the token).
+/// Threads: as for every blocking call (see the top of this header).
 #[no_mangle]
 pub extern "C" fn rsock_poll(
     token: *mut rsock_token,
@@ -334,10 +329,7 @@ pub extern "C" fn rsock_poll(
 /// wait for POLLERR with rsock_poll); any other bit is EINVAL (on Windows
 /// the flags are MSG_OOB, MSG_PEEK and MSG_WAITALL).
 /// `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
-/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
-/// ancestor) from any thread or signal handler wakes it at once. A call made
-/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
-/// `pthread_cancel` is deferred until the call returns (cancel the token).
+/// Threads: as for every blocking call (see the top of this header).
 #[no_mangle]
 pub extern "C" fn rsock_recv(
     token: *mut rsock_token,
@@ -347,12 +339,10 @@ pub extern "C" fn rsock_recv(
     flags: c_int,
     timeout_ms: c_int,
 ) -> intptr_t {
-    guard(-1, || {
+    guard_errno(-1, || {
         // SAFETY: the caller passes a buffer of `len` bytes.
         let buf = unsafe { buf_mut(buf, len)? };
-        with_token(token, |t| {
-            to_isize(ops::recv(t, sock, buf, flags, timeout_ms))
-        })
+        with_token(token, |t| count(ops::recv(t, sock, buf, flags, timeout_ms)))
     })
 }
 
@@ -367,10 +357,7 @@ pub extern "C" fn rsock_recv(
 /// Windows the flags are MSG_OOB and MSG_DONTROUTE). With
 /// MSG_DONTWAIT it makes one attempt, as `send` does. `buf` may be
 /// NULL only when `len` is 0. NULL `token`: the thread's token.
-/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
-/// ancestor) from any thread or signal handler wakes it at once. A call made
-/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
-/// `pthread_cancel` is deferred until the call returns (cancel the token).
+/// Threads: as for every blocking call (see the top of this header).
 #[no_mangle]
 pub extern "C" fn rsock_send(
     token: *mut rsock_token,
@@ -380,12 +367,10 @@ pub extern "C" fn rsock_send(
     flags: c_int,
     timeout_ms: c_int,
 ) -> intptr_t {
-    guard(-1, || {
+    guard_errno(-1, || {
         // SAFETY: the caller passes a buffer of `len` bytes.
         let buf = unsafe { buf_ref(buf, len)? };
-        with_token(token, |t| {
-            to_isize(ops::send(t, sock, buf, flags, timeout_ms))
-        })
+        with_token(token, |t| count(ops::send(t, sock, buf, flags, timeout_ms)))
     })
 }
 
@@ -394,10 +379,7 @@ pub extern "C" fn rsock_send(
 /// cancelled or timed-out call has consumed nothing: the datagram is still
 /// queued. Flags and errors as for `rsock_recv`. NULL `token`: the
 /// thread's token.
-/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
-/// ancestor) from any thread or signal handler wakes it at once. A call made
-/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
-/// `pthread_cancel` is deferred until the call returns (cancel the token).
+/// Threads: as for every blocking call (see the top of this header).
 #[no_mangle]
 pub extern "C" fn rsock_recvfrom(
     token: *mut rsock_token,
@@ -413,7 +395,7 @@ pub extern "C" fn rsock_recvfrom(
         // SAFETY: the caller passes a buffer of `len` bytes and an address buffer.
         let (buf, from) = unsafe { (buf_mut(buf, len)?, addr_out(from, fromlen)?) };
         with_token(token, |t| {
-            to_isize(ops::recvfrom(t, sock, buf, flags, from, timeout_ms))
+            ops::recvfrom(t, sock, buf, flags, from, timeout_ms).map(|n| n as intptr_t)
         })
     })
 }
@@ -422,10 +404,7 @@ pub extern "C" fn rsock_recvfrom(
 /// at all; on a stream socket it behaves like `rsock_send`. `to` may be NULL
 /// (connected socket) only with `tolen` 0. `flags` as for `rsock_send`.
 /// NULL `token`: the thread's token.
-/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
-/// ancestor) from any thread or signal handler wakes it at once. A call made
-/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
-/// `pthread_cancel` is deferred until the call returns (cancel the token).
+/// Threads: as for every blocking call (see the top of this header).
 #[no_mangle]
 pub extern "C" fn rsock_sendto(
     token: *mut rsock_token,
@@ -437,14 +416,14 @@ pub extern "C" fn rsock_sendto(
     tolen: socklen_t,
     timeout_ms: c_int,
 ) -> intptr_t {
-    guard(-1, || {
+    guard_errno(-1, || {
         if to.is_null() && tolen != 0 {
             return inval();
         }
         // SAFETY: the caller passes a buffer of `len` bytes and an address of `tolen` bytes.
         let (buf, to) = unsafe { (buf_ref(buf, len)?, AddrIn::new(to, tolen)) };
         with_token(token, |t| {
-            to_isize(ops::sendto(t, sock, buf, flags, to, timeout_ms))
+            count(ops::sendto(t, sock, buf, flags, to, timeout_ms))
         })
     })
 }
@@ -460,10 +439,7 @@ pub extern "C" fn rsock_sendto(
 /// listeners shared across processes non-blocking); on Windows the mode is
 /// left alone (see the conventions at the top).
 /// NULL `token`: the thread's token.
-/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
-/// ancestor) from any thread or signal handler wakes it at once. A call made
-/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
-/// `pthread_cancel` is deferred until the call returns (cancel the token).
+/// Threads: as for every blocking call (see the top of this header).
 #[no_mangle]
 pub extern "C" fn rsock_accept(
     token: *mut rsock_token,
@@ -472,7 +448,7 @@ pub extern "C" fn rsock_accept(
     addrlen: *mut socklen_t,
     timeout_ms: c_int,
 ) -> rsock_socket {
-    guard(sys::INVALID_SOCKET, || {
+    guard(INVALID_SOCKET, || {
         // SAFETY: the caller passes an address buffer or NULL.
         let addr = unsafe { addr_out(addr, addrlen)? };
         with_token(token, |t| ops::accept(t, sock, addr, timeout_ms))
@@ -486,10 +462,7 @@ pub extern "C" fn rsock_accept(
 /// or timed-out connect the socket's state is unspecified: close it (as
 /// after a cancelled connect in Winsock 1.1). `addr` NULL: EINVAL.
 /// NULL `token`: the thread's token.
-/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
-/// ancestor) from any thread or signal handler wakes it at once. A call made
-/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
-/// `pthread_cancel` is deferred until the call returns (cancel the token).
+/// Threads: as for every blocking call (see the top of this header).
 #[no_mangle]
 pub extern "C" fn rsock_connect(
     token: *mut rsock_token,
@@ -541,7 +514,7 @@ pub extern "C" fn rsock_getaddrinfo(
     res: *mut *mut addrinfo,
     timeout_ms: c_int,
 ) -> c_int {
-    guard(sys::EAI_SYSTEM, || {
+    guard_errno(EAI_SYSTEM, || {
         if res.is_null() {
             return inval();
         }
@@ -556,20 +529,15 @@ pub extern "C" fn rsock_getaddrinfo(
                 Hints::from_raw(hints),
             )
         };
-        let mut dl = Deadline::check(timeout_ms)?;
         with_token(token, |t| {
-            let call = Call::enter(t)?;
-            match resolve(&call, node, service, hints, &mut dl) {
+            match ops::getaddrinfo(t, node, service, hints, timeout_ms) {
                 Ok(list) => {
                     // SAFETY: checked non-NULL above.
                     unsafe { *res = list.into_raw() };
-                    Ok(0)
+                    Ok((0, None))
                 }
                 Err(ResolveError::Lookup(rc, errno)) => {
-                    if rc == sys::EAI_SYSTEM {
-                        ops::set_result_error(errno);
-                    }
-                    Ok(rc)
+                    Ok((rc, (rc == EAI_SYSTEM).then_some(errno)))
                 }
                 Err(ResolveError::Sys(e)) => Err(e),
             }
@@ -601,10 +569,7 @@ pub extern "C" fn rsock_getaddrinfo(
 /// `host` or `service` NULL, a service that resolves to port 0, another
 /// `socktype`, or a timeout below -1: EINVAL. NULL `token`: the thread's
 /// token.
-/// Threads: callable from any thread; `rsock_cancel` of the token (or of an
-/// ancestor) from any thread or signal handler wakes it at once. A call made
-/// from inside this thread's blocking hook fails with RSOCK_EINPROGRESS.
-/// `pthread_cancel` is deferred until the call returns (cancel the token).
+/// Threads: as for every blocking call (see the top of this header).
 #[no_mangle]
 pub extern "C" fn rsock_connect_host(
     token: *mut rsock_token,
@@ -613,14 +578,14 @@ pub extern "C" fn rsock_connect_host(
     socktype: c_int,
     timeout_ms: c_int,
 ) -> rsock_socket {
-    guard(sys::INVALID_SOCKET, || {
+    guard(INVALID_SOCKET, || {
         if host.is_null() || service.is_null() {
             return inval();
         }
         // SAFETY: non-NULL arguments are NUL-terminated strings.
         let (host, service) = unsafe { (CStr::from_ptr(host), CStr::from_ptr(service)) };
         with_token(token, |t| {
-            connect_host(t, host, service, socktype, timeout_ms)
+            ops::connect_host(t, host, service, socktype, timeout_ms)
         })
     })
 }
@@ -640,7 +605,7 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 /// `WSAGetLastError()` on Windows. Per thread, like errno.
 #[no_mangle]
 pub extern "C" fn rsock_last_error() -> c_int {
-    sys::last_error()
+    error::last_error()
 }
 
 /// A static, NUL-terminated description of an error code; never NULL, never
@@ -663,14 +628,14 @@ pub extern "C" fn rsock_strerror(code: c_int) -> *const c_char {
 /// (no longjmp, pthread_exit or C++ exception out of it).
 #[no_mangle]
 pub extern "C" fn rsock_set_blocking_hook(hook: rsock_blocking_hook) -> rsock_blocking_hook {
-    shim::set_blocking_hook(hook)
+    ops::set_blocking_hook(hook)
 }
 
 /// Removes the calling thread's blocking hook (other threads' hooks stay).
 /// Returns 0.
 #[no_mangle]
 pub extern "C" fn rsock_unhook_blocking_hook() -> c_int {
-    shim::set_blocking_hook(None);
+    ops::set_blocking_hook(None);
     0
 }
 
@@ -679,7 +644,7 @@ pub extern "C" fn rsock_unhook_blocking_hook() -> c_int {
 /// Async-signal-safe.
 #[no_mangle]
 pub extern "C" fn rsock_is_blocking() -> c_int {
-    shim::is_blocking() as c_int
+    ops::is_blocking() as c_int
 }
 
 /// Cancels the calling thread's outstanding rsock call (call it from the
@@ -691,7 +656,7 @@ pub extern "C" fn rsock_is_blocking() -> c_int {
 /// obtained on that thread.
 #[no_mangle]
 pub extern "C" fn rsock_cancel_blocking_call() -> c_int {
-    guard(-1, || shim::cancel_blocking_call().map(|()| 0))
+    guard(-1, || ops::cancel_blocking_call().map(|()| 0))
 }
 
 /// Returns a new reference (owned by the caller; release it with
@@ -704,7 +669,7 @@ pub extern "C" fn rsock_cancel_blocking_call() -> c_int {
 #[no_mangle]
 pub extern "C" fn rsock_thread_token() -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
-        Ok(shim::thread_token()?.into_raw() as *mut rsock_token)
+        Ok(thread_token()?.into_raw().cast_mut().cast())
     })
 }
 
@@ -721,13 +686,13 @@ mod tests {
         let r: c_int = guard(-1, || panic!("bug"));
         std::panic::set_hook(prev);
         assert_eq!(r, -1);
-        assert_eq!(sys::last_error(), sys::ENOTRECOVERABLE);
+        assert_eq!(error::last_error(), ENOTRECOVERABLE);
     }
 
     #[test]
     fn null_token_arguments() {
         assert!(rsock_token_child(std::ptr::null_mut()).is_null());
-        assert_eq!(sys::last_error(), sys::EINVAL);
+        assert_eq!(error::last_error(), EINVAL);
         assert_eq!(rsock_cancel(std::ptr::null_mut()), -1);
         assert_eq!(rsock_is_cancelled(std::ptr::null()), 0);
         rsock_token_unref(std::ptr::null_mut());

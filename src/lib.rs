@@ -1,24 +1,23 @@
 //! rsock: blocking socket calls that any thread can cancel.
 //!
-//! The safe core is [`Token`] and the operations in [`ops`]; [`ffi`] is the
-//! C ABI described in `include/rsock.h`. Platform code lives in `sys`.
+//! The library's API is the C ABI in [`ffi`], described by
+//! `include/rsock.h`; the crate has no Rust API of its own (the rlib exists
+//! so that the Rust tests can call the C functions). Layers, each using
+//! only the ones below it:
+//!
+//! - `ffi`: the C layer: checks and converts arguments, calls one
+//!   operation, maps its result to a return value and errno.
+//! - `ops`: the operations (socket calls, name resolution, the blocking
+//!   hook shim).
+//! - `wake`: the wake protocol: tokens, waiter records, the wait, the call.
+//! - `error`: error codes and their descriptions.
+//! - `sys`: the platform (POSIX or Winsock 2).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod connect_host;
-pub mod error;
+mod error;
 pub mod ffi;
-#[cfg(all(loom, test))]
-mod loom_models;
-pub mod ops;
-mod resolve;
-mod shim;
+mod ops;
 mod sync;
 mod sys;
-mod token;
-mod wait;
-mod waiter;
-
-pub use shim::{cancel_blocking_call, is_blocking, set_blocking_hook, thread_token};
-pub use sys::{Error, RawSocket};
-pub use token::Token;
+mod wake;

@@ -29,19 +29,6 @@ impl Error {
     }
 }
 
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} (os error {})",
-            crate::error::describe(self.0),
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for Error {}
-
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// An empty vector with room for `n` items, or ENOMEM (where growing a

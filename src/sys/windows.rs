@@ -796,7 +796,7 @@ pub(super) unsafe fn sys_freeaddrinfo(ai: *mut addrinfo) {
 mod tests {
     use super::*;
     use crate::sys::{getaddrinfo, Hints};
-    use crate::token::Token;
+    use crate::wake::Token;
     use std::cell::Cell;
     use std::time::Instant;
 
@@ -843,7 +843,7 @@ mod tests {
         let start = Instant::now();
         let r = crate::ops::connect(&token, sock.raw(), to, 5000);
         assert_eq!(r, Err(Error(ws::WSAECONNREFUSED)));
-        let r = crate::connect_host::connect_host(&token, &host, &service, SOCK_STREAM, 5000);
+        let r = crate::ops::connect_host(&token, &host, &service, SOCK_STREAM, 5000);
         assert_eq!(r.err(), Some(Error(ws::WSAECONNREFUSED)));
         OLD_WSAPOLL.with(|o| o.set(false));
         // (Without the re-reads both would end with WSAETIMEDOUT.)

@@ -5,42 +5,9 @@
 
 use rsock::ffi::{rsock_last_error, rsock_pollfd, rsock_socket};
 
-/// A connected stream pair: AF_UNIX on POSIX, loopback TCP on Windows.
-#[cfg(unix)]
-pub type Stream = std::os::unix::net::UnixStream;
-#[cfg(windows)]
-pub type Stream = std::net::TcpStream;
-
-#[cfg(unix)]
-pub fn pair() -> (Stream, Stream) {
-    Stream::pair().expect("socketpair")
-}
-
-#[cfg(windows)]
-pub fn pair() -> (Stream, Stream) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
-    let a = Stream::connect(l.local_addr().expect("address")).expect("connect");
-    (a, l.accept().expect("accept").0)
-}
-
-/// The socket of a std stream.
-pub trait Raw {
-    fn raw(&self) -> rsock_socket;
-}
-
-#[cfg(unix)]
-impl<T: std::os::unix::io::AsRawFd> Raw for T {
-    fn raw(&self) -> rsock_socket {
-        self.as_raw_fd()
-    }
-}
-
-#[cfg(windows)]
-impl<T: std::os::windows::io::AsRawSocket> Raw for T {
-    fn raw(&self) -> rsock_socket {
-        self.as_raw_socket() as rsock_socket
-    }
-}
+mod pair;
+#[allow(unused_imports)] // each test binary uses part of it
+pub use pair::{pair, Raw, Stream};
 
 /// The calling thread's last error, as rsock reports it.
 pub fn errno() -> i32 {

@@ -17,10 +17,10 @@
 //! parent, so the child marks every record closed and replaces the forking
 //! thread's descriptor on its next wait.
 
+use super::token::{Slot, Token};
 use crate::sync::atomic::{fence, AtomicBool, AtomicUsize};
 use crate::sync::try_box;
 use crate::sys;
-use crate::token::{Slot, Token};
 use std::cell::{Cell, UnsafeCell};
 use std::ptr;
 // The process-wide lists stay on std atomics (statics); the records' own
@@ -343,9 +343,15 @@ pub(crate) fn with_waiter<R>(
 
 #[cfg(test)]
 mod exit_order_tests {
-    use crate::ops;
-    use crate::token::Token;
+    use crate::wake::{wait_one, Call, Token};
     use std::cell::RefCell;
+
+    /// One wait that finds nothing, as a call with timeout 0 makes.
+    fn wait_once(sock: crate::sys::RawSocket) {
+        let t = Token::new();
+        let (call, mut dl) = Call::start(&t, 0).expect("call");
+        let _ = wait_one(&call, sock, crate::sys::POLLIN, &mut dl);
+    }
 
     /// Waits once when dropped: at thread exit, after the thread's own
     /// exit destructor may have run (on Windows it runs first).
@@ -353,8 +359,7 @@ mod exit_order_tests {
 
     impl Drop for WaitsOnDrop {
         fn drop(&mut self) {
-            let t = Token::new();
-            let _ = ops::block(&t, self.0, ops::READABLE, 0);
+            wait_once(self.0);
         }
     }
 
@@ -375,8 +380,7 @@ mod exit_order_tests {
         let s = std::os::windows::io::AsRawSocket::as_raw_socket(&sock) as crate::sys::RawSocket;
         let run = || {
             std::thread::spawn(move || {
-                let t = Token::new();
-                let _ = ops::block(&t, s, ops::READABLE, 0);
+                wait_once(s);
                 AT_EXIT.with(|d| *d.borrow_mut() = Some(WaitsOnDrop(s)));
             })
             .join()

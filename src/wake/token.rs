@@ -14,10 +14,11 @@
 //! ever appended and are freed with the token, so a concurrent cancel can scan
 //! them without a lock.
 
+use super::waiter::Waiter;
 use crate::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use crate::sync::{alloc, dealloc, try_box};
-use crate::waiter::Waiter;
 use std::alloc::Layout;
+use std::ffi::c_void;
 use std::ptr::{self, NonNull};
 
 /// Slots per segment. The loom models use tiny segments so that they also
@@ -38,7 +39,7 @@ impl Segment {
     }
 }
 
-pub(crate) struct Inner {
+struct Inner {
     refs: AtomicUsize,
     cancels: AtomicU64,
     base: AtomicU64,
@@ -86,7 +87,7 @@ mod quarantine {
 
 /// A reference-counted cancellation token. (Counted by hand rather than with
 /// `Arc` so that running out of memory is an error, not an abort.)
-pub struct Token(NonNull<Inner>);
+pub(crate) struct Token(NonNull<Inner>);
 
 // SAFETY: all shared state in Inner is atomic; the parent link is immutable.
 unsafe impl Send for Token {}
@@ -199,6 +200,7 @@ impl Token {
     }
 
     /// As `try_child`, aborting if memory runs out.
+    #[cfg(test)]
     pub fn child(&self) -> Token {
         self.try_child()
             .unwrap_or_else(|| std::alloc::handle_alloc_error(Layout::new::<Inner>()))
@@ -328,26 +330,30 @@ impl Token {
     /// `p` must be a token pointer from `into_raw`, live or released: debug
     /// builds keep the memory of the last 4096 released tokens allocated.
     #[cfg(all(debug_assertions, not(loom)))]
-    pub(crate) unsafe fn is_live(p: *const Inner) -> bool {
+    pub(crate) unsafe fn is_live(p: *const c_void) -> bool {
         // SAFETY: per the function's contract the memory is still allocated.
-        unsafe { (*p).magic.load(SeqCst) == quarantine::LIVE }
+        unsafe { (*p.cast::<Inner>()).magic.load(SeqCst) == quarantine::LIVE }
     }
 
     /// The raw pointer handed to C; owns one reference.
-    pub(crate) fn into_raw(self) -> *const Inner {
-        std::mem::ManuallyDrop::new(self).0.as_ptr()
+    pub(crate) fn into_raw(self) -> *const c_void {
+        std::mem::ManuallyDrop::new(self)
+            .0
+            .as_ptr()
+            .cast_const()
+            .cast()
     }
 
     /// # Safety
     /// `p` must come from `into_raw` and own a reference, which is taken over.
-    pub(crate) unsafe fn from_raw(p: *const Inner) -> Token {
+    pub(crate) unsafe fn from_raw(p: *const c_void) -> Token {
         // SAFETY: per the function's contract `p` is a live, non-null token.
-        Token(unsafe { NonNull::new_unchecked(p as *mut Inner) })
+        Token(unsafe { NonNull::new_unchecked(p.cast::<Inner>().cast_mut()) })
     }
 
     /// # Safety
     /// `p` must come from `into_raw` and still be referenced.
-    pub(crate) unsafe fn clone_raw(p: *const Inner) -> Token {
+    pub(crate) unsafe fn clone_raw(p: *const c_void) -> Token {
         // SAFETY: per the function's contract.
         unsafe { Token::with_raw(p, Token::clone) }
     }
@@ -356,7 +362,7 @@ impl Token {
     ///
     /// # Safety
     /// `p` must come from `into_raw` and still be referenced.
-    pub(crate) unsafe fn with_raw<R>(p: *const Inner, f: impl FnOnce(&Token) -> R) -> R {
+    pub(crate) unsafe fn with_raw<R>(p: *const c_void, f: impl FnOnce(&Token) -> R) -> R {
         // SAFETY: per the function's contract; ManuallyDrop keeps the count.
         let t = std::mem::ManuallyDrop::new(unsafe { Token::from_raw(p) });
         f(&t)

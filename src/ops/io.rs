@@ -1,10 +1,8 @@
 //! Cancellable socket operations: try the call without blocking, and wait
 //! (cancellably, with a deadline) only when it would block.
 
-use crate::shim::Call;
 use crate::sys::{self, AddrIn, AddrOut, Error, PollFd, RawSocket, Result};
-use crate::token::Token;
-use crate::wait::{wait, wait_one, Deadline};
+use crate::wake::{wait, wait_one, Call, Deadline, Token};
 
 /// `rsock_block` event bits.
 pub const READABLE: i32 = 1;
@@ -22,8 +20,7 @@ fn check_sock(sock: RawSocket) -> Result<()> {
 /// cancel check that makes a cancel landing before the call win.
 fn begin(token: &Token, sock: RawSocket, timeout_ms: i32) -> Result<(Call<'_>, Deadline)> {
     check_sock(sock)?;
-    let dl = Deadline::check(timeout_ms)?;
-    Ok((Call::enter(token)?, dl))
+    Call::start(token, timeout_ms)
 }
 
 /// Waits until `sock` is ready for `events` (READABLE | WRITABLE); returns
@@ -60,8 +57,7 @@ pub fn block(token: &Token, sock: RawSocket, events: i32, timeout_ms: i32) -> Re
 /// `poll` over the caller's descriptors, cancellable. Returns the number of
 /// entries with events, 0 on timeout (as `poll` does).
 pub fn poll(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize> {
-    let mut dl = Deadline::check(timeout_ms)?;
-    let call = Call::enter(token)?;
+    let (call, mut dl) = Call::start(token, timeout_ms)?;
     // The caller's entries plus one for the wake descriptor: on the stack
     // for small sets.
     const NONE: PollFd = PollFd {
@@ -278,6 +274,30 @@ fn recv_events(flags: i32) -> i16 {
     }
 }
 
+/// The count of a call that may stop short of its length (a send, or a
+/// receive with MSG_WAITALL) and, if it did, why. A short count is a
+/// success, as from a blocking call interrupted part-way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub n: usize,
+    pub short: Option<Short>,
+}
+
+/// Why a transfer stopped short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Short {
+    /// The peer ended the stream.
+    EndOfStream,
+    /// Cancelled, timed out or failed after some progress.
+    Stopped(Error),
+}
+
+impl Transfer {
+    fn all(n: usize) -> Transfer {
+        Transfer { n, short: None }
+    }
+}
+
 /// Transfers until `len` bytes are done (send, or recv with MSG_WAITALL on a
 /// stream). A cancel, timeout or error after some progress returns the
 /// count so far, as a blocking call interrupted part-way does.
@@ -288,7 +308,7 @@ fn transfer_all(
     len: usize,
     dl: &mut Deadline,
     mut attempt: impl FnMut(usize) -> Result<usize>,
-) -> Result<usize> {
+) -> Result<Transfer> {
     let mut done = 0;
     loop {
         // After a short transfer the buffer is full (send) or drained
@@ -301,46 +321,23 @@ fn transfer_all(
         } else {
             retry(call, sock, events, dl, || attempt(done))
         };
-        match step {
-            Ok(0) if len > 0 => {
-                // End of stream: a short count with no error, not the EAGAIN
-                // of an earlier attempt.
-                set_result_error(0);
-                return Ok(done);
-            }
+        let short = match step {
+            Ok(0) if len > 0 => Short::EndOfStream,
             Ok(n) => {
                 done += n;
                 if done >= len {
-                    return Ok(done);
+                    return Ok(Transfer::all(done));
                 }
+                continue;
             }
-            Err(e) if done > 0 => {
-                // Success with a short count; errno says why it stopped.
-                set_result_error(e.0);
-                return Ok(done);
-            }
+            Err(e) if done > 0 => Short::Stopped(e),
             Err(e) => return Err(e),
-        }
+        };
+        return Ok(Transfer {
+            n: done,
+            short: Some(short),
+        });
     }
-}
-
-thread_local! {
-    static RESULT_ERROR: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
-}
-
-/// Sets the error that goes with a successful result (why a count is
-/// short), and keeps it for `take_result_error`: on Windows the calls made
-/// while a call unwinds (thread-local storage lookups among them) may clear
-/// the last error.
-pub(crate) fn set_result_error(code: i32) {
-    sys::set_last_error(code);
-    RESULT_ERROR.with(|p| p.set(Some(code)));
-}
-
-/// The error that the thread's last call returned with, if any (the C
-/// layer sets it again just before returning).
-pub(crate) fn take_result_error() -> Option<i32> {
-    RESULT_ERROR.try_with(|p| p.take()).ok().flatten()
 }
 
 /// `recv`, cancellable. A cancelled or timed-out call consumed nothing.
@@ -350,11 +347,11 @@ pub fn recv(
     buf: &mut [u8],
     flags: i32,
     timeout_ms: i32,
-) -> Result<usize> {
+) -> Result<Transfer> {
     check_flags(flags, sys::RECV_FLAGS)?;
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
     if dont_wait(flags) {
-        return sys::recv(sock, buf, flags);
+        return sys::recv(sock, buf, flags).map(Transfer::all);
     }
     // MSG_WAITALL gathers a full buffer on a stream (not when peeking: a
     // peek does not consume, so it returns what is queued).
@@ -368,6 +365,7 @@ pub fn recv(
     retry_recv(&call, sock, recv_events(flags), &mut dl, || {
         sys::recv(sock, buf, flags)
     })
+    .map(Transfer::all)
 }
 
 /// `recvfrom`, cancellable. A cancelled or timed-out call consumed nothing.
@@ -397,11 +395,11 @@ pub fn send(
     buf: &[u8],
     flags: i32,
     timeout_ms: i32,
-) -> Result<usize> {
+) -> Result<Transfer> {
     check_flags(flags, sys::SEND_FLAGS)?;
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
     if dont_wait(flags) {
-        return sys::send(sock, buf, flags);
+        return sys::send(sock, buf, flags).map(Transfer::all);
     }
     transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
         sys::send(sock, &buf[done..], flags)
@@ -417,11 +415,11 @@ pub fn sendto(
     flags: i32,
     to: AddrIn,
     timeout_ms: i32,
-) -> Result<usize> {
+) -> Result<Transfer> {
     check_flags(flags, sys::SEND_FLAGS)?;
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
     if dont_wait(flags) {
-        return sys::sendto(sock, buf, flags, to);
+        return sys::sendto(sock, buf, flags, to).map(Transfer::all);
     }
     transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
         sys::sendto(sock, &buf[done..], flags, to)
@@ -489,43 +487,18 @@ pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> R
     }
 }
 
+// The socket pair the integration tests use too.
+#[cfg(test)]
+#[path = "../../tests/common/pair.rs"]
+mod test_pair;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
     use std::time::{Duration, Instant};
 
-    /// A connected stream pair: AF_UNIX on POSIX, loopback TCP on Windows.
-    #[cfg(unix)]
-    fn pair() -> (
-        std::os::unix::net::UnixStream,
-        std::os::unix::net::UnixStream,
-    ) {
-        std::os::unix::net::UnixStream::pair().expect("socketpair")
-    }
-    #[cfg(windows)]
-    fn pair() -> (std::net::TcpStream, std::net::TcpStream) {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
-        let a = std::net::TcpStream::connect(l.local_addr().expect("address")).expect("connect");
-        (a, l.accept().expect("accept").0)
-    }
-
-    /// The socket of a std stream.
-    trait Raw {
-        fn raw(&self) -> RawSocket;
-    }
-    #[cfg(unix)]
-    impl<T: std::os::unix::io::AsRawFd> Raw for T {
-        fn raw(&self) -> RawSocket {
-            self.as_raw_fd()
-        }
-    }
-    #[cfg(windows)]
-    impl<T: std::os::windows::io::AsRawSocket> Raw for T {
-        fn raw(&self) -> RawSocket {
-            self.as_raw_socket() as RawSocket
-        }
-    }
+    use super::test_pair::{pair, Raw};
 
     fn err(r: Result<impl std::fmt::Debug>) -> i32 {
         r.expect_err("call should fail").0
@@ -538,7 +511,7 @@ mod tests {
         let t = Token::new();
         let mut buf = [0u8; 8];
         b.write_all(b"hi").unwrap();
-        assert_eq!(recv(&t, a.raw(), &mut buf, 0, 10_000), Ok(2));
+        assert_eq!(recv(&t, a.raw(), &mut buf, 0, 10_000), Ok(Transfer::all(2)));
         let start = Instant::now();
         assert_eq!(err(recv(&t, a.raw(), &mut buf, 0, 30)), sys::ETIMEDOUT);
         assert!(start.elapsed() >= Duration::from_millis(30));
@@ -554,7 +527,7 @@ mod tests {
         b.write_all(b"x").unwrap();
         assert_eq!(err(recv(&t, a.raw(), &mut buf, 0, 10_000)), sys::ECANCELED);
         t.reset();
-        assert_eq!(recv(&t, a.raw(), &mut buf, 0, 10_000), Ok(1));
+        assert_eq!(recv(&t, a.raw(), &mut buf, 0, 10_000), Ok(Transfer::all(1)));
     }
 
     #[test]
@@ -577,12 +550,14 @@ mod tests {
         let t = Token::new();
         let big = vec![7u8; 4 << 20];
         let sent = send(&t, a.raw(), &big, 0, 20).expect("partial count");
+        assert_eq!(sent.short, Some(Short::Stopped(Error(sys::ETIMEDOUT))));
+        let sent = sent.n;
         assert!(sent > 0 && sent < big.len());
         drop(a);
         let mut total = 0;
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            match recv(&t, b.raw(), &mut buf, 0, 1000) {
+            match recv(&t, b.raw(), &mut buf, 0, 1000).map(|r| r.n) {
                 Ok(0) => break,
                 Ok(n) => total += n,
                 Err(e) => panic!("recv: {e}"),
@@ -637,6 +612,6 @@ mod tests {
             .unwrap();
         }
         // Sequential threads reuse one record instead of leaking 200.
-        assert!(crate::waiter::records_created() < 20);
+        assert!(crate::wake::records_created() < 20);
     }
 }

@@ -1,13 +1,13 @@
-//! Per-thread state: the thread's own token, the Winsock-1.1-style blocking
-//! hook, and the one outstanding blocking call a thread may have.
+//! One blocking call, and the per-thread state around it: the one
+//! outstanding call a thread may have, and the thread's Winsock-1.1-style
+//! blocking hook, which the call's wait runs.
 
+use super::{Deadline, Token};
 use crate::sys::{self, Error};
-use crate::token::{Inner, Token};
 use std::cell::Cell;
-use std::sync::OnceLock;
 
 /// A blocking hook: called repeatedly while a call on its thread waits.
-pub type Hook = unsafe extern "C" fn() -> std::ffi::c_int;
+pub(crate) type Hook = unsafe extern "C" fn() -> std::ffi::c_int;
 
 struct CallState {
     hook: Cell<Option<Hook>>,
@@ -23,73 +23,24 @@ thread_local! {
             cancel_requested: Cell::new(false),
         }
     };
-    // Owns one reference, released by a thread-exit destructor (a raw
-    // pointer, so Rust registers no TLS destructor: usable at any point of
-    // thread teardown, including from other libraries' key destructors).
-    static THREAD_TOKEN: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
-    // Set once that destructor has run: a token stored after it would
-    // never be released.
-    static TOKEN_RELEASED: Cell<bool> = const { Cell::new(false) };
 }
 
-unsafe extern "C" fn release_thread_token(_: *mut std::ffi::c_void) {
-    TOKEN_RELEASED.with(|r| r.set(true));
-    let p = THREAD_TOKEN.with(|t| t.replace(std::ptr::null()));
-    if !p.is_null() {
-        // SAFETY: THREAD_TOKEN owned this reference.
-        drop(unsafe { Token::from_raw(p) });
-    }
-}
-
-fn thread_token_key() -> Option<&'static sys::ThreadKey> {
-    static KEY: OnceLock<Option<sys::ThreadKey>> = OnceLock::new();
-    KEY.get_or_init(|| sys::ThreadKey::new(release_thread_token).ok())
-        .as_ref()
-}
-
-/// The calling thread's own token (what a NULL token means). ENOMEM if it
-/// cannot be created.
-pub fn thread_token() -> sys::Result<Token> {
-    let p = THREAD_TOKEN.with(|t| t.get());
-    if !p.is_null() {
-        // SAFETY: THREAD_TOKEN holds a reference to `p`.
-        return Ok(unsafe { Token::clone_raw(p) });
-    }
-    let token = Token::try_new().ok_or(Error(sys::ENOMEM))?;
-    if TOKEN_RELEASED.with(|r| r.get()) {
-        return Ok(token); // the thread is exiting: a token for this call
-    }
-    let key = thread_token_key().ok_or(Error(sys::ENOMEM))?;
-    let owned = token.clone().into_raw();
-    if let Err(e) = key.set(owned as *mut std::ffi::c_void) {
-        // Without the key the reference would never be released at exit.
-        // SAFETY: `owned` is the reference just made, shared with no one.
-        drop(unsafe { Token::from_raw(owned) });
-        return Err(e);
-    }
-    THREAD_TOKEN.with(|t| t.set(owned));
-    Ok(token)
-}
-
-/// Installs a hook for the calling thread; returns the previous one.
-pub fn set_blocking_hook(hook: Option<Hook>) -> Option<Hook> {
+/// Installs the calling thread's blocking hook; returns the previous one.
+pub(crate) fn replace_hook(hook: Option<Hook>) -> Option<Hook> {
     STATE.with(|s| s.hook.replace(hook))
 }
 
-/// Whether the calling thread is inside a blocking rsock call.
-pub fn is_blocking() -> bool {
+/// Whether the calling thread is inside a blocking call.
+pub(crate) fn in_call() -> bool {
     STATE.with(|s| s.in_call.get())
 }
 
-/// Cancels the calling thread's outstanding call (from its hook).
-pub fn cancel_blocking_call() -> sys::Result<()> {
+/// Makes the calling thread's outstanding call fail with ECANCELED at its
+/// next check; false if it has none.
+pub(crate) fn request_cancel() -> bool {
     STATE.with(|s| {
-        if s.in_call.get() {
-            s.cancel_requested.set(true);
-            Ok(())
-        } else {
-            Err(Error(sys::EINVAL))
-        }
+        s.cancel_requested.set(s.in_call.get());
+        s.in_call.get()
     })
 }
 
@@ -124,6 +75,13 @@ impl<'t> Call<'t> {
         };
         call.check()?;
         Ok(call)
+    }
+
+    /// Starts a call with a timeout: EINVAL for a timeout below -1, then
+    /// as `enter`.
+    pub(crate) fn start(token: &'t Token, timeout_ms: i32) -> sys::Result<(Call<'t>, Deadline)> {
+        let dl = Deadline::check(timeout_ms)?;
+        Ok((Call::enter(token)?, dl))
     }
 
     pub(crate) fn token(&self) -> &'t Token {

@@ -1,11 +1,9 @@
 //! Connecting by name: resolve the host, then race connection attempts with
 //! Happy Eyeballs (RFC 8305), all under one deadline and one token.
 
-use crate::resolve::{resolve, ResolveError};
-use crate::shim::Call;
+use super::resolve::{resolve, ResolveError};
 use crate::sys::{self, AddrInfo, AddrList, Error, Hints, PollFd, RawSocket, Result, Socket};
-use crate::token::Token;
-use crate::wait::{wait, Deadline};
+use crate::wake::{wait, Call, Deadline, Token};
 use libc::c_int;
 use std::ffi::CStr;
 use std::time::{Duration, Instant};
@@ -26,8 +24,7 @@ pub fn connect_host(
     if socktype != sys::SOCK_STREAM && socktype != sys::SOCK_DGRAM {
         return Err(Error(sys::EINVAL));
     }
-    let mut dl = Deadline::check(timeout_ms)?;
-    let call = Call::enter(token)?;
+    let (call, mut dl) = Call::start(token, timeout_ms)?;
     let list = lookup(&call, host, service, socktype, &mut dl)?;
     let entries = list.entries()?;
     if entries.iter().any(|a| a.addr.port() == Some(0)) {

@@ -5,15 +5,15 @@
 //! `sys::model`: signalling a closed one fails the model. Token memory goes
 //! through loom's allocator, which fails a model that leaks or frees twice.
 
+use super::token::{Slot, Token};
+use super::waiter::{model_record, Waiter};
 use crate::sys::model;
-use crate::token::{Slot, Token};
-use crate::waiter::{model_record, Waiter};
 use loom::thread;
 
 /// A waiter as a blocking call runs it: the call's epoch is read when the
 /// call starts; then the thread opens its descriptor, registers on the
 /// token and its ancestors, and makes the call's cancel check
-/// (`Token::cancelled_since`, as `shim::Call::check` does) before it would
+/// (`Token::cancelled_since`, as `Call::check` does) before it would
 /// sleep in poll.
 struct Sleeper {
     rec: &'static Waiter,

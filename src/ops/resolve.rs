@@ -3,10 +3,9 @@
 //! deadline, on a wake descriptor of its own lookup. A lookup the caller
 //! gives up on finishes in the pool, which frees its result.
 
-use crate::shim::Call;
 use crate::sync::try_box;
 use crate::sys::{self, AddrList, Error, Hints, PollFd, WakeFd};
-use crate::wait::{wait, Deadline};
+use crate::wake::{wait, Call, Deadline, Token};
 use libc::{c_int, c_void};
 use std::collections::VecDeque;
 use std::ffi::CStr;
@@ -294,6 +293,18 @@ fn cannot_block(has_service: bool, hints: Option<&Hints>) -> bool {
     })
 }
 
+/// `getaddrinfo`, cancellable, with a timeout.
+pub fn getaddrinfo(
+    token: &Token,
+    node: Option<&CStr>,
+    service: Option<&CStr>,
+    hints: Option<Hints>,
+    timeout_ms: i32,
+) -> Result<AddrList, ResolveError> {
+    let (call, mut dl) = Call::start(token, timeout_ms)?;
+    resolve(&call, node, service, hints, &mut dl)
+}
+
 /// getaddrinfo, cancellable by `call`'s token and bounded by `dl`.
 pub(crate) fn resolve(
     call: &Call,
@@ -372,7 +383,6 @@ pub(crate) fn threads() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::Token;
 
     #[test]
     #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
