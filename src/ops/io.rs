@@ -348,24 +348,9 @@ pub fn recv(
     flags: i32,
     timeout_ms: i32,
 ) -> Result<Transfer> {
-    check_flags(flags, sys::RECV_FLAGS)?;
-    let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    if dont_wait(flags) {
-        return sys::recv(sock, buf, flags).map(Transfer::all);
-    }
-    // MSG_WAITALL gathers a full buffer on a stream (not when peeking: a
-    // peek does not consume, so it returns what is queued).
-    if flags & sys::MSG_WAITALL != 0 && flags & sys::MSG_PEEK == 0 && sys::is_stream(sock) {
-        let len = buf.len();
-        let flags = flags & !sys::MSG_WAITALL;
-        return transfer_all(&call, sock, sys::POLLIN, len, &mut dl, |done| {
-            sys::recv(sock, &mut buf[done..], flags)
-        });
-    }
-    retry_recv(&call, sock, recv_events(flags), &mut dl, || {
+    receive(token, sock, buf, flags, timeout_ms, true, |buf, flags| {
         sys::recv(sock, buf, flags)
     })
-    .map(Transfer::all)
 }
 
 /// `recvfrom`, cancellable. A cancelled or timed-out call consumed nothing.
@@ -377,14 +362,41 @@ pub fn recvfrom(
     from: AddrOut,
     timeout_ms: i32,
 ) -> Result<usize> {
+    receive(token, sock, buf, flags, timeout_ms, false, |buf, flags| {
+        sys::recvfrom(sock, buf, flags, from)
+    })
+    .map(|t| t.n)
+}
+
+/// A receive made of non-blocking `attempt`s. With `gather`, MSG_WAITALL
+/// on a stream gathers a full buffer (not when peeking: a peek does not
+/// consume, so it returns what is queued).
+fn receive(
+    token: &Token,
+    sock: RawSocket,
+    buf: &mut [u8],
+    flags: i32,
+    timeout_ms: i32,
+    gather: bool,
+    mut attempt: impl FnMut(&mut [u8], i32) -> Result<usize>,
+) -> Result<Transfer> {
     check_flags(flags, sys::RECV_FLAGS)?;
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
     if dont_wait(flags) {
-        return sys::recvfrom(sock, buf, flags, from);
+        return attempt(buf, flags).map(Transfer::all);
+    }
+    let waitall = flags & sys::MSG_WAITALL != 0 && flags & sys::MSG_PEEK == 0;
+    if gather && waitall && sys::is_stream(sock) {
+        let len = buf.len();
+        let flags = flags & !sys::MSG_WAITALL;
+        return transfer_all(&call, sock, sys::POLLIN, len, &mut dl, |done| {
+            attempt(&mut buf[done..], flags)
+        });
     }
     retry_recv(&call, sock, recv_events(flags), &mut dl, || {
-        sys::recvfrom(sock, buf, flags, from)
+        attempt(buf, flags)
     })
+    .map(Transfer::all)
 }
 
 /// `send`, cancellable: returns once all of `buf` is queued, or the partial
@@ -396,13 +408,8 @@ pub fn send(
     flags: i32,
     timeout_ms: i32,
 ) -> Result<Transfer> {
-    check_flags(flags, sys::SEND_FLAGS)?;
-    let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    if dont_wait(flags) {
-        return sys::send(sock, buf, flags).map(Transfer::all);
-    }
-    transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
-        sys::send(sock, &buf[done..], flags)
+    transmit(token, sock, buf, flags, timeout_ms, |rest| {
+        sys::send(sock, rest, flags)
     })
 }
 
@@ -416,13 +423,27 @@ pub fn sendto(
     to: AddrIn,
     timeout_ms: i32,
 ) -> Result<Transfer> {
+    transmit(token, sock, buf, flags, timeout_ms, |rest| {
+        sys::sendto(sock, rest, flags, to)
+    })
+}
+
+/// A send made of non-blocking `attempt`s, each given what is left.
+fn transmit(
+    token: &Token,
+    sock: RawSocket,
+    buf: &[u8],
+    flags: i32,
+    timeout_ms: i32,
+    mut attempt: impl FnMut(&[u8]) -> Result<usize>,
+) -> Result<Transfer> {
     check_flags(flags, sys::SEND_FLAGS)?;
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
     if dont_wait(flags) {
-        return sys::sendto(sock, buf, flags, to).map(Transfer::all);
+        return attempt(buf).map(Transfer::all);
     }
     transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
-        sys::sendto(sock, &buf[done..], flags, to)
+        attempt(&buf[done..])
     })
 }
 
