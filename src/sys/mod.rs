@@ -63,6 +63,22 @@ pub fn once_ok(done: &std::sync::Mutex<bool>, register: impl FnOnce() -> Result<
     Ok(())
 }
 
+/// One lock per stripe of sockets; see `serialize`. (std's Mutex: its
+/// contended path allocates nothing, so running out of memory cannot abort
+/// here.)
+static ATTEMPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+
+/// Serializes attempts on one socket within the process: the switch to
+/// non-blocking mode around an attempt, so that two rsock threads on one
+/// blocking socket cannot see each other's temporary mode (and then block
+/// in the kernel), and on Windows the readiness check before a receive or
+/// accept. Each backend's `stripe` picks the lock.
+fn serialize(sock: RawSocket) -> std::sync::MutexGuard<'static, ()> {
+    ATTEMPT_LOCKS[stripe(sock) % ATTEMPT_LOCKS.len()]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) // guards no data
+}
+
 /// A socket this library created and owns until handed to the caller;
 /// closed on drop. (Each platform adds `new_nonblocking`.)
 pub struct Socket(RawSocket);

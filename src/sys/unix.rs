@@ -1,7 +1,7 @@
 //! POSIX implementation of the platform layer. Linux uses `eventfd` for wake
 //! descriptors; other Unix systems use a non-blocking pipe.
 
-use super::{AddrIn, AddrOut, Error, Result, Socket};
+use super::{serialize, AddrIn, AddrOut, Error, Result, Socket};
 use libc::{c_int, c_void};
 
 pub type RawSocket = c_int;
@@ -328,19 +328,15 @@ pub fn set_nonblocking(sock: RawSocket, on: bool) -> Result<()> {
     Ok(())
 }
 
-/// Serializes the mode switch around accept and connect attempts on one
-/// descriptor, so that two rsock threads on one blocking socket cannot see
-/// each other's temporary non-blocking mode (and then block in the kernel).
-/// (std's Mutex: its contended path allocates nothing, so running out of
-/// memory cannot abort here.)
-static ATTEMPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+/// The key that picks a descriptor's attempt lock (see `serialize`).
+pub(super) fn stripe(sock: RawSocket) -> usize {
+    sock as usize
+}
 
 /// Runs `f` with `sock` in non-blocking mode, then puts back the mode it
 /// had; serialized per socket within the process.
 fn nonblocking_attempt<T>(sock: RawSocket, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let _serial = ATTEMPT_LOCKS[sock as usize % ATTEMPT_LOCKS.len()]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()); // guards no data
+    let _serial = serialize(sock);
     if is_nonblocking(sock)? {
         return f();
     }

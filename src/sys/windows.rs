@@ -26,7 +26,7 @@
 //! Nothing here cancels by closing the socket, by `shutdown`, or by
 //! `CancelIoEx`.
 
-use super::{AddrIn, AddrOut, Error, Result, Socket};
+use super::{serialize, AddrIn, AddrOut, Error, Result, Socket};
 use libc::{c_int, c_void};
 use std::ptr;
 use std::sync::OnceLock;
@@ -201,15 +201,10 @@ fn clamp(len: usize) -> i32 {
     len.min(i32::MAX as usize) as i32
 }
 
-/// Serializes attempts on one socket within the process (see the module
-/// comment). std's Mutex: its contended path allocates nothing.
-static ATTEMPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
-
-fn serialize(sock: RawSocket) -> std::sync::MutexGuard<'static, ()> {
-    // Socket handles are multiples of 4.
-    ATTEMPT_LOCKS[(sock >> 2) % ATTEMPT_LOCKS.len()]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) // guards no data
+/// The key that picks a socket's attempt lock (see `serialize`): socket
+/// handles are multiples of 4.
+pub(super) fn stripe(sock: RawSocket) -> usize {
+    sock >> 2
 }
 
 /// Whether `sock` has `events` now (an error or hang-up counts); WSAENOTSOCK
