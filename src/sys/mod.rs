@@ -79,6 +79,16 @@ fn serialize(sock: RawSocket) -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|e| e.into_inner()) // guards no data
 }
 
+/// The pending error of a socket (`SO_ERROR`), which reading clears.
+pub fn take_socket_error(sock: RawSocket) -> Result<i32> {
+    sockopt_int(sock, SO_ERROR)
+}
+
+/// Whether `sock` is a stream socket (partial transfers are possible).
+pub fn is_stream(sock: RawSocket) -> bool {
+    sockopt_int(sock, SO_TYPE) == Ok(SOCK_STREAM)
+}
+
 /// A socket this library created and owns until handed to the caller;
 /// closed on drop. (Each platform adds `new_nonblocking`.)
 pub struct Socket(RawSocket);

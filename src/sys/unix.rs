@@ -83,6 +83,9 @@ pub const AF_INET: c_int = libc::AF_INET;
 pub const AF_INET6: c_int = libc::AF_INET6;
 pub const SOCK_STREAM: c_int = libc::SOCK_STREAM;
 pub const SOCK_DGRAM: c_int = libc::SOCK_DGRAM;
+// Integer options, read with `sockopt_int`.
+pub(super) const SO_ERROR: c_int = libc::SO_ERROR;
+pub(super) const SO_TYPE: c_int = libc::SO_TYPE;
 
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "emscripten"))]
 fn errno_ptr() -> *mut c_int {
@@ -388,24 +391,24 @@ pub fn connect(sock: RawSocket, to: AddrIn) -> Result<()> {
     Ok(())
 }
 
-/// The pending error of a socket (`SO_ERROR`), which reading clears.
-pub fn take_socket_error(sock: RawSocket) -> Result<i32> {
-    let mut err: c_int = 0;
+/// An integer `SOL_SOCKET` option.
+pub(super) fn sockopt_int(sock: RawSocket, opt: i32) -> Result<i32> {
+    let mut v: c_int = 0;
     let mut len = std::mem::size_of::<c_int>() as socklen_t;
-    // SAFETY: err and len are valid locals of the sizes given.
+    // SAFETY: v and len are valid locals of the sizes given.
     let r = unsafe {
         libc::getsockopt(
             sock,
             libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut c_int).cast(),
+            opt,
+            (&mut v as *mut c_int).cast(),
             &mut len,
         )
     };
     if r < 0 {
         return Err(Error(last_error()));
     }
-    Ok(err)
+    Ok(v)
 }
 
 impl Socket {
@@ -463,23 +466,6 @@ pub fn peer_check(sock: RawSocket) -> Result<()> {
         return Err(Error(last_error()));
     }
     Ok(())
-}
-
-/// Whether `sock` is a stream socket (partial transfers are possible).
-pub fn is_stream(sock: RawSocket) -> bool {
-    let mut ty: c_int = 0;
-    let mut len = std::mem::size_of::<c_int>() as socklen_t;
-    // SAFETY: ty and len are valid locals of the sizes given.
-    let r = unsafe {
-        libc::getsockopt(
-            sock,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut ty as *mut c_int).cast(),
-            &mut len,
-        )
-    };
-    r == 0 && ty == libc::SOCK_STREAM
 }
 
 extern "C" {

@@ -144,6 +144,9 @@ pub const AF_INET: c_int = ws::AF_INET as c_int;
 pub const AF_INET6: c_int = ws::AF_INET6 as c_int;
 pub const SOCK_STREAM: c_int = ws::SOCK_STREAM;
 pub const SOCK_DGRAM: c_int = ws::SOCK_DGRAM;
+// Integer options, read with `sockopt_int`.
+pub(super) const SO_ERROR: c_int = ws::SO_ERROR;
+pub(super) const SO_TYPE: c_int = ws::SO_TYPE;
 
 /// How often a connect wait re-reads SO_ERROR: `WSAPoll` before Windows 10
 /// 2004 does not report a failed connect at all.
@@ -225,7 +228,7 @@ fn ready_now(sock: RawSocket, events: i16) -> Result<bool> {
 /// WSAENOTSOCK if `sock` is not a socket (some handles fail other calls
 /// with other errors).
 fn not_a_socket(sock: RawSocket) -> Option<Error> {
-    sockopt_int(sock, ws::SO_TYPE).err()
+    sockopt_int(sock, SO_TYPE).err()
 }
 
 /// Runs `f` with `sock` switched to non-blocking mode, then leaves it in
@@ -534,7 +537,8 @@ pub fn connect(sock: RawSocket, to: AddrIn) -> Result<()> {
     }
 }
 
-fn sockopt_int(sock: RawSocket, opt: i32) -> Result<i32> {
+/// An integer `SOL_SOCKET` option.
+pub(super) fn sockopt_int(sock: RawSocket, opt: i32) -> Result<i32> {
     let mut v: i32 = 0;
     let mut len = std::mem::size_of::<i32>() as i32;
     // SAFETY: v and len are valid locals of the sizes given.
@@ -548,11 +552,6 @@ fn sockopt_int(sock: RawSocket, opt: i32) -> Result<i32> {
         )
     })?;
     Ok(v)
-}
-
-/// The pending error of a socket (`SO_ERROR`), which reading clears.
-pub fn take_socket_error(sock: RawSocket) -> Result<i32> {
-    sockopt_int(sock, ws::SO_ERROR)
 }
 
 impl Socket {
@@ -599,11 +598,6 @@ pub fn peer_check(sock: RawSocket) -> Result<()> {
         )
     })
     .map(|_| ())
-}
-
-/// Whether `sock` is a stream socket (partial transfers are possible).
-pub fn is_stream(sock: RawSocket) -> bool {
-    sockopt_int(sock, ws::SO_TYPE) == Ok(SOCK_STREAM)
 }
 
 /// No fork on Windows: nothing to register.
