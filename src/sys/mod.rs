@@ -89,6 +89,17 @@ pub fn is_stream(sock: RawSocket) -> bool {
     sockopt_int(sock, SO_TYPE) == Ok(SOCK_STREAM)
 }
 
+/// Ok if `sock` has a peer; otherwise the error that says why not.
+pub fn peer_check(sock: RawSocket) -> Result<()> {
+    // SAFETY: sockaddr_storage is plain data, large enough for any address.
+    let mut ss: sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<sockaddr_storage>() as socklen_t;
+    // SAFETY: ss is valid for writes of len bytes, len for reads and
+    // writes, both for as long as `to` is used.
+    let to = unsafe { AddrOut::new((&mut ss as *mut sockaddr_storage).cast(), &mut len) };
+    getpeername(sock, to)
+}
+
 /// A socket this library created and owns until handed to the caller;
 /// closed on drop. (Each platform adds `new_nonblocking`.)
 pub struct Socket(RawSocket);

@@ -11,7 +11,7 @@ pub type AtomicSocket = crate::sync::atomic::AtomicI32;
 pub const INVALID_SOCKET: RawSocket = -1;
 /// Error codes by their POSIX names (the error descriptions use them).
 pub use libc as codes;
-pub use libc::{addrinfo, sockaddr, sockaddr_in, sockaddr_in6, socklen_t};
+pub use libc::{addrinfo, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage, socklen_t};
 
 /// Whether `sock` cannot be a descriptor.
 pub fn is_invalid(sock: RawSocket) -> bool {
@@ -449,20 +449,10 @@ pub(super) fn close_socket(sock: RawSocket) {
     unsafe { libc::close(sock) };
 }
 
-/// Ok if `sock` has a peer; otherwise the error that says why not.
-pub fn peer_check(sock: RawSocket) -> Result<()> {
-    // SAFETY: sockaddr_storage is plain data and large enough for any address.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
-    // SAFETY: ss and len are valid locals of the sizes given.
-    let r = unsafe {
-        libc::getpeername(
-            sock,
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    };
-    if r < 0 {
+/// One `getpeername` into the buffer `to`.
+pub(super) fn getpeername(sock: RawSocket, to: AddrOut) -> Result<()> {
+    // SAFETY: `to` is valid per AddrOut::new.
+    if unsafe { libc::getpeername(sock, to.addr, to.len) } < 0 {
         return Err(Error(last_error()));
     }
     Ok(())

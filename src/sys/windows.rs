@@ -57,6 +57,8 @@ pub type addrinfo = ws::ADDRINFOA;
 pub type sockaddr_in = ws::SOCKADDR_IN;
 #[allow(non_camel_case_types)]
 pub type sockaddr_in6 = ws::SOCKADDR_IN6;
+#[allow(non_camel_case_types)]
+pub type sockaddr_storage = ws::SOCKADDR_STORAGE;
 
 /// Whether `sock` is the invalid-socket value.
 pub fn is_invalid(sock: RawSocket) -> bool {
@@ -584,20 +586,10 @@ pub(super) fn close_socket(sock: RawSocket) {
     unsafe { ws::closesocket(sock) };
 }
 
-/// Ok if `sock` has a peer; otherwise the error that says why not.
-pub fn peer_check(sock: RawSocket) -> Result<()> {
-    // SAFETY: SOCKADDR_STORAGE is plain data, large enough for any address.
-    let mut ss: ws::SOCKADDR_STORAGE = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<ws::SOCKADDR_STORAGE>() as i32;
-    // SAFETY: ss and len are valid locals of the sizes given.
-    check(unsafe {
-        ws::getpeername(
-            sock,
-            (&mut ss as *mut ws::SOCKADDR_STORAGE).cast(),
-            &mut len,
-        )
-    })
-    .map(|_| ())
+/// One `getpeername` into the buffer `to`.
+pub(super) fn getpeername(sock: RawSocket, to: AddrOut) -> Result<()> {
+    // SAFETY: `to` is valid per AddrOut::new.
+    check(unsafe { ws::getpeername(sock, to.addr, to.len) }).map(|_| ())
 }
 
 /// No fork on Windows: nothing to register.
