@@ -63,6 +63,18 @@ pub fn once_ok(done: &std::sync::Mutex<bool>, register: impl FnOnce() -> Result<
     Ok(())
 }
 
+/// A poll entry for `fd` asking for `events`, with no results yet.
+/// (`libc::pollfd` and `WSAPOLLFD` have the same fields; only the type of
+/// `fd` differs.)
+#[cfg_attr(not(windows), allow(dead_code))] // to replace the PollFd literals outside sys/ (issue 14)
+pub const fn poll_entry(fd: RawSocket, events: i16) -> PollFd {
+    PollFd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
 /// One lock per stripe of sockets; see `serialize`. (std's Mutex: its
 /// contended path allocates nothing, so running out of memory cannot abort
 /// here.)

@@ -624,13 +624,10 @@ pub(super) unsafe fn sys_freeaddrinfo(ai: *mut addrinfo) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::poll_entry;
 
     fn readable(w: &WakeFd) -> bool {
-        let mut p = [PollFd {
-            fd: w.poll_fd(),
-            events: POLLIN,
-            revents: 0,
-        }];
+        let mut p = [poll_entry(w.poll_fd(), POLLIN)];
         poll(&mut p, 0) == Ok(1)
     }
 

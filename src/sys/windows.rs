@@ -26,7 +26,7 @@
 //! Nothing here cancels by closing the socket, by `shutdown`, or by
 //! `CancelIoEx`.
 
-use super::{serialize, AddrIn, AddrOut, Error, Result, Socket};
+use super::{poll_entry, serialize, AddrIn, AddrOut, Error, Result, Socket};
 use libc::{c_int, c_void};
 use std::ptr;
 use std::sync::OnceLock;
@@ -215,11 +215,7 @@ pub(super) fn stripe(sock: RawSocket) -> usize {
 /// Whether `sock` has `events` now (an error or hang-up counts); WSAENOTSOCK
 /// for a handle that is not a socket.
 fn ready_now(sock: RawSocket, events: i16) -> Result<bool> {
-    let mut p = [PollFd {
-        fd: sock,
-        events,
-        revents: 0,
-    }];
+    let mut p = [poll_entry(sock, events)];
     poll(&mut p, 0)?;
     if p[0].revents & POLLNVAL != 0 {
         return Err(Error(EBADF));
@@ -832,11 +828,7 @@ mod tests {
     }
 
     fn readable(w: &WakeFd) -> bool {
-        let mut p = [PollFd {
-            fd: w.poll_fd(),
-            events: POLLIN,
-            revents: 0,
-        }];
+        let mut p = [poll_entry(w.poll_fd(), POLLIN)];
         poll(&mut p, 0) == Ok(1)
     }
 
