@@ -134,3 +134,34 @@ impl Drop for Socket {
         close_socket(self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(w: &WakeFd) -> bool {
+        let mut p = [poll_entry(w.poll_fd(), POLLIN)];
+        poll(&mut p, 0) == Ok(1)
+    }
+
+    /// Many signals (more than a pipe's buffer holds; fewer for the slower
+    /// Windows wake socket) and one drain.
+    pub(super) fn signal_and_drain(w: WakeFd) {
+        let signals = if cfg!(windows) { 10_000 } else { 100_000 };
+        assert!(!readable(&w));
+        for _ in 0..signals {
+            signal(w.signal_handle());
+        }
+        assert!(readable(&w));
+        w.drain();
+        assert!(!readable(&w));
+        signal(w.signal_handle());
+        assert!(readable(&w));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
+    fn wake_descriptor_signals_and_drains() {
+        signal_and_drain(WakeFd::new().expect("wake descriptor"));
+    }
+}

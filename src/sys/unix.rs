@@ -624,35 +624,10 @@ pub(super) unsafe fn sys_freeaddrinfo(ai: *mut addrinfo) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::poll_entry;
-
-    fn readable(w: &WakeFd) -> bool {
-        let mut p = [poll_entry(w.poll_fd(), POLLIN)];
-        poll(&mut p, 0) == Ok(1)
-    }
-
-    fn signal_and_drain(w: WakeFd) {
-        assert!(!readable(&w));
-        // Many signals (more than a pipe's buffer holds) and one drain.
-        for _ in 0..100_000 {
-            signal(w.signal_handle());
-        }
-        assert!(readable(&w));
-        w.drain();
-        assert!(!readable(&w));
-        signal(w.signal_handle());
-        assert!(readable(&w));
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
-    fn wake_descriptor_signals_and_drains() {
-        signal_and_drain(WakeFd::new().expect("wake fd"));
-    }
 
     #[test]
     #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn pipe_fallback_signals_and_drains() {
-        signal_and_drain(WakeFd::new_pipe().expect("pipe"));
+        crate::sys::tests::signal_and_drain(WakeFd::new_pipe().expect("pipe"));
     }
 }

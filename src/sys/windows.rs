@@ -826,23 +826,4 @@ mod tests {
         // (Without the re-reads both would end with WSAETIMEDOUT.)
         println!("two refused connects took {:?}", start.elapsed());
     }
-
-    fn readable(w: &WakeFd) -> bool {
-        let mut p = [poll_entry(w.poll_fd(), POLLIN)];
-        poll(&mut p, 0) == Ok(1)
-    }
-
-    #[test]
-    fn wake_socket_signals_and_drains() {
-        let w = WakeFd::new().expect("wake socket");
-        assert!(!readable(&w));
-        for _ in 0..10_000 {
-            signal(w.signal_handle());
-        }
-        assert!(readable(&w));
-        w.drain();
-        assert!(!readable(&w));
-        signal(w.signal_handle());
-        assert!(readable(&w));
-    }
 }
