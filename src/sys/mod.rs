@@ -144,8 +144,7 @@ mod tests {
         poll(&mut p, 0) == Ok(1)
     }
 
-    /// Many signals (more than a pipe's buffer holds; fewer for the slower
-    /// Windows wake socket) and one drain.
+    /// Many signals (on POSIX more than a pipe's buffer holds) and one drain.
     pub(super) fn signal_and_drain(w: WakeFd) {
         let signals = if cfg!(windows) { 10_000 } else { 100_000 };
         assert!(!readable(&w));
