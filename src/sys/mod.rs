@@ -50,6 +50,55 @@ pub fn once_ok(done: &std::sync::Mutex<bool>, register: impl FnOnce() -> Result<
     Ok(())
 }
 
+/// A poll entry for `fd` asking for `events`, with no results yet.
+/// (`libc::pollfd` and `WSAPOLLFD` have the same fields; only the type of
+/// `fd` differs.)
+#[cfg_attr(not(windows), allow(dead_code))] // to replace the PollFd literals outside sys/ (issue 14)
+pub const fn poll_entry(fd: RawSocket, events: i16) -> PollFd {
+    PollFd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// One lock per stripe of sockets; see `serialize`. (std's Mutex: its
+/// contended path allocates nothing, so running out of memory cannot abort
+/// here.)
+static ATTEMPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+
+/// Serializes attempts on one socket within the process: the switch to
+/// non-blocking mode around an attempt, so that two rsock threads on one
+/// blocking socket cannot see each other's temporary mode (and then block
+/// in the kernel), and on Windows the readiness check before a receive or
+/// accept. Each backend's `stripe` picks the lock.
+fn serialize(sock: RawSocket) -> std::sync::MutexGuard<'static, ()> {
+    ATTEMPT_LOCKS[stripe(sock) % ATTEMPT_LOCKS.len()]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) // guards no data
+}
+
+/// The pending error of a socket (`SO_ERROR`), which reading clears.
+pub fn take_socket_error(sock: RawSocket) -> Result<i32> {
+    sockopt_int(sock, SO_ERROR)
+}
+
+/// Whether `sock` is a stream socket (partial transfers are possible).
+pub fn is_stream(sock: RawSocket) -> bool {
+    sockopt_int(sock, SO_TYPE) == Ok(SOCK_STREAM)
+}
+
+/// Ok if `sock` has a peer; otherwise the error that says why not.
+pub fn peer_check(sock: RawSocket) -> Result<()> {
+    // SAFETY: sockaddr_storage is plain data, large enough for any address.
+    let mut ss: sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<sockaddr_storage>() as socklen_t;
+    // SAFETY: ss is valid for writes of len bytes, len for reads and
+    // writes, both for as long as `to` is used.
+    let to = unsafe { AddrOut::new((&mut ss as *mut sockaddr_storage).cast(), &mut len) };
+    getpeername(sock, to)
+}
+
 /// A socket this library created and owns until handed to the caller;
 /// closed on drop. (Each platform adds `new_nonblocking`.)
 pub struct Socket(RawSocket);
@@ -70,5 +119,35 @@ impl Socket {
 impl Drop for Socket {
     fn drop(&mut self) {
         close_socket(self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(w: &WakeFd) -> bool {
+        let mut p = [poll_entry(w.poll_fd(), POLLIN)];
+        poll(&mut p, 0) == Ok(1)
+    }
+
+    /// Many signals (on POSIX more than a pipe's buffer holds) and one drain.
+    pub(super) fn signal_and_drain(w: WakeFd) {
+        let signals = if cfg!(windows) { 10_000 } else { 100_000 };
+        assert!(!readable(&w));
+        for _ in 0..signals {
+            signal(w.signal_handle());
+        }
+        assert!(readable(&w));
+        w.drain();
+        assert!(!readable(&w));
+        signal(w.signal_handle());
+        assert!(readable(&w));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
+    fn wake_descriptor_signals_and_drains() {
+        signal_and_drain(WakeFd::new().expect("wake descriptor"));
     }
 }

@@ -1,7 +1,7 @@
 //! POSIX implementation of the platform layer. Linux uses `eventfd` for wake
 //! descriptors; other Unix systems use a non-blocking pipe.
 
-use super::{AddrIn, AddrOut, Error, Result, Socket};
+use super::{serialize, AddrIn, AddrOut, Error, Result, Socket};
 use libc::{c_int, c_void};
 
 pub type RawSocket = c_int;
@@ -11,7 +11,7 @@ pub type AtomicSocket = crate::sync::atomic::AtomicI32;
 pub const INVALID_SOCKET: RawSocket = -1;
 /// Error codes by their POSIX names (the error descriptions use them).
 pub use libc as codes;
-pub use libc::{addrinfo, sockaddr, sockaddr_in, sockaddr_in6, socklen_t};
+pub use libc::{addrinfo, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage, socklen_t};
 
 /// Whether `sock` cannot be a descriptor.
 pub fn is_invalid(sock: RawSocket) -> bool {
@@ -83,6 +83,9 @@ pub const AF_INET: c_int = libc::AF_INET;
 pub const AF_INET6: c_int = libc::AF_INET6;
 pub const SOCK_STREAM: c_int = libc::SOCK_STREAM;
 pub const SOCK_DGRAM: c_int = libc::SOCK_DGRAM;
+// Integer options, read with `sockopt_int`.
+pub(super) const SO_ERROR: c_int = libc::SO_ERROR;
+pub(super) const SO_TYPE: c_int = libc::SO_TYPE;
 
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "emscripten"))]
 fn errno_ptr() -> *mut c_int {
@@ -328,19 +331,15 @@ pub fn set_nonblocking(sock: RawSocket, on: bool) -> Result<()> {
     Ok(())
 }
 
-/// Serializes the mode switch around accept and connect attempts on one
-/// descriptor, so that two rsock threads on one blocking socket cannot see
-/// each other's temporary non-blocking mode (and then block in the kernel).
-/// (std's Mutex: its contended path allocates nothing, so running out of
-/// memory cannot abort here.)
-static ATTEMPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+/// The key that picks a descriptor's attempt lock (see `serialize`).
+pub(super) fn stripe(sock: RawSocket) -> usize {
+    sock as usize
+}
 
 /// Runs `f` with `sock` in non-blocking mode, then puts back the mode it
 /// had; serialized per socket within the process.
 fn nonblocking_attempt<T>(sock: RawSocket, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let _serial = ATTEMPT_LOCKS[sock as usize % ATTEMPT_LOCKS.len()]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()); // guards no data
+    let _serial = serialize(sock);
     if is_nonblocking(sock)? {
         return f();
     }
@@ -392,24 +391,24 @@ pub fn connect(sock: RawSocket, to: AddrIn) -> Result<()> {
     Ok(())
 }
 
-/// The pending error of a socket (`SO_ERROR`), which reading clears.
-pub fn take_socket_error(sock: RawSocket) -> Result<i32> {
-    let mut err: c_int = 0;
+/// An integer `SOL_SOCKET` option.
+pub(super) fn sockopt_int(sock: RawSocket, opt: i32) -> Result<i32> {
+    let mut v: c_int = 0;
     let mut len = std::mem::size_of::<c_int>() as socklen_t;
-    // SAFETY: err and len are valid locals of the sizes given.
+    // SAFETY: v and len are valid locals of the sizes given.
     let r = unsafe {
         libc::getsockopt(
             sock,
             libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut c_int).cast(),
+            opt,
+            (&mut v as *mut c_int).cast(),
             &mut len,
         )
     };
     if r < 0 {
         return Err(Error(last_error()));
     }
-    Ok(err)
+    Ok(v)
 }
 
 impl Socket {
@@ -450,40 +449,13 @@ pub(super) fn close_socket(sock: RawSocket) {
     unsafe { libc::close(sock) };
 }
 
-/// Ok if `sock` has a peer; otherwise the error that says why not.
-pub fn peer_check(sock: RawSocket) -> Result<()> {
-    // SAFETY: sockaddr_storage is plain data and large enough for any address.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
-    // SAFETY: ss and len are valid locals of the sizes given.
-    let r = unsafe {
-        libc::getpeername(
-            sock,
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    };
-    if r < 0 {
+/// One `getpeername` into the buffer `to`.
+pub(super) fn getpeername(sock: RawSocket, to: AddrOut) -> Result<()> {
+    // SAFETY: `to` is valid per AddrOut::new.
+    if unsafe { libc::getpeername(sock, to.addr, to.len) } < 0 {
         return Err(Error(last_error()));
     }
     Ok(())
-}
-
-/// Whether `sock` is a stream socket (partial transfers are possible).
-pub fn is_stream(sock: RawSocket) -> bool {
-    let mut ty: c_int = 0;
-    let mut len = std::mem::size_of::<c_int>() as socklen_t;
-    // SAFETY: ty and len are valid locals of the sizes given.
-    let r = unsafe {
-        libc::getsockopt(
-            sock,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut ty as *mut c_int).cast(),
-            &mut len,
-        )
-    };
-    r == 0 && ty == libc::SOCK_STREAM
 }
 
 extern "C" {
@@ -653,37 +625,9 @@ pub(super) unsafe fn sys_freeaddrinfo(ai: *mut addrinfo) {
 mod tests {
     use super::*;
 
-    fn readable(w: &WakeFd) -> bool {
-        let mut p = [PollFd {
-            fd: w.poll_fd(),
-            events: POLLIN,
-            revents: 0,
-        }];
-        poll(&mut p, 0) == Ok(1)
-    }
-
-    fn signal_and_drain(w: WakeFd) {
-        assert!(!readable(&w));
-        // Many signals (more than a pipe's buffer holds) and one drain.
-        for _ in 0..100_000 {
-            signal(w.signal_handle());
-        }
-        assert!(readable(&w));
-        w.drain();
-        assert!(!readable(&w));
-        signal(w.signal_handle());
-        assert!(readable(&w));
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
-    fn wake_descriptor_signals_and_drains() {
-        signal_and_drain(WakeFd::new().expect("wake fd"));
-    }
-
     #[test]
     #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
     fn pipe_fallback_signals_and_drains() {
-        signal_and_drain(WakeFd::new_pipe().expect("pipe"));
+        crate::sys::tests::signal_and_drain(WakeFd::new_pipe().expect("pipe"));
     }
 }

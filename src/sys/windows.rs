@@ -26,7 +26,7 @@
 //! Nothing here cancels by closing the socket, by `shutdown`, or by
 //! `CancelIoEx`.
 
-use super::{AddrIn, AddrOut, Error, Result, Socket};
+use super::{poll_entry, serialize, AddrIn, AddrOut, Error, Result, Socket};
 use libc::{c_int, c_void};
 use std::ptr;
 use std::sync::OnceLock;
@@ -57,6 +57,8 @@ pub type addrinfo = ws::ADDRINFOA;
 pub type sockaddr_in = ws::SOCKADDR_IN;
 #[allow(non_camel_case_types)]
 pub type sockaddr_in6 = ws::SOCKADDR_IN6;
+#[allow(non_camel_case_types)]
+pub type sockaddr_storage = ws::SOCKADDR_STORAGE;
 
 /// Whether `sock` is the invalid-socket value.
 pub fn is_invalid(sock: RawSocket) -> bool {
@@ -144,6 +146,9 @@ pub const AF_INET: c_int = ws::AF_INET as c_int;
 pub const AF_INET6: c_int = ws::AF_INET6 as c_int;
 pub const SOCK_STREAM: c_int = ws::SOCK_STREAM;
 pub const SOCK_DGRAM: c_int = ws::SOCK_DGRAM;
+// Integer options, read with `sockopt_int`.
+pub(super) const SO_ERROR: c_int = ws::SO_ERROR;
+pub(super) const SO_TYPE: c_int = ws::SO_TYPE;
 
 /// How often a connect wait re-reads SO_ERROR: `WSAPoll` before Windows 10
 /// 2004 does not report a failed connect at all.
@@ -201,25 +206,16 @@ fn clamp(len: usize) -> i32 {
     len.min(i32::MAX as usize) as i32
 }
 
-/// Serializes attempts on one socket within the process (see the module
-/// comment). std's Mutex: its contended path allocates nothing.
-static ATTEMPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
-
-fn serialize(sock: RawSocket) -> std::sync::MutexGuard<'static, ()> {
-    // Socket handles are multiples of 4.
-    ATTEMPT_LOCKS[(sock >> 2) % ATTEMPT_LOCKS.len()]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) // guards no data
+/// The key that picks a socket's attempt lock (see `serialize`): socket
+/// handles are multiples of 4.
+pub(super) fn stripe(sock: RawSocket) -> usize {
+    sock >> 2
 }
 
 /// Whether `sock` has `events` now (an error or hang-up counts); WSAENOTSOCK
 /// for a handle that is not a socket.
 fn ready_now(sock: RawSocket, events: i16) -> Result<bool> {
-    let mut p = [PollFd {
-        fd: sock,
-        events,
-        revents: 0,
-    }];
+    let mut p = [poll_entry(sock, events)];
     poll(&mut p, 0)?;
     if p[0].revents & POLLNVAL != 0 {
         return Err(Error(EBADF));
@@ -230,7 +226,7 @@ fn ready_now(sock: RawSocket, events: i16) -> Result<bool> {
 /// WSAENOTSOCK if `sock` is not a socket (some handles fail other calls
 /// with other errors).
 fn not_a_socket(sock: RawSocket) -> Option<Error> {
-    sockopt_int(sock, ws::SO_TYPE).err()
+    sockopt_int(sock, SO_TYPE).err()
 }
 
 /// Runs `f` with `sock` switched to non-blocking mode, then leaves it in
@@ -539,7 +535,8 @@ pub fn connect(sock: RawSocket, to: AddrIn) -> Result<()> {
     }
 }
 
-fn sockopt_int(sock: RawSocket, opt: i32) -> Result<i32> {
+/// An integer `SOL_SOCKET` option.
+pub(super) fn sockopt_int(sock: RawSocket, opt: i32) -> Result<i32> {
     let mut v: i32 = 0;
     let mut len = std::mem::size_of::<i32>() as i32;
     // SAFETY: v and len are valid locals of the sizes given.
@@ -553,11 +550,6 @@ fn sockopt_int(sock: RawSocket, opt: i32) -> Result<i32> {
         )
     })?;
     Ok(v)
-}
-
-/// The pending error of a socket (`SO_ERROR`), which reading clears.
-pub fn take_socket_error(sock: RawSocket) -> Result<i32> {
-    sockopt_int(sock, ws::SO_ERROR)
 }
 
 impl Socket {
@@ -590,25 +582,10 @@ pub(super) fn close_socket(sock: RawSocket) {
     unsafe { ws::closesocket(sock) };
 }
 
-/// Ok if `sock` has a peer; otherwise the error that says why not.
-pub fn peer_check(sock: RawSocket) -> Result<()> {
-    // SAFETY: SOCKADDR_STORAGE is plain data, large enough for any address.
-    let mut ss: ws::SOCKADDR_STORAGE = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<ws::SOCKADDR_STORAGE>() as i32;
-    // SAFETY: ss and len are valid locals of the sizes given.
-    check(unsafe {
-        ws::getpeername(
-            sock,
-            (&mut ss as *mut ws::SOCKADDR_STORAGE).cast(),
-            &mut len,
-        )
-    })
-    .map(|_| ())
-}
-
-/// Whether `sock` is a stream socket (partial transfers are possible).
-pub fn is_stream(sock: RawSocket) -> bool {
-    sockopt_int(sock, ws::SO_TYPE) == Ok(SOCK_STREAM)
+/// One `getpeername` into the buffer `to`.
+pub(super) fn getpeername(sock: RawSocket, to: AddrOut) -> Result<()> {
+    // SAFETY: `to` is valid per AddrOut::new.
+    check(unsafe { ws::getpeername(sock, to.addr, to.len) }).map(|_| ())
 }
 
 /// No fork on Windows: nothing to register.
@@ -848,28 +825,5 @@ mod tests {
         OLD_WSAPOLL.with(|o| o.set(false));
         // (Without the re-reads both would end with WSAETIMEDOUT.)
         println!("two refused connects took {:?}", start.elapsed());
-    }
-
-    fn readable(w: &WakeFd) -> bool {
-        let mut p = [PollFd {
-            fd: w.poll_fd(),
-            events: POLLIN,
-            revents: 0,
-        }];
-        poll(&mut p, 0) == Ok(1)
-    }
-
-    #[test]
-    fn wake_socket_signals_and_drains() {
-        let w = WakeFd::new().expect("wake socket");
-        assert!(!readable(&w));
-        for _ in 0..10_000 {
-            signal(w.signal_handle());
-        }
-        assert!(readable(&w));
-        w.drain();
-        assert!(!readable(&w));
-        signal(w.signal_handle());
-        assert!(readable(&w));
     }
 }
