@@ -159,16 +159,12 @@ fn race(call: &Call, addrs: &[AddrInfo], dl: &mut Deadline) -> Result<Socket> {
             return Err(last_err.or(no_socket).unwrap_or(Error(sys::EHOSTUNREACH)));
         }
         fds.clear();
-        fds.extend(pending.iter().map(|s| PollFd {
-            fd: s.raw(),
-            events: sys::POLLOUT,
-            revents: 0,
-        }));
-        fds.push(PollFd {
-            fd: sys::INVALID_SOCKET,
-            events: 0,
-            revents: 0,
-        });
+        fds.extend(
+            pending
+                .iter()
+                .map(|s| sys::poll_entry(s.raw(), sys::POLLOUT)),
+        );
+        fds.push(sys::poll_entry(sys::INVALID_SOCKET, 0));
         // Wait in slices: to the next staggered start, and where poll may
         // miss a failed connect (Windows), to the next SO_ERROR check.
         let staggered = next.peek().is_some();

@@ -60,11 +60,7 @@ pub fn poll(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize>
     let (call, mut dl) = Call::start(token, timeout_ms)?;
     // The caller's entries plus one for the wake descriptor: on the stack
     // for small sets.
-    const NONE: PollFd = PollFd {
-        fd: sys::INVALID_SOCKET,
-        events: 0,
-        revents: 0,
-    };
+    const NONE: PollFd = sys::poll_entry(sys::INVALID_SOCKET, 0);
     let mut small = [NONE; 16];
     let mut large;
     let all: &mut [PollFd] = if fds.len() < small.len() {
@@ -100,20 +96,9 @@ fn retry<T>(
     retry_as(call, sock, events, dl, false, attempt)
 }
 
-/// `retry` for a receive: on a socket whose last receive on this thread
-/// found nothing it may wait first (see `WaitFirst`), unless a blocking
-/// hook is installed (the hook runs only when a call has to wait).
-fn retry_recv<T>(
-    call: &Call,
-    sock: RawSocket,
-    events: i16,
-    dl: &mut Deadline,
-    attempt: impl FnMut() -> Result<T>,
-) -> Result<T> {
-    let adaptive = events == sys::POLLIN && !call.has_hook();
-    retry_as(call, sock, events, dl, adaptive, attempt)
-}
-
+/// `retry`, and with `adaptive` (a receive) it may wait before the first
+/// attempt on a socket whose last receive on this thread found nothing (see
+/// `WaitFirst`).
 fn retry_as<T>(
     call: &Call,
     sock: RawSocket,
@@ -393,7 +378,10 @@ fn receive(
             attempt(&mut buf[done..], flags)
         });
     }
-    retry_recv(&call, sock, recv_events(flags), &mut dl, || {
+    // Not with a blocking hook installed: it runs only when a call waits.
+    let events = recv_events(flags);
+    let adaptive = events == sys::POLLIN && !call.has_hook();
+    retry_as(&call, sock, events, &mut dl, adaptive, || {
         attempt(buf, flags)
     })
     .map(Transfer::all)
@@ -493,11 +481,7 @@ pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> R
             // non-blocking connect instead of queueing it: retry shortly.
             Err(e) if e.would_block() => {
                 let mut slice = dl.slice(10)?;
-                let mut only_wake = [PollFd {
-                    fd: sys::INVALID_SOCKET,
-                    events: 0,
-                    revents: 0,
-                }];
+                let mut only_wake = [sys::poll_entry(sys::INVALID_SOCKET, 0)];
                 match wait(&call, &mut only_wake, &mut slice) {
                     Err(e) if e.0 == sys::ETIMEDOUT => {}
                     r => return r.map(|_| ()),

@@ -4,7 +4,7 @@
 //! gives up on finishes in the pool, which frees its result.
 
 use crate::sync::try_box;
-use crate::sys::{self, AddrList, Error, Hints, PollFd, WakeFd};
+use crate::sys::{self, AddrList, Error, Hints, WakeFd};
 use crate::wake::{wait, Call, Deadline, Token};
 use libc::{c_int, c_void};
 use std::collections::VecDeque;
@@ -333,16 +333,8 @@ pub(crate) fn resolve(
     pool.submit(job.share())?;
     loop {
         let mut fds = [
-            PollFd {
-                fd: done_fd,
-                events: sys::POLLIN,
-                revents: 0,
-            },
-            PollFd {
-                fd: sys::INVALID_SOCKET,
-                events: 0,
-                revents: 0,
-            },
+            sys::poll_entry(done_fd, sys::POLLIN),
+            sys::poll_entry(sys::INVALID_SOCKET, 0),
         ];
         let waited = wait(call, &mut fds, dl);
         let sh = lock(&job.shared);

@@ -53,7 +53,6 @@ pub fn once_ok(done: &std::sync::Mutex<bool>, register: impl FnOnce() -> Result<
 /// A poll entry for `fd` asking for `events`, with no results yet.
 /// (`libc::pollfd` and `WSAPOLLFD` have the same fields; only the type of
 /// `fd` differs.)
-#[cfg_attr(not(windows), allow(dead_code))] // to replace the PollFd literals outside sys/ (issue 14)
 pub const fn poll_entry(fd: RawSocket, events: i16) -> PollFd {
     PollFd {
         fd,

@@ -17,11 +17,7 @@ pub(crate) fn wait(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> sys::R
     let token = call.token();
     with_waiter(|w| {
         let reg = w.register(token)?;
-        fds[last] = PollFd {
-            fd: reg.poll_fd(),
-            events: sys::POLLIN,
-            revents: 0,
-        };
+        fds[last] = sys::poll_entry(reg.poll_fd(), sys::POLLIN);
         loop {
             // Registered before this check: a cancel from here on signals us.
             call.check()?;
@@ -79,11 +75,7 @@ pub(crate) fn wait_one(
             events,
             revents: 0,
         },
-        PollFd {
-            fd: sys::INVALID_SOCKET,
-            events: 0,
-            revents: 0,
-        },
+        sys::poll_entry(sys::INVALID_SOCKET, 0),
     ];
     wait(call, &mut fds, dl)?;
     Ok(fds[0].revents)
