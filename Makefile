@@ -13,7 +13,9 @@ endif
 
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
-EXAMPLES := cancel_demo legacy_hook worker_cancel echo_server http_get_timeout
+# Every examples-c/*.c is an example program (examples-c/Makefile and
+# examples-c/CMakeLists.txt glob the same files).
+EXAMPLES := $(sort $(basename $(notdir $(wildcard examples-c/*.c))))
 
 .PHONY: all demo examples test rust-test header-check c-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke
 all: lib
