@@ -6,10 +6,11 @@ CFLAGS ?= -O2 -g
 WARN := -std=c99 -Wall -Wextra -Werror
 BUILD := build/make
 LIB := target/release/librsock.a
-LDLIBS := -lpthread -ldl -lm
-ifeq ($(shell uname -s),Linux)
-LDLIBS += -lrt -lutil
-endif
+# The native libraries after librsock.a: this platform's line of
+# cmake/native-libs.txt, which CMake reads too.
+native_libs = $(addprefix -l,$(shell sed -n 's/^$(1): *//p' cmake/native-libs.txt))
+UNAME := $(shell uname -s)
+LDLIBS := $(call native_libs,$(if $(filter Linux,$(UNAME)),linux,$(if $(filter %BSD,$(UNAME)),bsd,unix)))
 
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
@@ -141,10 +142,9 @@ WIN_CC ?= x86_64-w64-mingw32-gcc
 WIN_BUILD := build/win
 WIN_LIB := target/$(WIN_TARGET)/release/librsock.a
 WIN_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -Iinclude -Itests/c
-# What the library needs (cargo rustc ... -- --print native-static-libs;
-# its -lwindows.0.52.0 import library is covered by the system ones),
-# and winpthreads for the tests' threads and clocks.
-WIN_LDLIBS := -lws2_32 -luser32 -luserenv -lntdll -ldbghelp -lbcrypt -ladvapi32 -lkernel32 -lpthread
+# The windows line of cmake/native-libs.txt (with winpthreads, for the
+# tests' threads and clocks).
+WIN_LDLIBS := $(call native_libs,windows)
 WINE ?= wine
 WIN_PREFIX := $(abspath build/wine)
 WIN_TIMEOUT ?= 300
