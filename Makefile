@@ -179,14 +179,14 @@ $(WIN_BUILD)/test_%.o: tests/c/test_%.c $(wildcard tests/c/*.h) include/rsock.h 
 # tests/c/fake_resolver.h, test_connect_host's connect()) from ws2_32.dll,
 # so a definition in the test would never be called: GNU ld's --wrap=NAME
 # sends the library's calls to the test's __wrap_NAME instead (which
-# reaches the real one as __real_NAME). Keep in step with
-# tests/c/CMakeLists.txt.
-WIN_WRAP_RESOLVER := -Wl,--wrap=getaddrinfo,--wrap=freeaddrinfo
-$(WIN_BUILD)/test_resolve.exe: WIN_WRAP := $(WIN_WRAP_RESOLVER)
-$(WIN_BUILD)/test_connect_host.exe: WIN_WRAP := $(WIN_WRAP_RESOLVER),--wrap=connect
+# reaches the real one as __real_NAME). A test names what it wraps in a
+# line of its source, which tests/c/CMakeLists.txt reads too:
+#   /* mingw-wrap: getaddrinfo freeaddrinfo */
+comma := ,
+mingw_wrap = $(addprefix -Wl$(comma)--wrap=,$(shell sed -n 's|^/\* mingw-wrap: \(.*\) \*/$$|\1|p' $(1)))
 
 $(WIN_BUILD)/test_%.exe: $(WIN_BUILD)/test_%.o $(WIN_LIB)
-	$(WIN_CC) -static $(WIN_WRAP) $< $(WIN_LIB) $(WIN_LDLIBS) -o $@
+	$(WIN_CC) -static $(call mingw_wrap,tests/c/test_$*.c) $< $(WIN_LIB) $(WIN_LDLIBS) -o $@
 
 windows-c-objs: $(WIN_C_OBJS)
 
