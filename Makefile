@@ -6,14 +6,17 @@ CFLAGS ?= -O2 -g
 WARN := -std=c99 -Wall -Wextra -Werror
 BUILD := build/make
 LIB := target/release/librsock.a
-LDLIBS := -lpthread -ldl -lm
-ifeq ($(shell uname -s),Linux)
-LDLIBS += -lrt -lutil
-endif
+# The native libraries after librsock.a: this platform's line of
+# cmake/native-libs.txt, which CMake reads too.
+native_libs = $(addprefix -l,$(shell sed -n 's/^$(1): *//p' cmake/native-libs.txt))
+UNAME := $(shell uname -s)
+LDLIBS := $(call native_libs,$(if $(filter Linux,$(UNAME)),linux,$(if $(filter %BSD,$(UNAME)),bsd,unix)))
 
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
-EXAMPLES := cancel_demo legacy_hook worker_cancel echo_server http_get_timeout
+# Every examples-c/*.c is an example program (examples-c/Makefile and
+# examples-c/CMakeLists.txt glob the same files).
+EXAMPLES := $(sort $(basename $(notdir $(wildcard examples-c/*.c))))
 
 .PHONY: all demo examples test rust-test header-check c-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke
 all: lib
@@ -139,10 +142,9 @@ WIN_CC ?= x86_64-w64-mingw32-gcc
 WIN_BUILD := build/win
 WIN_LIB := target/$(WIN_TARGET)/release/librsock.a
 WIN_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -Iinclude -Itests/c
-# What the library needs (cargo rustc ... -- --print native-static-libs;
-# its -lwindows.0.52.0 import library is covered by the system ones),
-# and winpthreads for the tests' threads and clocks.
-WIN_LDLIBS := -lws2_32 -luser32 -luserenv -lntdll -ldbghelp -lbcrypt -ladvapi32 -lkernel32 -lpthread
+# The windows line of cmake/native-libs.txt (with winpthreads, for the
+# tests' threads and clocks).
+WIN_LDLIBS := $(call native_libs,windows)
 WINE ?= wine
 WIN_PREFIX := $(abspath build/wine)
 WIN_TIMEOUT ?= 300
@@ -177,14 +179,14 @@ $(WIN_BUILD)/test_%.o: tests/c/test_%.c $(wildcard tests/c/*.h) include/rsock.h 
 # tests/c/fake_resolver.h, test_connect_host's connect()) from ws2_32.dll,
 # so a definition in the test would never be called: GNU ld's --wrap=NAME
 # sends the library's calls to the test's __wrap_NAME instead (which
-# reaches the real one as __real_NAME). Keep in step with
-# tests/c/CMakeLists.txt.
-WIN_WRAP_RESOLVER := -Wl,--wrap=getaddrinfo,--wrap=freeaddrinfo
-$(WIN_BUILD)/test_resolve.exe: WIN_WRAP := $(WIN_WRAP_RESOLVER)
-$(WIN_BUILD)/test_connect_host.exe: WIN_WRAP := $(WIN_WRAP_RESOLVER),--wrap=connect
+# reaches the real one as __real_NAME). A test names what it wraps in a
+# line of its source, which tests/c/CMakeLists.txt reads too:
+#   /* mingw-wrap: getaddrinfo freeaddrinfo */
+comma := ,
+mingw_wrap = $(addprefix -Wl$(comma)--wrap=,$(shell sed -n 's|^/\* mingw-wrap: \(.*\) \*/$$|\1|p' $(1)))
 
 $(WIN_BUILD)/test_%.exe: $(WIN_BUILD)/test_%.o $(WIN_LIB)
-	$(WIN_CC) -static $(WIN_WRAP) $< $(WIN_LIB) $(WIN_LDLIBS) -o $@
+	$(WIN_CC) -static $(call mingw_wrap,tests/c/test_$*.c) $< $(WIN_LIB) $(WIN_LDLIBS) -o $@
 
 windows-c-objs: $(WIN_C_OBJS)
 

@@ -48,17 +48,27 @@ else()
   set(RSOCK_SHARED_SONAME "librsock.so.${PROJECT_VERSION_MAJOR}")
 endif()
 
-# What Rust's standard library needs when linked statically
-# (`cargo rustc -- --print native-static-libs`).
-set(RSOCK_NATIVE_LIBS Threads::Threads)
+# What a program needs after the static library: the line for this platform
+# in cmake/native-libs.txt (which the Makefile reads too), pthread as
+# Threads::Threads.
 if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
-  list(APPEND RSOCK_NATIVE_LIBS ${CMAKE_DL_LIBS} m rt util)
+  set(_rsock_platform linux)
 elseif(CMAKE_SYSTEM_NAME MATCHES "BSD")
-  list(APPEND RSOCK_NATIVE_LIBS m execinfo util)
+  set(_rsock_platform bsd)
 elseif(WIN32)
-  # Winsock and the message wait (user32) for rsock, the rest for std.
-  list(APPEND RSOCK_NATIVE_LIBS ws2_32 user32 userenv ntdll dbghelp kernel32)
+  set(_rsock_platform windows)
+else()
+  set(_rsock_platform unix)
 endif()
+set(_rsock_native_libs_file "${CMAKE_CURRENT_LIST_DIR}/native-libs.txt")
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_rsock_native_libs_file}")
+file(STRINGS "${_rsock_native_libs_file}" RSOCK_NATIVE_LIBS REGEX "^${_rsock_platform}:")
+if(NOT RSOCK_NATIVE_LIBS)
+  message(FATAL_ERROR "${_rsock_native_libs_file} has no line for ${_rsock_platform}")
+endif()
+string(REGEX REPLACE "^${_rsock_platform}: *" "" RSOCK_NATIVE_LIBS "${RSOCK_NATIVE_LIBS}")
+separate_arguments(RSOCK_NATIVE_LIBS UNIX_COMMAND "${RSOCK_NATIVE_LIBS}")
+list(TRANSFORM RSOCK_NATIVE_LIBS REPLACE "^pthread$" "Threads::Threads")
 
 file(GLOB_RECURSE _rsock_sources CONFIGURE_DEPENDS "${_rsock_src}/src/*.rs")
 set(_rsock_outputs "${RSOCK_STATIC_LIB}" "${RSOCK_SHARED_LIB}" ${RSOCK_SHARED_IMPLIB})

@@ -30,6 +30,8 @@ RUSTFLAGS="-Zsanitizer=$san" cargo +nightly build --release --lib -Zbuild-std \
 lib=target/$san/$host/release/librsock.a
 runtime=$(rustc +nightly --print sysroot)/lib/rustlib/$host/lib/librustc-nightly_rt.${san/address/asan}.a
 runtime=${runtime/rt.thread/rt.tsan}
+# The native libraries after librsock.a: the linux line of cmake/native-libs.txt.
+ldlibs=$(sed -n 's/^linux: *//p' cmake/native-libs.txt | sed 's/[^ ][^ ]*/-l&/g')
 
 # use_sigaltstack=0: after pthread_cancel unwinds a thread (test_hazards
 # does), ASan's own sigaltstack call at thread exit trips over the stale
@@ -47,7 +49,7 @@ for src in tests/c/test_*.c; do
   $clang $cflags -fno-omit-frame-pointer -g -O1 -Wall -Wextra -Werror -Iinclude -Itests/c \
     -c "$src" -o "$out/$name.o"
   $clang "$out/$name.o" "$lib" -Wl,--whole-archive "$runtime" -Wl,--no-whole-archive \
-    -lpthread -ldl -lm -lrt -lutil -lstdc++ -o "$out/$name" 2>&1 | { grep -v 'warning:' || true; }
+    $ldlibs -lstdc++ -o "$out/$name" 2>&1 | { grep -v 'warning:' || true; }
   echo "== $san: $name"
   if timeout 600 "$out/$name"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $name"; fi
 done

@@ -24,7 +24,8 @@
      library's with dlsym(RTLD_NEXT).
    - Windows (MinGW-w64): the library imports them from ws2_32.dll, so the
      program is linked with GNU ld's --wrap=getaddrinfo and
-     --wrap=freeaddrinfo (see the Makefile and CMakeLists.txt): the
+     --wrap=freeaddrinfo (each test that includes this header says so in
+     its "mingw-wrap:" line, which both builds read): the
      library's calls go to __wrap_getaddrinfo and __wrap_freeaddrinfo,
      defined here, which reach ws2_32's as __real_getaddrinfo and
      __real_freeaddrinfo. The test's own calls go through the import

@@ -13,6 +13,11 @@
    skip where they do not hold. */
 #include "fake_resolver.h"
 
+/* What the MinGW link wraps (GNU ld --wrap): the resolver for
+   fake_resolver.h, connect for the fault injection below. The Makefile and
+   tests/c/CMakeLists.txt read the next line. */
+/* mingw-wrap: getaddrinfo freeaddrinfo connect */
+
 enum mode { UNUSED, REFUSED, LISTENING, STALLED };
 
 struct side {

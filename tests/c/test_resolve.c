@@ -3,6 +3,10 @@
    stand-in resolver of fake_resolver.h. */
 #include "fake_resolver.h"
 
+/* What the MinGW link wraps (GNU ld --wrap, see fake_resolver.h); the
+   Makefile and tests/c/CMakeLists.txt read the next line. */
+/* mingw-wrap: getaddrinfo freeaddrinfo */
+
 #ifdef _WIN32
 /* Bytes in use on the process heap, where the library's allocations are
    (Rust's allocator takes its memory there). */
