@@ -85,7 +85,7 @@ asan-test:
 tsan-test:
 	tests/sanitize.sh thread
 
-# The wake protocol's loom models (src/loom_models.rs): the token and
+# The wake protocol's loom models (src/wake/loom_models.rs): the token and
 # waiter-record code built against loom's atomics.
 loom-test:
 	RUSTFLAGS="--cfg loom" $(CARGO) test --release --lib --target-dir target/loom loom_models
