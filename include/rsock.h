@@ -28,6 +28,13 @@
  * - Timeouts are in milliseconds: RSOCK_INFINITE waits for ever, 0 checks
  *   once. A signal that interrupts a wait (EINTR) is not a cancellation: the
  *   wait resumes with the time left, measured on the monotonic clock.
+ * - No call spins: where the system says a socket is ready but the call
+ *   still cannot proceed, the call reports what the plain call would (a
+ *   datagram socket whose read side is shut down receives 0), or waits
+ *   with attempts at most 32 ms apart (an AF_UNIX datagram sendto to a
+ *   receiver whose queue is full).
+ * - fork(): the child may use every token and call; rsock leaves nothing
+ *   locked in it and never closes a descriptor the child may have reused.
  * - A NULL token means "the calling thread's own token" in the blocking calls
  *   (rsock_block, rsock_poll and the socket calls) only; the token functions
  *   treat NULL as no token (see each).
@@ -203,7 +210,9 @@ int rsock_block(rsock_token *token,
  * entries with events (their `revents` set, as `poll` does), 0 when
  * `timeout_ms` passes, or -1 with RSOCK_ECANCELED or the system's error.
  * `fds` may be NULL when `nfds` is 0 (a cancellable sleep); otherwise NULL
- * is EINVAL. NULL `token`: the calling thread's own token.
+ * is EINVAL. Any `nfds` that `poll` takes works (up to RLIMIT_NOFILE,
+ * though rsock polls one descriptor of its own too). NULL `token`: the
+ * calling thread's own token.
  * Threads: as for every blocking call (see the top of this header).
  */
 int rsock_poll(rsock_token *token,
@@ -298,10 +307,13 @@ intptr_t rsock_sendto(rsock_token *token,
  * timed-out call leaves the pending connection queued. `addr`/`addrlen` as
  * for `accept` (both may be NULL). On POSIX a blocking listener is
  * switched to non-blocking mode only for the instant of each attempt
- * (serialized within the process; another process blocked in a plain
- * `accept` on the same listener may see EAGAIN at that instant, so make
- * listeners shared across processes non-blocking); on Windows the mode is
- * left alone (see the conventions at the top).
+ * (serialized within the process per socket, dup()ed descriptors
+ * included; another process using the same listener, such as a fork
+ * child, may see EAGAIN from a plain `accept` at that instant, or block
+ * in the kernel in its own rsock_accept, so make listeners shared across
+ * processes non-blocking); on Windows the mode is left alone (see the
+ * conventions at the top). A listener shut down under the call (AF_UNIX
+ * on Linux) fails it at once with EINVAL, as `accept` does.
  * NULL `token`: the thread's token.
  * Threads: as for every blocking call (see the top of this header).
  */

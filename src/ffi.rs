@@ -287,7 +287,9 @@ pub extern "C" fn rsock_block(
 /// entries with events (their `revents` set, as `poll` does), 0 when
 /// `timeout_ms` passes, or -1 with RSOCK_ECANCELED or the system's error.
 /// `fds` may be NULL when `nfds` is 0 (a cancellable sleep); otherwise NULL
-/// is EINVAL. NULL `token`: the calling thread's own token.
+/// is EINVAL. Any `nfds` that `poll` takes works (up to RLIMIT_NOFILE,
+/// though rsock polls one descriptor of its own too). NULL `token`: the
+/// calling thread's own token.
 /// Threads: as for every blocking call (see the top of this header).
 #[no_mangle]
 pub extern "C" fn rsock_poll(
@@ -434,10 +436,13 @@ pub extern "C" fn rsock_sendto(
 /// timed-out call leaves the pending connection queued. `addr`/`addrlen` as
 /// for `accept` (both may be NULL). On POSIX a blocking listener is
 /// switched to non-blocking mode only for the instant of each attempt
-/// (serialized within the process; another process blocked in a plain
-/// `accept` on the same listener may see EAGAIN at that instant, so make
-/// listeners shared across processes non-blocking); on Windows the mode is
-/// left alone (see the conventions at the top).
+/// (serialized within the process per socket, dup()ed descriptors
+/// included; another process using the same listener, such as a fork
+/// child, may see EAGAIN from a plain `accept` at that instant, or block
+/// in the kernel in its own rsock_accept, so make listeners shared across
+/// processes non-blocking); on Windows the mode is left alone (see the
+/// conventions at the top). A listener shut down under the call (AF_UNIX
+/// on Linux) fails it at once with EINVAL, as `accept` does.
 /// NULL `token`: the thread's token.
 /// Threads: as for every blocking call (see the top of this header).
 #[no_mangle]

@@ -76,10 +76,68 @@ pub fn poll(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize>
     }
     let n = match wait(&call, all, &mut dl) {
         Err(e) if e.0 == sys::ETIMEDOUT => 0,
+        // poll's own limit, RLIMIT_NOFILE entries, which the caller's set
+        // alone meets but not with the wake entry.
+        Err(e) if e.0 == sys::EINVAL && sys::poll_limit().is_some_and(|l| fds.len() <= l) => {
+            return poll_merged(&call, fds, &mut dl);
+        }
         r => r?,
     };
     for (dst, src) in fds.iter_mut().zip(all.iter()) {
         dst.revents = src.revents;
+    }
+    Ok(n)
+}
+
+/// `poll` for a set as large as poll's limit allows: each descriptor is
+/// polled once however often it is listed, and negative ones (which poll
+/// ignores) not at all; each entry then gets its descriptor's events that
+/// it asked for (and errors and hang-ups), as from poll. If that leaves no
+/// room for the wake entry either (as many distinct descriptors as the
+/// limit), the set is polled alone in slices of at most 10 ms, with a
+/// cancel check between them.
+fn poll_merged(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> Result<usize> {
+    const SLICE_MS: u64 = 10;
+    let mut order = sys::try_vec(fds.len())?;
+    order.extend((0..fds.len()).filter(|&i| !sys::is_invalid(fds[i].fd)));
+    order.sort_unstable_by_key(|&i| fds[i].fd);
+    let mut merged = sys::try_vec(order.len() + 1)?;
+    let mut slot = sys::try_vec(fds.len())?;
+    slot.resize(fds.len(), usize::MAX);
+    for &i in &order {
+        if merged.last().map_or(true, |m: &PollFd| m.fd != fds[i].fd) {
+            merged.push(sys::poll_entry(fds[i].fd, 0));
+        }
+        let k = merged.len() - 1;
+        merged[k].events |= fds[i].events;
+        slot[i] = k;
+    }
+    if sys::poll_limit().is_some_and(|l| merged.len() < l) {
+        merged.push(sys::poll_entry(sys::INVALID_SOCKET, 0));
+        match wait(call, &mut merged, dl) {
+            Err(e) if e.0 == sys::ETIMEDOUT => {}
+            r => drop(r?),
+        }
+    } else {
+        loop {
+            call.check()?;
+            let ms = dl.remaining_ms().map_or(SLICE_MS, |l| l.min(SLICE_MS));
+            match sys::poll(&mut merged, ms as i32) {
+                Err(e) if e.0 == sys::EINTR => {}
+                Err(e) => return Err(e),
+                Ok(0) if !dl.expired() => {}
+                Ok(_) => break,
+            }
+        }
+    }
+    let always = sys::POLLERR | sys::POLLHUP | sys::POLLNVAL;
+    let mut n = 0;
+    for (f, &k) in fds.iter_mut().zip(&slot) {
+        f.revents = match merged.get(k) {
+            Some(m) => m.revents & (f.events | always),
+            None => 0,
+        };
+        n += usize::from(f.revents != 0);
     }
     Ok(n)
 }
@@ -93,29 +151,54 @@ fn retry<T>(
     dl: &mut Deadline,
     attempt: impl FnMut() -> Result<T>,
 ) -> Result<T> {
-    retry_as(call, sock, events, dl, false, attempt)
+    retry_as(call, sock, events, dl, false, None, attempt)
 }
+
+/// What the plain blocking call reports on a socket whose read side is
+/// shut down, where the non-blocking attempt says it would block (Linux:
+/// datagram receives return 0, an AF_UNIX listener's accept EINVAL).
+type ReadShut<T> = Option<fn() -> Result<T>>;
+
+/// Consecutive waits that were ready at once while the attempt still
+/// would block, before the retry backs off (see `retry_as`).
+const STALLS_BEFORE_BACKOFF: u32 = 2;
+/// The longest back-off between two such attempts.
+const MAX_BACKOFF_MS: u64 = 32;
 
 /// `retry`, and with `adaptive` (a receive) it may wait before the first
 /// attempt on a socket whose last receive on this thread found nothing (see
-/// `WaitFirst`).
+/// `WaitFirst`). With `read_shut`, a wait that reports the read side shut
+/// down (POLLRDHUP) while the attempt would block ends the call with what
+/// the plain call reports.
+///
+/// No rsock call spins: where poll says ready and the attempt keeps saying
+/// it would block (an unconnected AF_UNIX datagram sender whose receiver's
+/// queue is full: poll sees only the sender's buffer), the retry backs off,
+/// sleeping 1, 2, 4 ... 32 ms between attempts (a cancel still ends the
+/// sleep at once), instead of polling and failing in a loop.
 fn retry_as<T>(
     call: &Call,
     sock: RawSocket,
     events: i16,
     dl: &mut Deadline,
     adaptive: bool,
+    read_shut: ReadShut<T>,
     mut attempt: impl FnMut() -> Result<T>,
 ) -> Result<T> {
+    let events = if read_shut.is_some() {
+        events | sys::POLLRDHUP
+    } else {
+        events
+    };
     let mut first = true;
+    let mut revents = 0;
+    let mut stalls = 0u32;
     let r = (|| {
         if adaptive && WaitFirst::now(sock) {
-            wait_one(call, sock, events, dl)?;
+            revents = wait_one(call, sock, events, dl)?;
         }
         loop {
             match attempt() {
-                // Ready by poll but still nothing (level-triggered readiness
-                // the call does not consume): the deadline still holds.
                 Err(e) if e.would_block() && !first && dl.expired() => {
                     return Err(Error(sys::ETIMEDOUT));
                 }
@@ -131,8 +214,25 @@ fn retry_as<T>(
             if adaptive && first {
                 WaitFirst::found_nothing(sock);
             }
+            // Ready by poll, yet the attempt would block.
+            let stalled = !first || revents != 0;
+            if stalled && read_side_shut(revents) {
+                if let Some(plain) = read_shut {
+                    return plain();
+                }
+            }
+            if stalls >= STALLS_BEFORE_BACKOFF {
+                let ms = 1u64 << (stalls - STALLS_BEFORE_BACKOFF).min(5);
+                pause(call, dl, ms.min(MAX_BACKOFF_MS))?;
+            }
             first = false;
-            wait_one(call, sock, events, dl)?;
+            // Only after a stall: was the socket ready again at once?
+            let since = stalled.then(std::time::Instant::now);
+            revents = wait_one(call, sock, events, dl)?;
+            stalls = match since {
+                Some(t) if t.elapsed() < std::time::Duration::from_millis(1) => stalls + 1,
+                _ => 0,
+            };
         }
     })();
     if adaptive && matches!(&r, Err(e) if e.0 == sys::ETIMEDOUT || e.0 == sys::ECANCELED) {
@@ -141,6 +241,27 @@ fn retry_as<T>(
         WaitFirst::forget(sock);
     }
     r
+}
+
+/// Whether a wait reported the read side shut down (never where the
+/// system has no such event).
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    allow(clippy::bad_bit_mask)
+)]
+fn read_side_shut(revents: i16) -> bool {
+    revents & sys::POLLRDHUP != 0
+}
+
+/// Sleeps up to `ms` within the deadline; a cancel ends it at once (as
+/// ECANCELED), the deadline with ETIMEDOUT.
+fn pause(call: &Call, dl: &mut Deadline, ms: u64) -> Result<()> {
+    let mut slice = dl.slice(ms)?;
+    let mut only_wake = [sys::poll_entry(sys::INVALID_SOCKET, 0)];
+    match wait(call, &mut only_wake, &mut slice) {
+        Err(e) if e.0 == sys::ETIMEDOUT => Ok(()),
+        r => r.map(|_| ()),
+    }
 }
 
 /// The receive-side wait path. A receive normally tries the call first and
@@ -381,9 +502,15 @@ fn receive(
     // Not with a blocking hook installed: it runs only when a call waits.
     let events = recv_events(flags);
     let adaptive = events == sys::POLLIN && !call.has_hook();
-    retry_as(&call, sock, events, &mut dl, adaptive, || {
-        attempt(buf, flags)
-    })
+    retry_as(
+        &call,
+        sock,
+        events,
+        &mut dl,
+        adaptive,
+        Some(|| Ok(0)),
+        || attempt(buf, flags),
+    )
     .map(Transfer::all)
 }
 
@@ -440,7 +567,8 @@ fn transmit(
 /// never blocks, whatever the listener's mode (see `sys::try_accept`).
 pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) -> Result<RawSocket> {
     let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    retry(&call, sock, sys::POLLIN, &mut dl, || {
+    let read_shut: ReadShut<RawSocket> = Some(|| Err(Error(sys::EINVAL)));
+    retry_as(&call, sock, sys::POLLIN, &mut dl, false, read_shut, || {
         sys::try_accept(sock, from)
     })
 }
@@ -479,14 +607,7 @@ pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> R
             },
             // A local (AF_UNIX) listener with a full backlog refuses a
             // non-blocking connect instead of queueing it: retry shortly.
-            Err(e) if e.would_block() => {
-                let mut slice = dl.slice(10)?;
-                let mut only_wake = [sys::poll_entry(sys::INVALID_SOCKET, 0)];
-                match wait(&call, &mut only_wake, &mut slice) {
-                    Err(e) if e.0 == sys::ETIMEDOUT => {}
-                    r => return r.map(|_| ()),
-                }
-            }
+            Err(e) if e.would_block() => pause(&call, &mut dl, 10)?,
             Err(e) => return Err(e),
         }
     }

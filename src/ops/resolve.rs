@@ -179,8 +179,6 @@ static POOL: AtomicPtr<Pool> = AtomicPtr::new(std::ptr::null_mut());
 /// A fork() child's inherited pool, until the child starts its own.
 static INHERITED: AtomicPtr<Pool> = AtomicPtr::new(std::ptr::null_mut());
 
-unsafe extern "C" fn fork_noop() {}
-
 /// In a fork() child no resolver thread exists: the child starts a new pool
 /// on its next lookup and leaves the old one (possibly locked) untouched.
 /// The old one cannot be freed safely; the new one keeps it reachable.
@@ -194,7 +192,7 @@ unsafe extern "C" fn forget_pool_in_child() {
 fn pool() -> sys::Result<&'static Pool> {
     static FORK_HANDLER: Mutex<bool> = Mutex::new(false);
     sys::once_ok(&FORK_HANDLER, || {
-        sys::at_fork(fork_noop, fork_noop, forget_pool_in_child)
+        sys::at_fork(None, None, Some(forget_pool_in_child))
     })?;
     let p = POOL.load(SeqCst);
     if !p.is_null() {

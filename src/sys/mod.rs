@@ -7,6 +7,7 @@
 
 mod addr;
 pub use addr::*;
+use std::sync::atomic::{AtomicBool, Ordering::*};
 #[cfg(loom)]
 pub mod model;
 #[cfg(unix)]
@@ -61,20 +62,60 @@ pub const fn poll_entry(fd: RawSocket, events: i16) -> PollFd {
     }
 }
 
-/// One lock per stripe of sockets; see `serialize`. (std's Mutex: its
-/// contended path allocates nothing, so running out of memory cannot abort
-/// here.)
-static ATTEMPT_LOCKS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+/// One lock per stripe of sockets; see `serialize`. A flag rather than a
+/// mutex, so that a fork() child can free the ones held by threads that do
+/// not exist in it (`free_attempt_locks`). Holders make a few system calls
+/// that never block, so a waiter spins briefly, then yields.
+static ATTEMPT_LOCKS: [AtomicBool; 64] = [const { AtomicBool::new(false) }; 64];
+
+/// A held attempt lock; released when dropped.
+pub(crate) struct AttemptGuard(&'static AtomicBool);
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Release);
+    }
+}
 
 /// Serializes attempts on one socket within the process: the switch to
 /// non-blocking mode around an attempt, so that two rsock threads on one
 /// blocking socket cannot see each other's temporary mode (and then block
 /// in the kernel), and on Windows the readiness check before a receive or
 /// accept. Each backend's `stripe` picks the lock.
-fn serialize(sock: RawSocket) -> std::sync::MutexGuard<'static, ()> {
-    ATTEMPT_LOCKS[stripe(sock) % ATTEMPT_LOCKS.len()]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) // guards no data
+fn serialize(sock: RawSocket) -> AttemptGuard {
+    fork_frees_attempt_locks();
+    let lock = &ATTEMPT_LOCKS[stripe(sock) % ATTEMPT_LOCKS.len()];
+    let mut spins = 0u32;
+    while lock
+        .compare_exchange_weak(false, true, Acquire, Relaxed)
+        .is_err()
+    {
+        if spins < 100 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    AttemptGuard(lock)
+}
+
+/// In a fork() child only the forking thread exists, and it is in fork(),
+/// not in an attempt: every attempt lock is free. Async-signal-safe.
+unsafe extern "C" fn free_attempt_locks() {
+    for lock in &ATTEMPT_LOCKS {
+        lock.store(false, Relaxed);
+    }
+}
+
+/// Registers `free_attempt_locks` as a fork child handler, once (tried
+/// again on the next attempt if registering fails). Two threads may both
+/// register it: running it twice in a child is harmless.
+fn fork_frees_attempt_locks() {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.load(Relaxed) && at_fork(None, None, Some(free_attempt_locks)).is_ok() {
+        REGISTERED.store(true, Relaxed);
+    }
 }
 
 /// The pending error of a socket (`SO_ERROR`), which reading clears.

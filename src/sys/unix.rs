@@ -39,6 +39,11 @@ pub const POLLPRI: i16 = libc::POLLPRI;
 pub const POLLOUT: i16 = libc::POLLOUT;
 pub const POLLERR: i16 = libc::POLLERR;
 pub const POLLHUP: i16 = libc::POLLHUP;
+/// The read side was shut down (Linux; elsewhere no such event).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub const POLLRDHUP: i16 = libc::POLLRDHUP;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub const POLLRDHUP: i16 = 0;
 pub const POLLNVAL: i16 = libc::POLLNVAL;
 
 pub const MSG_WAITALL: c_int = libc::MSG_WAITALL;
@@ -213,7 +218,9 @@ impl Drop for WakeFd {
     }
 }
 
-/// Signals a wake descriptor. Async-signal-safe: one `write`, errno preserved.
+/// Signals a wake descriptor. Async-signal-safe: one `write`, errno
+/// preserved, and no cancellation point (a `pthread_cancel` acting here,
+/// after the cancel count moved and before the wake-up, would lose it).
 /// The caller guarantees that `handle` stays open for the duration.
 #[cfg(not(loom))]
 pub fn signal(handle: c_int) {
@@ -221,9 +228,43 @@ pub fn signal(handle: c_int) {
     let one: u64 = 1;
     // A full pipe or counter means it is already signalled: nothing to do.
     // SAFETY: writes 8 bytes from a local value.
-    unsafe { libc::write(handle, (&one as *const u64).cast(), 8) };
+    unsafe { write_nocancel(handle, (&one as *const u64).cast(), 8) };
     set_last_error(saved);
 }
+
+/// `write` without the cancellation point that the C library's `write` is:
+/// the raw system call (Linux: `syscall` is not a cancellation point), or
+/// the C library's own non-cancelling entry where it exports one.
+///
+/// # Safety
+/// As for `write`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+unsafe fn write_nocancel(fd: c_int, buf: *const c_void, len: usize) -> isize {
+    // SAFETY: per the function's contract.
+    unsafe { libc::syscall(libc::SYS_write, fd, buf, len) as isize }
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+extern "C" {
+    #[link_name = "write$NOCANCEL"]
+    fn write_nocancel(fd: c_int, buf: *const c_void, len: usize) -> isize;
+}
+
+#[cfg(target_os = "freebsd")]
+extern "C" {
+    #[link_name = "__sys_write"]
+    fn write_nocancel(fd: c_int, buf: *const c_void, len: usize) -> isize;
+}
+
+/// Elsewhere the plain `write` (a cancellation point there; untested).
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd"
+)))]
+use libc::write as write_nocancel;
 
 #[cfg(loom)]
 pub use super::model::signal;
@@ -233,6 +274,18 @@ pub fn poll(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
     // SAFETY: fds is a valid, exclusively borrowed slice of pollfd.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
     check(n as isize)
+}
+
+/// The most entries `poll` takes (RLIMIT_NOFILE); `None` for no limit.
+pub fn poll_limit() -> Option<usize> {
+    let mut rl = std::mem::MaybeUninit::<libc::rlimit>::uninit();
+    // SAFETY: `rl` has room for the rlimit structure getrlimit writes.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, rl.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: getrlimit succeeded, so it filled `rl`.
+    let cur = unsafe { rl.assume_init() }.rlim_cur;
+    (cur != libc::RLIM_INFINITY).then(|| usize::try_from(cur).unwrap_or(usize::MAX))
 }
 
 /// `poll` for a thread with a blocking hook (on Windows it also returns
@@ -331,9 +384,18 @@ pub fn set_nonblocking(sock: RawSocket, on: bool) -> Result<()> {
     Ok(())
 }
 
-/// The key that picks a descriptor's attempt lock (see `serialize`).
+/// The key that picks a descriptor's attempt lock (see `serialize`): the
+/// socket's inode, not the descriptor number, because O_NONBLOCK belongs to
+/// the open file description that dup()ed descriptors share.
 pub(super) fn stripe(sock: RawSocket) -> usize {
-    sock as usize
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` has room for the stat structure fstat writes.
+    if unsafe { libc::fstat(sock, st.as_mut_ptr()) } != 0 {
+        return sock as usize; // the attempt will fail with the same error
+    }
+    // SAFETY: fstat succeeded, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    (st.st_ino as usize) ^ (st.st_dev as usize).rotate_left(16)
 }
 
 /// Runs `f` with `sock` in non-blocking mode, then puts back the mode it
@@ -475,12 +537,12 @@ const PTHREAD_CANCEL_DISABLE: c_int = 1;
 
 /// Registers fork handlers (see `pthread_atfork`).
 pub fn at_fork(
-    prepare: unsafe extern "C" fn(),
-    parent: unsafe extern "C" fn(),
-    child: unsafe extern "C" fn(),
+    prepare: Option<unsafe extern "C" fn()>,
+    parent: Option<unsafe extern "C" fn()>,
+    child: Option<unsafe extern "C" fn()>,
 ) -> Result<()> {
     // SAFETY: the handlers are plain functions that live for the program.
-    match unsafe { pthread_atfork(Some(prepare), Some(parent), Some(child)) } {
+    match unsafe { pthread_atfork(prepare, parent, child) } {
         0 => Ok(()),
         e => Err(Error(e)),
     }

@@ -128,6 +128,13 @@ pub const POLLPRI: i16 = ws::POLLRDBAND;
 pub const POLLOUT: i16 = ws::POLLWRNORM;
 pub const POLLERR: i16 = ws::POLLERR;
 pub const POLLHUP: i16 = ws::POLLHUP;
+/// No read-side shutdown event on Windows.
+pub const POLLRDHUP: i16 = 0;
+
+/// WSAPoll has no limit on its entries.
+pub fn poll_limit() -> Option<usize> {
+    None
+}
 pub const POLLNVAL: i16 = ws::POLLNVAL;
 
 pub const MSG_WAITALL: c_int = ws::MSG_WAITALL;
@@ -590,9 +597,9 @@ pub(super) fn getpeername(sock: RawSocket, to: AddrOut) -> Result<()> {
 
 /// No fork on Windows: nothing to register.
 pub fn at_fork(
-    _prepare: unsafe extern "C" fn(),
-    _parent: unsafe extern "C" fn(),
-    _child: unsafe extern "C" fn(),
+    _prepare: Option<unsafe extern "C" fn()>,
+    _parent: Option<unsafe extern "C" fn()>,
+    _child: Option<unsafe extern "C" fn()>,
 ) -> Result<()> {
     Ok(())
 }

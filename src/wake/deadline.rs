@@ -42,7 +42,7 @@ impl Deadline {
     }
 
     /// Milliseconds left, rounded up; `None` for an infinite wait.
-    pub(super) fn remaining_ms(&mut self) -> Option<u64> {
+    pub(crate) fn remaining_ms(&mut self) -> Option<u64> {
         if self.timeout_ms < 0 {
             return None;
         }

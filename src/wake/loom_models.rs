@@ -103,6 +103,54 @@ fn cancel_racing_reset() {
     });
 }
 
+/// Proves: resets are linearisable with a cancel and with each other. One
+/// thread cancels and then resets; another resets once, racing with both.
+/// Whatever the interleaving, the token ends up not cancelled: the early
+/// reset may read the count before the cancel, but cannot store it over
+/// the later reset (before the fix it could, re-cancelling the token).
+#[test]
+fn two_resets_racing_a_cancel() {
+    loom::model(|| {
+        let t = Token::new();
+        let t2 = t.clone();
+        let t3 = t.clone();
+        let early = thread::spawn(move || t2.reset());
+        let canceller = thread::spawn(move || {
+            t3.cancel();
+            t3.reset();
+        });
+        early.join().expect("resetter");
+        canceller.join().expect("canceller");
+        assert!(!t.is_cancelled(), "a reset after the last cancel re-arms");
+    });
+}
+
+/// Proves: the same for a child token, whose count is summed along its
+/// chain, with the canceller cancelling the parent.
+#[test]
+fn two_resets_of_a_child_racing_a_parent_cancel() {
+    loom::model(|| {
+        let parent = Token::new();
+        let child = parent.child();
+        let c2 = child.clone();
+        let c3 = child.clone();
+        let p2 = parent.clone();
+        let early = thread::spawn(move || c2.reset());
+        let canceller = thread::spawn(move || {
+            p2.cancel();
+            p2.reset();
+            c3.reset();
+        });
+        early.join().expect("resetter");
+        canceller.join().expect("canceller");
+        assert!(
+            !child.is_cancelled(),
+            "a reset after the last cancel re-arms"
+        );
+        assert!(!parent.is_cancelled());
+    });
+}
+
 /// Proves: a cancel through one reference racing with the release of the
 /// last other reference frees the token exactly once (loom's allocator
 /// checks), and never signals a waiter that has left.

@@ -231,9 +231,11 @@ impl Token {
     }
 
     /// Re-arms the token. A child whose parent is still cancelled stays
-    /// cancelled.
+    /// cancelled. Linearisable with cancels and other resets: effective
+    /// counts only grow, so `base` only grows too, and a reset that read
+    /// the count before a cancel cannot store it over a later reset's.
     pub fn reset(&self) {
-        self.inner().base.store(self.effective_count(), SeqCst);
+        self.inner().base.fetch_max(self.effective_count(), SeqCst);
     }
 
     /// (segments, occupied slots) of this token's waiter list, for tests.

@@ -161,7 +161,11 @@ unsafe extern "C" fn after_fork_child() {
 fn new_record() -> sys::Result<&'static Waiter> {
     static FORK_HANDLERS: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
     sys::once_ok(&FORK_HANDLERS, || {
-        sys::at_fork(before_fork, after_fork_parent, after_fork_child)
+        sys::at_fork(
+            Some(before_fork),
+            Some(after_fork_parent),
+            Some(after_fork_child),
+        )
     })?;
     let rec: &'static Waiter = Box::leak(try_box(Waiter::closed()).map_err(|_| no_memory())?);
     CREATED.fetch_add(1, SeqCst);
@@ -226,6 +230,17 @@ impl WaiterHandle {
             .register(rec, &mut reg.handle.slots)
             .map_err(|()| no_memory())?;
         Ok(reg)
+    }
+}
+
+impl WaiterHandle {
+    /// In a fork() child: lets go of the wake descriptor without closing it
+    /// (the handle is then dropped as usual), which the child may have closed and reused for a
+    /// descriptor of its own (daemons close everything after fork). rsock
+    /// never closes a number it does not own at that moment; the inherited
+    /// descriptor, if still open, is close-on-exec.
+    fn discard_inherited(&mut self) {
+        std::mem::forget(self.wake.take());
     }
 }
 
@@ -305,7 +320,8 @@ fn thread_handle() -> sys::Result<*mut WaiterHandle> {
     if !p.is_null() {
         // SAFETY: the stale handle from before fork() is ours alone; its
         // record was closed by the fork handler, so dropping cannot spin.
-        drop(unsafe { Box::from_raw(p) });
+        let mut stale = unsafe { Box::from_raw(p) };
+        stale.discard_inherited();
     }
     if let Err(e) = key.set(fresh.cast()) {
         // Without the key its exit destructor would never run.

@@ -48,8 +48,11 @@ static int rt_checks;
         }                                                                      \
     } while (0)
 
+/* RSOCK_TEST_ONLY=name runs only the test of that name. */
 #define RUN(fn)                                                                \
     do {                                                                       \
+        const char *rt_only = getenv("RSOCK_TEST_ONLY");                       \
+        if (rt_only && strcmp(rt_only, #fn) != 0) break;                       \
         int rt_before = rt_failures;                                           \
         fn();                                                                  \
         printf("%s %s\n", rt_failures == rt_before ? "ok  " : "FAIL", #fn);    \
