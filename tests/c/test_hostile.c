@@ -472,6 +472,8 @@ static void poll_at_the_descriptor_limit(void) {
     char c;
     CHECK_ERR(rsock_recv(t, sv[1], &c, 1, 0, 0), RSOCK_ETIMEDOUT); /* wake descriptor made */
     enum { LIMIT = 64 };
+    static int many[LIMIT]; /* opened while the limit allows */
+    for (int i = 0; i < LIMIT; i += 2) REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, &many[i]) == 0);
     struct rlimit low = {LIMIT, old.rlim_max};
     REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
     static struct pollfd fds[LIMIT], ref[LIMIT];
@@ -492,6 +494,26 @@ static void poll_at_the_descriptor_limit(void) {
     CHECK_ERR(rsock_poll(t, fds, LIMIT, 5000), RSOCK_ECANCELED);
     join_cancel(&cc);
     rsock_token_reset(t);
+    /* Waiting 300 ms costs no CPU. */
+    double c0 = thread_cpu_ms();
+    CHECK(rsock_poll(t, fds, LIMIT, 300) == 0);
+    check_cpu("rsock_poll of RLIMIT_NOFILE entries for 300 ms", thread_cpu_ms() - c0);
+    /* As many distinct open descriptors as the limit: no room to merge. */
+    for (int i = 0; i < LIMIT; i++) fds[i] = (struct pollfd){many[i], POLLIN, 0};
+    c0 = thread_cpu_ms();
+    CHECK(rsock_poll(t, fds, LIMIT, 300) == 0);
+    check_cpu("rsock_poll of as many distinct descriptors as RLIMIT_NOFILE for 300 ms", thread_cpu_ms() - c0);
+    REQUIRE(send(many[1], "m", 1, 0) == 1);
+    CHECK(rsock_poll(t, fds, LIMIT, 1000) == 1);
+    CHECK(fds[0].revents == POLLIN);
+    CHECK(recv(many[0], &c, 1, 0) == 1);
+    start_cancel(&cc, t, 30);
+    double t0 = now_ms();
+    CHECK_ERR(rsock_poll(t, fds, LIMIT, 5000), RSOCK_ECANCELED);
+    CHECK(now_ms() - t0 < 1000);
+    join_cancel(&cc);
+    rsock_token_reset(t);
+    for (int i = 0; i < LIMIT; i++) close(many[i]);
     /* One more than the limit: poll's own EINVAL. */
     static struct pollfd over[LIMIT + 1];
     for (int i = 0; i <= LIMIT; i++) over[i] = (struct pollfd){sv[0], POLLIN, 0};
