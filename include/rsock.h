@@ -191,6 +191,29 @@ int rsock_is_cancelled(const rsock_token *token);
 int rsock_token_reset(rsock_token *token);
 
 /**
+ * Sets a deadline on `token`, `timeout_ms` from now (0: already passed;
+ * RSOCK_INFINITE clears it). Once it passes, every call made with `token`
+ * or any of its descendants fails with RSOCK_ETIMEDOUT (rsock_poll returns
+ * 0), calls already waiting included, and consumes nothing, even if data is
+ * queued; a call's own timeout still applies, whichever comes first ending
+ * the wait. Setting, moving or clearing the deadline takes effect at once
+ * for calls already waiting. A deadline is not a cancel: rsock_is_cancelled
+ * is unaffected and rsock_token_reset leaves it in place. Callable from any
+ * thread and from a signal handler (no lock, no allocation, no descriptor,
+ * no thread; errno is preserved on success).
+ * Returns 0, or -1 with EINVAL for NULL or a `timeout_ms` below -1.
+ */
+int rsock_token_set_deadline(rsock_token *token,
+                             int timeout_ms);
+
+/**
+ * Milliseconds until the earliest deadline of `token` and its ancestors,
+ * rounded up: 0 once it has passed, RSOCK_INFINITE if none is set (and for
+ * NULL, which also sets EINVAL). Thread-safe and async-signal-safe.
+ */
+int rsock_token_remaining(const rsock_token *token);
+
+/**
  * Waits until `sock` is ready for `events` (RSOCK_READABLE and/or
  * RSOCK_WRITABLE), `token` is cancelled, or `timeout_ms` passes
  * (RSOCK_INFINITE: no limit; 0: check once). Returns the ready subset (> 0);

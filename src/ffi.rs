@@ -10,7 +10,7 @@
 use crate::error::{self, Error, Result, EINVAL, ENOMEM, ENOTRECOVERABLE};
 use crate::ops::{self, addrinfo, sockaddr, socklen_t, AddrIn, AddrOut, Hints, ResolveError};
 use crate::ops::{Short, Transfer, EAI_SYSTEM, INVALID_SOCKET};
-use crate::wake::{thread_token, Token};
+use crate::wake::{self, thread_token, Token};
 use libc::{c_char, c_int, c_void, intptr_t, size_t};
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -259,6 +259,45 @@ pub extern "C" fn rsock_token_reset(token: *mut rsock_token) -> c_int {
             Ok(0)
         })
     })
+}
+
+/// Sets a deadline on `token`, `timeout_ms` from now (0: already passed;
+/// RSOCK_INFINITE clears it). Once it passes, every call made with `token`
+/// or any of its descendants fails with RSOCK_ETIMEDOUT (rsock_poll returns
+/// 0), calls already waiting included, and consumes nothing, even if data is
+/// queued; a call's own timeout still applies, whichever comes first ending
+/// the wait. Setting, moving or clearing the deadline takes effect at once
+/// for calls already waiting. A deadline is not a cancel: rsock_is_cancelled
+/// is unaffected and rsock_token_reset leaves it in place. Callable from any
+/// thread and from a signal handler (no lock, no allocation, no descriptor,
+/// no thread; errno is preserved on success).
+/// Returns 0, or -1 with EINVAL for NULL or a `timeout_ms` below -1.
+#[no_mangle]
+pub extern "C" fn rsock_token_set_deadline(token: *mut rsock_token, timeout_ms: c_int) -> c_int {
+    let at = match (token.is_null(), wake::token_deadline(timeout_ms)) {
+        (false, Ok(at)) => at,
+        _ => {
+            error::set_last_error(EINVAL);
+            return -1;
+        }
+    };
+    // SAFETY: the caller holds a reference; set_deadline uses only atomics,
+    // the clock and write().
+    unsafe { Token::with_raw(raw(token), |t| t.set_deadline(at)) };
+    0
+}
+
+/// Milliseconds until the earliest deadline of `token` and its ancestors,
+/// rounded up: 0 once it has passed, RSOCK_INFINITE if none is set (and for
+/// NULL, which also sets EINVAL). Thread-safe and async-signal-safe.
+#[no_mangle]
+pub extern "C" fn rsock_token_remaining(token: *const rsock_token) -> c_int {
+    if token.is_null() {
+        error::set_last_error(EINVAL);
+        return RSOCK_INFINITE;
+    }
+    // SAFETY: the caller holds a reference; this reads atomics and the clock.
+    unsafe { Token::with_raw(raw(token), wake::token_remaining_ms) }
 }
 
 // ---------------------------------------------------------------- waits

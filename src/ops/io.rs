@@ -18,7 +18,7 @@ fn check_sock(sock: RawSocket) -> Result<()> {
 
 /// Common prologue: argument checks, the one-call-per-thread rule, and the
 /// cancel check that makes a cancel landing before the call win.
-fn begin(token: &Token, sock: RawSocket, timeout_ms: i32) -> Result<(Call<'_>, Deadline)> {
+fn begin(token: &Token, sock: RawSocket, timeout_ms: i32) -> Result<(Call<'_>, Deadline<'_>)> {
     check_sock(sock)?;
     Call::start(token, timeout_ms)
 }
@@ -55,8 +55,21 @@ pub fn block(token: &Token, sock: RawSocket, events: i32, timeout_ms: i32) -> Re
 }
 
 /// `poll` over the caller's descriptors, cancellable. Returns the number of
-/// entries with events, 0 on timeout (as `poll` does).
+/// entries with events, 0 on timeout (as `poll` does), including when the
+/// token's deadline has passed.
 pub fn poll(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize> {
+    match poll_once(token, fds, timeout_ms) {
+        Err(e) if e.0 == sys::ETIMEDOUT => {
+            for f in fds.iter_mut() {
+                f.revents = 0;
+            }
+            Ok(0)
+        }
+        r => r,
+    }
+}
+
+fn poll_once(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize> {
     let (call, mut dl) = Call::start(token, timeout_ms)?;
     // The caller's entries plus one for the wake descriptor: on the stack
     // for small sets.
@@ -75,7 +88,6 @@ pub fn poll(token: &Token, fds: &mut [PollFd], timeout_ms: i32) -> Result<usize>
         dst.events = src.events;
     }
     let n = match wait(&call, all, &mut dl) {
-        Err(e) if e.0 == sys::ETIMEDOUT => 0,
         // poll's own limit, RLIMIT_NOFILE entries, which the caller's set
         // alone meets but not with the wake entry.
         Err(e) if e.0 == sys::EINVAL && sys::poll_limit().is_some_and(|l| fds.len() <= l) => {
@@ -114,10 +126,7 @@ fn poll_merged(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> Result<usi
     }
     if sys::poll_limit().is_some_and(|l| merged.len() < l) {
         merged.push(sys::poll_entry(sys::INVALID_SOCKET, 0));
-        match wait(call, &mut merged, dl) {
-            Err(e) if e.0 == sys::ETIMEDOUT => {}
-            r => drop(r?),
-        }
+        wait(call, &mut merged, dl)?;
     } else {
         loop {
             call.check()?;
@@ -259,7 +268,7 @@ fn pause(call: &Call, dl: &mut Deadline, ms: u64) -> Result<()> {
     let mut slice = dl.slice(ms)?;
     let mut only_wake = [sys::poll_entry(sys::INVALID_SOCKET, 0)];
     match wait(call, &mut only_wake, &mut slice) {
-        Err(e) if e.0 == sys::ETIMEDOUT => Ok(()),
+        Err(e) if e.0 == sys::ETIMEDOUT && !dl.expired() => Ok(()),
         r => r.map(|_| ()),
     }
 }

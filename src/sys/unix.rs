@@ -128,6 +128,21 @@ fn check(ret: isize) -> Result<usize> {
     }
 }
 
+/// Nanoseconds on the monotonic clock, from an arbitrary origin.
+/// Async-signal-safe (`clock_gettime`).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC exists on
+    // every supported system, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
 /// A wake descriptor: readable once signalled, until drained.
 pub struct WakeFd {
     read: c_int,

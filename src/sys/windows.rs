@@ -346,6 +346,23 @@ pub fn signal(handle: RawSocket) {
     set_last_error(saved);
 }
 
+/// Nanoseconds on the monotonic clock (the performance counter), from an
+/// arbitrary origin.
+pub fn monotonic_ns() -> u64 {
+    use windows_sys::Win32::System::Performance::{
+        QueryPerformanceCounter, QueryPerformanceFrequency,
+    };
+    let (mut count, mut freq) = (0i64, 0i64);
+    // SAFETY: both write one i64 to a valid local; they cannot fail on
+    // Windows XP and later.
+    unsafe {
+        QueryPerformanceCounter(&mut count);
+        QueryPerformanceFrequency(&mut freq);
+    }
+    let ns = count.max(0) as u128 * 1_000_000_000 / freq.max(1) as u128;
+    ns.min(u64::MAX as u128) as u64
+}
+
 /// `WSAPoll`, with the error as a value.
 pub fn poll(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
     // SAFETY: fds is a valid, exclusively borrowed slice of WSAPOLLFD.

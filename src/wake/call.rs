@@ -2,6 +2,7 @@
 //! outstanding call a thread may have, and the thread's Winsock-1.1-style
 //! blocking hook, which the call's wait runs.
 
+use super::deadline::token_deadline_passed;
 use super::{Deadline, Token};
 use crate::sys::{self, Error};
 use std::cell::Cell;
@@ -78,9 +79,13 @@ impl<'t> Call<'t> {
     }
 
     /// Starts a call with a timeout: EINVAL for a timeout below -1, then
-    /// as `enter`.
-    pub(crate) fn start(token: &'t Token, timeout_ms: i32) -> sys::Result<(Call<'t>, Deadline)> {
-        let dl = Deadline::check(timeout_ms)?;
+    /// as `enter`. The wait ends at the earlier of the timeout and the
+    /// token's deadline.
+    pub(crate) fn start(
+        token: &'t Token,
+        timeout_ms: i32,
+    ) -> sys::Result<(Call<'t>, Deadline<'t>)> {
+        let dl = Deadline::check(timeout_ms)?.on(token);
         Ok((Call::enter(token)?, dl))
     }
 
@@ -89,10 +94,15 @@ impl<'t> Call<'t> {
     }
 
     /// Fails with ECANCELED if the token was cancelled before or during the
-    /// call, or the thread's hook cancelled it.
+    /// call, or the thread's hook cancelled it; with ETIMEDOUT if a deadline
+    /// of the token's chain has passed (even with data ready, as for a
+    /// cancel).
     pub(crate) fn check(&self) -> sys::Result<()> {
         if self.token.cancelled_since(self.epoch) || STATE.with(|s| s.cancel_requested.get()) {
             return Err(Error(sys::ECANCELED));
+        }
+        if token_deadline_passed(self.token) {
+            return Err(Error(sys::ETIMEDOUT));
         }
         Ok(())
     }

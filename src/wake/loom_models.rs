@@ -12,9 +12,10 @@ use loom::thread;
 
 /// A waiter as a blocking call runs it: the call's epoch is read when the
 /// call starts; then the thread opens its descriptor, registers on the
-/// token and its ancestors, and makes the call's cancel check
-/// (`Token::cancelled_since`, as `Call::check` does) before it would
-/// sleep in poll.
+/// token and its ancestors, makes the call's cancel check
+/// (`Token::cancelled_since`, as `Call::check` does) and reads the chain's
+/// deadline (as `Call::check` and `Deadline::remaining_ms` do, to choose
+/// how long poll may sleep) before it would sleep in poll.
 struct Sleeper {
     rec: &'static Waiter,
     fd: i32,
@@ -23,6 +24,8 @@ struct Sleeper {
     epoch: u64,
     /// Whether the check after registering saw a cancel.
     saw_cancel: bool,
+    /// The chain's deadline read after registering.
+    deadline: u64,
 }
 
 impl Sleeper {
@@ -34,13 +37,26 @@ impl Sleeper {
         let mut slots = Vec::new();
         t.register(rec, &mut slots).expect("memory");
         let saw_cancel = t.cancelled_since(epoch);
+        let deadline = t.deadline();
         Sleeper {
             rec,
             fd,
             slots,
             epoch,
             saw_cancel,
+            deadline,
         }
+    }
+
+    /// The deadline property: a deadline moved to `at` (earlier than the
+    /// waiter would otherwise sleep until) after the call started is never
+    /// missed: the waiter's read saw it (or an earlier one), or its
+    /// descriptor was signalled, so poll returns and the wait reads again.
+    fn assert_deadline_not_missed(&self, at: u64) {
+        assert!(
+            self.deadline <= at || model::signalled(self.fd),
+            "missed a deadline moved earlier"
+        );
     }
 
     /// The property every model checks: a cancel that came after the call
@@ -282,5 +298,74 @@ fn concurrent_registrations_are_both_reached() {
         );
         mine.assert_not_lost();
         mine.leave();
+    });
+}
+
+/// Proves: a deadline set while a waiter registers is read by the waiter
+/// (which then sleeps no longer than it) or wakes it.
+#[test]
+fn deadline_racing_registration() {
+    loom::model(|| {
+        let t = Token::new();
+        let t2 = t.clone();
+        let setter = thread::spawn(move || t2.set_deadline(100));
+        let s = Sleeper::start(&t);
+        setter.join().expect("setter");
+        s.assert_deadline_not_missed(100);
+        s.leave();
+    });
+}
+
+/// Proves: a parent's deadline moved earlier while a waiter on its child
+/// registers reaches the waiter; and moving it later needs no wake-up
+/// (the waiter read the earlier value, so it wakes then and reads again).
+#[test]
+fn parent_deadline_moved_racing_a_child_waiter() {
+    loom::model(|| {
+        let parent = Token::new();
+        parent.set_deadline(500);
+        let child = parent.child();
+        let p2 = parent.clone();
+        let setter = thread::spawn(move || {
+            p2.set_deadline(50);
+            p2.set_deadline(200);
+        });
+        let s = Sleeper::start(&child);
+        setter.join().expect("setter");
+        // Whatever the waiter read, it wakes no later than the latest
+        // deadline it must honour (200), and sees 50 or a wake-up if it
+        // read 500 before the first move.
+        assert!(
+            s.deadline <= 200 || model::signalled(s.fd),
+            "missed a deadline"
+        );
+        assert_eq!(child.deadline(), 200);
+        s.leave();
+    });
+}
+
+/// Proves: a deadline set racing with a cancel and a reset of the same
+/// token, and with a waiter's registration, loses neither wake-up; the
+/// reset leaves the deadline in place and the token not cancelled.
+#[test]
+fn deadline_racing_cancel_and_reset() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let t = Token::new();
+        let (t2, t3) = (t.clone(), t.clone());
+        let canceller = thread::spawn(move || {
+            t2.cancel();
+            t2.reset();
+        });
+        let setter = thread::spawn(move || t3.set_deadline(100));
+        let s = Sleeper::start(&t);
+        canceller.join().expect("canceller");
+        setter.join().expect("setter");
+        s.assert_not_lost();
+        s.assert_deadline_not_missed(100);
+        assert_eq!(t.deadline(), 100, "a reset leaves the deadline");
+        assert!(!t.is_cancelled(), "a deadline is not a cancel");
+        s.leave();
     });
 }

@@ -9,11 +9,12 @@
 //!   then sleeps in `poll` on its sockets plus the record's wake descriptor.
 //! - **The canceller** (`Token::cancel`): bumps the token's cancel count,
 //!   *then* scans the token's slots and signals each record found
-//!   (`Waiter::wake`).
+//!   (`Waiter::wake`). Moving a token's deadline earlier
+//!   (`Token::set_deadline`) is the same: store the deadline, then scan.
 //!
 //! Both sides write, fence (SeqCst), then read what the other wrote: either
-//! the waiter's check sees the new count, or the canceller's scan sees the
-//! waiter's slot. `make loom-test` checks this in every interleaving
+//! the waiter's check sees the new count (or its wait's length is computed
+//! from the new deadline), or the canceller's scan sees the waiter's slot. `make loom-test` checks this in every interleaving
 //! (`loom_models.rs`).
 //!
 //! The pieces:
@@ -25,7 +26,8 @@
 //! - `call.rs`: one blocking call on a thread: its cancel epoch, the
 //!   one-call-per-thread rule and the thread's blocking hook.
 //! - `wait.rs`: the wait itself (register, check, poll, drain, repeat).
-//! - `deadline.rs`: a call's timeout as a deadline on the monotonic clock.
+//! - `deadline.rs`: when a wait ends: the call's timeout on the monotonic
+//!   clock, or the earliest deadline of its token's chain.
 //! - `thread_token.rs`: the calling thread's own token (a NULL token).
 
 mod call;
@@ -38,7 +40,7 @@ mod wait;
 mod waiter;
 
 pub(crate) use call::{in_call, replace_hook, request_cancel, Call, Hook};
-pub(crate) use deadline::Deadline;
+pub(crate) use deadline::{token_deadline, token_remaining_ms, Deadline};
 pub(crate) use thread_token::thread_token;
 pub(crate) use token::Token;
 pub(crate) use wait::{wait, wait_one};

@@ -8,9 +8,14 @@
 //! cancelled since its last reset), or when its parent is cancelled now (so a
 //! reset child of a still-cancelled parent stays cancelled).
 //!
+//! A token may also carry a deadline (`deadline`, an instant on the
+//! monotonic clock): calls on it and its descendants end at the earliest
+//! deadline along the chain. It is independent of the counts: reset does
+//! not clear it and it does not make the token cancelled.
+//!
 //! Waiters register on the token they wait on and on every ancestor, so that
-//! cancelling a token wakes the waiters of all its descendants without any
-//! parent-to-child links. Registration uses slots in segments that are only
+//! cancelling a token, or moving its deadline earlier, wakes the waiters of
+//! all its descendants without any parent-to-child links. Registration uses slots in segments that are only
 //! ever appended and are freed with the token, so a concurrent cancel can scan
 //! them without a lock.
 
@@ -39,10 +44,15 @@ impl Segment {
     }
 }
 
+/// A token's deadline when it has none.
+pub(crate) const NO_DEADLINE: u64 = u64::MAX;
+
 struct Inner {
     refs: AtomicUsize,
     cancels: AtomicU64,
     base: AtomicU64,
+    /// This token's own deadline (`sys::monotonic_ns` time), or NO_DEADLINE.
+    deadline: AtomicU64,
     parent: Option<Token>,
     waiters: AtomicPtr<Segment>,
     #[cfg(all(debug_assertions, not(loom)))]
@@ -170,6 +180,7 @@ impl Token {
             refs: AtomicUsize::new(1),
             cancels: AtomicU64::new(cancels),
             base: AtomicU64::new(base),
+            deadline: AtomicU64::new(NO_DEADLINE),
             parent,
             waiters: AtomicPtr::new(ptr::null_mut()),
             #[cfg(all(debug_assertions, not(loom)))]
@@ -209,12 +220,42 @@ impl Token {
     /// Cancels the token and wakes every thread waiting on it or on a
     /// descendant. Async-signal-safe: atomics and one `write` per waiter.
     pub fn cancel(&self) {
-        let inner = self.inner();
-        inner.cancels.fetch_add(1, SeqCst);
+        self.inner().cancels.fetch_add(1, SeqCst);
+        self.wake_waiters();
+    }
+
+    /// Sets this token's own deadline to `at` (`sys::monotonic_ns` time;
+    /// NO_DEADLINE clears it). Moved earlier, it wakes every thread waiting
+    /// on the token or a descendant, so that each waits again until the new
+    /// earliest deadline; moved later (or cleared), waiters need no wake-up:
+    /// one that wakes at the old deadline finds it has not passed and waits
+    /// on. Async-signal-safe: atomics and one `write` per waiter.
+    pub fn set_deadline(&self, at: u64) {
+        let old = self.inner().deadline.swap(at, SeqCst);
+        if at < old {
+            self.wake_waiters();
+        }
+    }
+
+    /// The earliest deadline of this token and its ancestors, or
+    /// NO_DEADLINE.
+    pub fn deadline(&self) -> u64 {
+        let mut earliest = NO_DEADLINE;
+        let mut t = Some(self);
+        while let Some(tok) = t {
+            earliest = earliest.min(tok.inner().deadline.load(SeqCst));
+            t = tok.inner().parent.as_ref();
+        }
+        earliest
+    }
+
+    /// Signals every waiter registered on this token (so, waiting on it or
+    /// on a descendant), after the caller changed what waiters check.
+    fn wake_waiters(&self) {
         // The other half of the fence in `register`: either this scan finds
-        // a waiter's slot, or that waiter's check finds the new count.
+        // a waiter's slot, or that waiter's check finds the change.
         fence(SeqCst);
-        let mut seg = inner.waiters.load(SeqCst);
+        let mut seg = self.inner().waiters.load(SeqCst);
         while !seg.is_null() {
             // SAFETY: segments are freed only when the token is, and `self`
             // holds a reference.
@@ -301,7 +342,8 @@ impl Token {
     }
 
     /// Registers `w` on this token and every ancestor, appending the slots
-    /// to `out`. Must be followed by a check of `is_cancelled`. Fails, with
+    /// to `out`. Must be followed by a check of `is_cancelled` and a read of
+    /// `deadline`. Fails, with
     /// some slots possibly appended, only if memory runs out.
     pub(crate) fn register(&self, w: &'static Waiter, out: &mut Vec<Slot>) -> Result<(), ()> {
         let wp = w as *const Waiter as *mut Waiter;
@@ -502,6 +544,29 @@ mod tests {
 
     #[test]
     fn idle_token_is_small() {
-        assert!(std::mem::size_of::<Inner>() <= 64);
+        // 48 bytes in release builds: six words.
+        assert!(std::mem::size_of::<Inner>() <= 56);
+    }
+
+    #[test]
+    fn deadlines_take_the_earliest_along_the_chain() {
+        let root = Token::new();
+        let child = root.child();
+        assert_eq!(child.deadline(), NO_DEADLINE);
+        root.set_deadline(500);
+        child.set_deadline(700);
+        assert_eq!(child.deadline(), 500);
+        assert_eq!(root.deadline(), 500);
+        child.set_deadline(300);
+        assert_eq!((child.deadline(), root.deadline()), (300, 500));
+        root.set_deadline(NO_DEADLINE);
+        child.set_deadline(NO_DEADLINE);
+        assert_eq!(child.deadline(), NO_DEADLINE);
+        // Independent of cancellation and reset.
+        root.set_deadline(100);
+        assert!(!child.is_cancelled());
+        child.cancel();
+        child.reset();
+        assert_eq!(child.deadline(), 100);
     }
 }
