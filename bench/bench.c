@@ -179,8 +179,10 @@ static const struct series *baseline_of(const struct series *s) {
 
 /* ---- endpoints: one side of a connection, per variant -------------------- */
 
-enum variant { V_RAW, V_POLL, V_RSOCK, V_GLIB, NV };
-static const char *vname[NV] = {"raw blocking", "poll+eventfd", "rsock", "GLib GCancellable"};
+/* V_RSOCK_DL: rsock with a deadline on the token (far off: it never ends a
+   call, but every wait reads it and the clock). */
+enum variant { V_RAW, V_POLL, V_RSOCK, V_RSOCK_DL, V_GLIB, NV };
+static const char *vname[NV] = {"raw blocking", "poll+eventfd", "rsock", "rsock, deadline set", "GLib GCancellable"};
 static int nvariants(void) {
 #ifdef HAVE_GLIB
     return NV;
@@ -205,7 +207,8 @@ static void ep_init(struct endpoint *e, enum variant v, int fd) {
     e->fd = fd;
     e->efd = -1;
     if (v == V_POLL) OK((e->efd = eventfd(0, EFD_CLOEXEC)) >= 0);
-    if (v == V_RSOCK) OK(e->tok = rsock_token_new());
+    if (v == V_RSOCK || v == V_RSOCK_DL) OK(e->tok = rsock_token_new());
+    if (v == V_RSOCK_DL) OK(rsock_token_set_deadline(e->tok, 1 << 30) == 0);
 #ifdef HAVE_GLIB
     if (v == V_GLIB) {
         GError *err = NULL;
@@ -246,6 +249,7 @@ static ssize_t ep_recv(struct endpoint *e, void *buf, size_t len) {
             if (n >= 0 || (errno != EAGAIN && errno != EINTR)) return n;
         }
     case V_RSOCK:
+    case V_RSOCK_DL:
         return rsock_recv(e->tok, e->fd, buf, len, 0, RSOCK_INFINITE);
 #ifdef HAVE_GLIB
     case V_GLIB: {
@@ -280,6 +284,7 @@ static ssize_t ep_send(struct endpoint *e, const void *buf, size_t len) {
             }
             break;
         case V_RSOCK:
+        case V_RSOCK_DL:
             n = rsock_send(e->tok, e->fd, p + done, len - done, MSG_NOSIGNAL, RSOCK_INFINITE);
             break;
 #ifdef HAVE_GLIB
@@ -447,8 +452,10 @@ static void bulk(int tcp) {
 
 /* ---- cancel latency ------------------------------------------------------ */
 
-enum cvariant { C_FLOOR, C_RSOCK, C_EVENTFD, C_GLIB, NC };
-static const char *cname[NC] = {"futex wake (floor)", "rsock", "eventfd", "GLib GCancellable"};
+/* C_RSOCK_DL: the waiter's token also has a (far) deadline. */
+enum cvariant { C_FLOOR, C_RSOCK, C_RSOCK_DL, C_EVENTFD, C_GLIB, NC };
+static const char *cname[NC] = {"futex wake (floor)", "rsock", "rsock, deadline set", "eventfd",
+                                "GLib GCancellable"};
 
 struct canceller {
     enum cvariant v;
@@ -486,6 +493,7 @@ static void *cancel_waiter(void *arg) {
             pthread_mutex_unlock(&c->m);
             break;
         case C_RSOCK:
+        case C_RSOCK_DL:
             atomic_store(&c->ready, 1);
             if (rsock_recv(c->tok, c->idle, &byte, 1, 0, RSOCK_INFINITE) != -1) DIE("rsock: not cancelled");
             break;
@@ -530,7 +538,8 @@ static void cancel_latency(void) {
             pthread_mutex_init(&c.m, NULL);
             pthread_cond_init(&c.c, NULL);
             if (v == C_EVENTFD) OK((c.efd = eventfd(0, EFD_CLOEXEC)) >= 0);
-            if (v == C_RSOCK) OK(c.tok = rsock_token_new());
+            if (v == C_RSOCK || v == C_RSOCK_DL) OK(c.tok = rsock_token_new());
+            if (v == C_RSOCK_DL) OK(rsock_token_set_deadline(c.tok, 1 << 30) == 0);
 #ifdef HAVE_GLIB
             if (v == C_GLIB) {
                 c.gs = g_socket_new_from_fd(dup(sv[0]), NULL);
@@ -554,6 +563,7 @@ static void cancel_latency(void) {
                     pthread_mutex_unlock(&c.m);
                     break;
                 case C_RSOCK:
+                case C_RSOCK_DL:
                     t0 = now_ns();
                     rsock_cancel(c.tok);
                     break;
@@ -574,7 +584,7 @@ static void cancel_latency(void) {
                 wait_flag(&c.woke);
                 add(s, (c.t_woke - t0) / 1e3);
                 /* re-arm */
-                if (v == C_RSOCK) rsock_token_reset(c.tok);
+                if (v == C_RSOCK || v == C_RSOCK_DL) rsock_token_reset(c.tok);
                 if (v == C_EVENTFD) {
                     eventfd_t x;
                     OK(eventfd_read(c.efd, &x) == 0);
@@ -790,6 +800,17 @@ static void tokens(void) {
             rsock_token_unref(t);
         }
         add(s, (now_ns() - t0) / (double)n);
+    }
+    struct series *d = series_for("token create+cancel+destroy", "rsock, deadline set too", "ns", 0, 1);
+    for (int r = 0; r < 7; r++) {
+        double t0 = now_ns();
+        for (long i = 0; i < n; i++) {
+            rsock_token *t = rsock_token_new();
+            rsock_token_set_deadline(t, 1000);
+            rsock_cancel(t);
+            rsock_token_unref(t);
+        }
+        add(d, (now_ns() - t0) / (double)n);
     }
 #ifdef HAVE_GLIB
     struct series *g = series_for("token create+cancel+destroy", "GLib GCancellable", "ns", 0, 1);

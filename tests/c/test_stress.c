@@ -5,8 +5,8 @@
    connections (blocking or non-blocking sockets) to a listener and sends
    each one's number; an acceptor accepts them and waits for the number
    with rsock_block or rsock_poll. Meanwhile a chaos thread cancels and
-   resets the lanes' tokens, the lane's token and the root, and churns
-   child tokens.
+   resets the lanes' tokens, the lane's token and the root, sets deadlines
+   on them (clearing each once it has passed), and churns child tokens.
 
    POSIX adds: every other connection round accepts through the listener
    and a dup() of it at once, from two threads (one open file description,
@@ -23,13 +23,15 @@
    prefix of what was sent when the reader hangs up); every connection that
    connect reported is accepted exactly once (through either descriptor;
    what a shut-down listener still held is taken with a plain accept); every
-   call ends as the contract says (done, cancelled, timed out on time, or
-   EAGAIN/EPIPE where those apply; in a round whose socket was shut down
+   call ends as the contract says (done, cancelled, timed out on time or
+   by a deadline, or EAGAIN/EPIPE where those apply; in a round whose socket was shut down
    also what the plain call reports then: the end of the stream or a reset
    for the reader, EPIPE/ECONNRESET for the writer, EINVAL from accept,
    ECONNREFUSED from connect); a call that reports ECANCELED was cancelled
    (its token is still cancelled when it returns, or a reset ran
-   meanwhile); no call outlives its timeout by more than a margin, and none
+   meanwhile), and one that reports ETIMEDOUT before its own timeout met a
+   deadline (one has passed on its chain when it returns, or the chaos
+   thread moved one meanwhile); no call outlives its timeout by more than a margin, and none
    on a shut-down socket outlives the shutdown by more than a short bound
    (it must neither wait for its timeout nor spin until a cancel); every
    fork child exits with 0. At the end: every thread joined, every child
@@ -66,6 +68,9 @@ struct resets {
     atomic_long begun, done;
 };
 static struct resets root_resets;
+/* Deadlines the chaos thread sets or clears, counted the same way. */
+static struct resets deadline_moves;
+static atomic_long deadline_timeouts;
 
 static void counted_reset(rsock_token *t, struct resets *r) {
     atomic_fetch_add(&r->begun, 1);
@@ -77,6 +82,7 @@ static void counted_reset(rsock_token *t, struct resets *r) {
 struct call_start {
     double t0;
     long resets_done; /* of the call's ancestors: its lane's token and the root */
+    long deadline_moves_done;
 };
 
 struct lane {
@@ -112,7 +118,8 @@ struct lane {
 };
 
 static struct call_start call_start(struct lane *l) {
-    struct call_start c = {now_ms(), atomic_load(&l->group_resets.done) + atomic_load(&root_resets.done)};
+    struct call_start c = {now_ms(), atomic_load(&l->group_resets.done) + atomic_load(&root_resets.done),
+                           atomic_load(&deadline_moves.done)};
     rt_set_error(0);
     return c;
 }
@@ -194,9 +201,22 @@ static int allowed_end(struct lane *l, rsock_token *tok, int err, int timeout, s
         if (!real) fprintf(stderr, "lane %d: ECANCELED without a cancel\n", l->id);
         return real;
     }
-    if (err == RSOCK_ETIMEDOUT && timeout >= 0) {
+    if (err == RSOCK_ETIMEDOUT && timeout >= 0 && now_ms() - c.t0 >= timeout - 0.01) {
         __atomic_add_fetch(&l->timeouts, 1, __ATOMIC_RELAXED);
-        return now_ms() - c.t0 >= timeout - 0.01;
+        return 1;
+    }
+    if (err == RSOCK_ETIMEDOUT) {
+        /* A deadline: one has passed on the chain, or the chaos thread
+           moved one since the call started (the deadline first, as for a
+           cancel). The token's own deadline is cleared by its thread. */
+        int passed = rsock_token_remaining(tok) == 0;
+        int real = passed || atomic_load(&deadline_moves.begun) > c.deadline_moves_done;
+        atomic_fetch_add(&deadline_timeouts, 1);
+        rsock_token_set_deadline(tok, RSOCK_INFINITE);
+        /* Still passed: an ancestor's, until the chaos thread clears it. */
+        if (rsock_token_remaining(tok) == 0) sleep_ms(1);
+        if (!real) fprintf(stderr, "lane %d: ETIMEDOUT before the timeout without a deadline\n", l->id);
+        return real;
     }
     return 0;
 }
@@ -671,6 +691,13 @@ static void fork_child(void) {
 }
 #endif
 
+/* Sets or clears a deadline, counted for allowed_end. */
+static void move_deadline(rsock_token *t, int timeout_ms) {
+    atomic_fetch_add(&deadline_moves.begun, 1);
+    rsock_token_set_deadline(t, timeout_ms);
+    atomic_fetch_add(&deadline_moves.done, 1);
+}
+
 static void *chaos(void *arg) {
     (void)arg;
     unsigned seed = 99;
@@ -690,6 +717,10 @@ static void *chaos(void *arg) {
         struct lane *l = &lanes[rt_rand(&seed) % ALL_LANES];
         unsigned r = rt_rand(&seed) % 100;
         pthread_mutex_lock(&l->lock);
+        /* A passed deadline on the root or a lane's group stays only until
+           the chaos thread comes by. */
+        if (rsock_token_remaining(root) == 0) move_deadline(root, RSOCK_INFINITE);
+        if (rsock_token_remaining(l->group) == 0) move_deadline(l->group, RSOCK_INFINITE);
         if (r < 60) {
             /* A connection lane's second acceptor has a token too. */
             rsock_token *t = r % 2 ? l->wtok : r % 4 == 0 && l->dtok ? l->dtok : l->rtok;
@@ -705,6 +736,11 @@ static void *chaos(void *arg) {
 #ifdef __linux__
         } else if (r < 87 && shut_down(l, &seed)) {
 #endif
+        } else if (r >= 87 && r < 93) {
+            /* A deadline 0-29 ms away: on the root, the lane's group, or
+               one of its round's tokens. */
+            rsock_token *t = r == 87 ? root : r < 90 ? l->group : r % 2 ? l->wtok : l->rtok;
+            if (t) move_deadline(t, (int)(rt_rand(&seed) % 30));
         } else if (l->rtok) {
             /* A child that lives briefly, cancelled or not. */
             rsock_token *c = rsock_token_child(l->rtok);
@@ -805,8 +841,10 @@ int main(void) {
            "     %ld chaos actions, %ld cancels and %ld timeouts seen, worst overshoot %.1f ms (margin %.0f)\n",
            seconds, rounds, bytes, connections, orphans, chaos_actions, cancels, timeouts, worst, margin_ms);
     printf("     %ld forks (%ld children failed), %ld dup()ed-listener rounds, %ld datagram rounds,\n"
-           "     %ld shutdowns (latest end after one %.1f ms, bound %.0f), CPU %.1f s in %.1f s\n",
-           forks, fork_failures, dup_rounds, dgram_rounds, shutdowns, worst_after_shutdown, prompt_ms, cpu, wall);
+           "     %ld shutdowns (latest end after one %.1f ms, bound %.0f), %ld deadline moves and\n"
+           "     %ld calls ended by one, CPU %.1f s in %.1f s\n",
+           forks, fork_failures, dup_rounds, dgram_rounds, shutdowns, worst_after_shutdown, prompt_ms,
+           (long)atomic_load(&deadline_moves.done), (long)atomic_load(&deadline_timeouts), cpu, wall);
     CHECK(mismatches == 0);
     CHECK(lost == 0);
     CHECK(connections > 0);
@@ -814,6 +852,7 @@ int main(void) {
     /* The storm really happened (a memory tool slows it too much to count
        on timeouts). */
     CHECK(bytes > 0 && cancels > 0 && (timeouts > 0 || rt_memory_tool()));
+    CHECK(atomic_load(&deadline_timeouts) > 0);
     CHECK(fork_failures == 0);
 #ifndef _WIN32
     CHECK(forks > 0 && dup_rounds > 0);
