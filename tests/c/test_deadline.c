@@ -294,6 +294,45 @@ static void moving_the_deadline_reaches_waiting_calls(void) {
     rsock_token_unref(root);
 }
 
+/* A connect left pending (a listener whose queue is full) ends at the
+   deadline, with rsock_connect and with rsock_connect_host (which also
+   re-checks pending connects in slices on Windows). */
+static void deadline_ends_a_pending_connect(void) {
+    if (!full_queue_stalls()) {
+        printf("skip deadline_ends_a_pending_connect: a full queue refuses connects here\n");
+        return;
+    }
+    struct sockaddr_in a;
+    rsock_socket l = tcp_listener(0, &a), filler[2];
+    for (int i = 0; i < 2; i++) {
+        filler[i] = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(sock_ok(filler[i]));
+        set_nonblocking(filler[i], 1);
+        connect(filler[i], (struct sockaddr *)&a, sizeof a);
+    }
+    sleep_ms(50);
+    rsock_token *t = rsock_token_new();
+    REQUIRE(t);
+    rsock_socket c = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(sock_ok(c));
+    CHECK(rsock_token_set_deadline(t, 100) == 0);
+    double start = now_ms();
+    CHECK_ERR(rsock_connect(t, c, (struct sockaddr *)&a, sizeof a, RSOCK_INFINITE), RSOCK_ETIMEDOUT);
+    double took = now_ms() - start;
+    CHECK(took >= 95 && took < 3000);
+    close_sock(c);
+    char port[16];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    CHECK(rsock_token_set_deadline(t, 100) == 0);
+    start = now_ms();
+    CHECK_ERR(rsock_connect_host(t, "127.0.0.1", port, SOCK_STREAM, 60000), RSOCK_ETIMEDOUT);
+    took = now_ms() - start;
+    CHECK(took >= 95 && took < 3000);
+    rsock_token_unref(t);
+    for (int i = 0; i < 2; i++) close_sock(filler[i]);
+    close_sock(l);
+}
+
 /* A send cut short by the deadline reports its exact partial count. */
 static void partial_send_count_is_exact(void) {
     rsock_token *t = rsock_token_new();
@@ -396,6 +435,7 @@ int main(void) {
     RUN(deadline_bounds_a_conversation);
     RUN(own_timeout_and_deadline);
     RUN(moving_the_deadline_reaches_waiting_calls);
+    RUN(deadline_ends_a_pending_connect);
     RUN(partial_send_count_is_exact);
     RUN(one_deadline_ends_many_waiters);
     RUN_POSIX(deadline_from_a_signal_handler, "no signals");
