@@ -42,7 +42,9 @@
  * - Threads, for every blocking call (rsock_block, rsock_poll, the socket
  *   calls, rsock_getaddrinfo, rsock_connect_host): rsock_cancel of its token
  *   (or of an ancestor), from any thread or a signal handler, wakes it at
- *   once. A blocking call made from inside the calling thread's blocking
+ *   once; so does a deadline on its token's chain that passes or is moved
+ *   earlier than the call's own timeout (RSOCK_ETIMEDOUT; rsock_poll: 0).
+ *   A blocking call made from inside the calling thread's blocking
  *   hook fails with RSOCK_EINPROGRESS. pthread_cancel is deferred until the
  *   call returns (cancel the token instead).
  */

@@ -254,6 +254,7 @@ pub fn signal(handle: c_int) {
 /// # Safety
 /// As for `write`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg_attr(loom, allow(dead_code))] // the models replace `signal`
 unsafe fn write_nocancel(fd: c_int, buf: *const c_void, len: usize) -> isize {
     // SAFETY: per the function's contract.
     unsafe { libc::syscall(libc::SYS_write, fd, buf, len) as isize }
