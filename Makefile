@@ -14,11 +14,11 @@ LDLIBS := $(call native_libs,$(if $(filter Linux,$(UNAME)),linux,$(if $(filter %
 
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
-# Every examples-c/*.c is an example program (examples-c/Makefile and
-# examples-c/CMakeLists.txt glob the same files).
-EXAMPLES := $(sort $(basename $(notdir $(wildcard examples-c/*.c))))
+# Every examples-c/*.c and *.cpp is an example program (examples-c/Makefile
+# and examples-c/CMakeLists.txt glob the same files).
+EXAMPLES := $(sort $(basename $(notdir $(wildcard examples-c/*.c examples-c/*.cpp))))
 
-.PHONY: all demo examples test rust-test header-check c-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke
+.PHONY: all demo examples test rust-test header-check c-test cpp-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke
 all: lib
 
 lib:
@@ -30,9 +30,9 @@ demo: examples
 # The examples' own Makefile (which normally finds rsock with pkg-config),
 # pointed at this tree.
 examples: lib | $(BUILD)
-	$(MAKE) -C examples-c O=$(abspath $(BUILD)) CFLAGS="$(CFLAGS) $(WARN)" \
+	$(MAKE) -C examples-c O=$(abspath $(BUILD)) CFLAGS="$(CFLAGS) $(WARN)" CXXFLAGS="$(CFLAGS) $(CXXWARN)" \
 	  RSOCK_CFLAGS=-I$(abspath include) RSOCK_LIBS="$(abspath $(LIB)) $(LDLIBS)" \
-	  RSOCK_DEPS="$(abspath $(LIB) include/rsock.h include/rsock_winsock.h)"
+	  RSOCK_DEPS="$(abspath $(LIB) include/rsock.h include/rsock.hpp include/rsock_winsock.h)"
 
 $(BUILD)/test_%: tests/c/test_%.c $(wildcard tests/c/*.h) include/rsock.h $(LIB) | $(BUILD)
 	$(CC) $(CFLAGS) -Wall -Wextra -Werror -Iinclude -Itests/c $< $(LIB) $(LDLIBS) -o $@
@@ -42,7 +42,7 @@ $(BUILD):
 
 $(LIB): lib
 
-test: rust-test header-check c-test example-test
+test: rust-test header-check c-test cpp-test example-test
 
 # include/rsock.h and include/rsock_winsock.h compile on their own as C99
 # and, where a C++ compiler exists, as C++. (Drift from the sources is checked by `cargo test`.)
@@ -56,6 +56,32 @@ header-check: | $(BUILD)
 
 rust-test:
 	$(CARGO) test
+
+# The C++ tests (tests/cpp): include/rsock.hpp with $(CXX) and clang++
+# (where found), each as C++17 and as C++20, then with -fno-exceptions, and
+# the header compiled on its own.
+CLANGXX ?= $(shell command -v clang++ 2>/dev/null || command -v clang++-14 2>/dev/null)
+CXXWARN := -Wall -Wextra -Werror -pedantic
+CPP_DEPS := tests/cpp/test_cpp.cpp tests/cpp/cpptest.hpp include/rsock.hpp include/rsock.h $(LIB)
+$(BUILD)/test_cpp%_clang: $(CPP_DEPS) | $(BUILD)
+	$(CLANGXX) -std=c++$* -O2 -g $(CXXWARN) -Iinclude -Itests/cpp tests/cpp/test_cpp.cpp $(LIB) $(LDLIBS) -o $@
+$(BUILD)/test_cpp%: $(CPP_DEPS) | $(BUILD)
+	$(CXX) -std=c++$* -O2 -g $(CXXWARN) -Iinclude -Itests/cpp tests/cpp/test_cpp.cpp $(LIB) $(LDLIBS) -o $@
+$(BUILD)/test_cpp_noexcept: tests/cpp/test_cpp_noexcept.cpp tests/cpp/cpptest.hpp include/rsock.hpp $(LIB) | $(BUILD)
+	$(CXX) -std=c++17 -fno-exceptions -O2 -g $(CXXWARN) -Iinclude -Itests/cpp $< $(LIB) $(LDLIBS) -o $@
+CPP_TESTS := $(BUILD)/test_cpp17 $(BUILD)/test_cpp20 $(if $(CLANGXX),$(BUILD)/test_cpp17_clang $(BUILD)/test_cpp20_clang) \
+  $(BUILD)/test_cpp_noexcept
+cpp-test: lib $(CPP_TESTS)
+	for cxx in $(CXX) $(CLANGXX); do for std in 17 20; do \
+	  $$cxx -std=c++$$std $(CXXWARN) -Iinclude -c tests/cpp/header_alone.cpp -o $(BUILD)/hpp_alone.o || exit 1; \
+	done; done
+	@pass=0; fail=0; \
+	for t in $(CPP_TESTS); do \
+	  echo "== $$t"; \
+	  if $(RUNNER) $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	done; \
+	echo "c++ tests: $$pass passed, $$fail failed"; \
+	test $$fail -eq 0
 
 # RUNNER runs each test program (empty: directly).
 c-test: lib $(C_TESTS)
@@ -121,8 +147,10 @@ clean:
 GLIB_CFLAGS := $(shell pkg-config --cflags gio-2.0 2>/dev/null)
 GLIB_LIBS := $(shell pkg-config --libs gio-2.0 2>/dev/null)
 BENCH_GLIB := $(if $(GLIB_LIBS),-DHAVE_GLIB $(GLIB_CFLAGS),)
-$(BUILD)/rsock_bench: bench/bench.c include/rsock.h $(LIB) | $(BUILD)
-	$(CC) -O2 -g -Wall -Wextra -Werror $(BENCH_GLIB) -Iinclude $< $(LIB) $(GLIB_LIBS) $(LDLIBS) -o $@
+$(BUILD)/bench_cpp.o: bench/bench_cpp.cpp include/rsock.hpp include/rsock.h | $(BUILD)
+	$(CXX) -std=c++17 -O2 -g $(CXXWARN) -Iinclude -c $< -o $@
+$(BUILD)/rsock_bench: bench/bench.c $(BUILD)/bench_cpp.o include/rsock.h $(LIB) | $(BUILD)
+	$(CC) -O2 -g -Wall -Wextra -Werror $(BENCH_GLIB) -Iinclude $< $(BUILD)/bench_cpp.o $(LIB) $(GLIB_LIBS) $(LDLIBS) -lstdc++ -o $@
 
 bench: $(BUILD)/rsock_bench
 	$(BUILD)/rsock_bench --json docs/bench.json --svg docs/bench.svg $(BENCH_ARGS)
@@ -151,11 +179,11 @@ WIN_TIMEOUT ?= 300
 WIN_C_TESTS := $(patsubst tests/c/%.c,$(WIN_BUILD)/%.exe,$(wildcard tests/c/test_*.c))
 WIN_C_OBJS := $(patsubst tests/c/%.c,$(WIN_BUILD)/%.o,$(wildcard tests/c/test_*.c))
 
-.PHONY: windows-test windows-rust-test windows-lib windows-c-test windows-c-objs windows-examples windows-example-test
+.PHONY: windows-test windows-rust-test windows-lib windows-c-test windows-cpp-test windows-c-objs windows-examples windows-example-test
 
 # Everything `make test` runs that exists on Windows: the Rust tests (cargo
 # runs each test program under Wine), the C suite and the examples.
-windows-test: windows-rust-test windows-c-test windows-example-test
+windows-test: windows-rust-test windows-c-test windows-cpp-test windows-example-test
 
 windows-rust-test:
 	WINEPREFIX=$(WIN_PREFIX) tests/windows/setup-wine.sh
@@ -203,12 +231,28 @@ windows-c-test: windows-lib $(WIN_C_TESTS)
 	echo "windows c tests: $$pass passed, $$fail failed (logs in $(WIN_BUILD))"; \
 	test $$fail -eq 0
 
+# The C++ tests with MinGW g++ (its POSIX thread model: std::jthread), as
+# C++17 and C++20 and with -fno-exceptions, under Wine.
+WIN_CXX ?= x86_64-w64-mingw32-g++-posix
+WIN_CPP_TESTS := $(WIN_BUILD)/test_cpp17.exe $(WIN_BUILD)/test_cpp20.exe $(WIN_BUILD)/test_cpp_noexcept.exe
+$(WIN_BUILD)/test_cpp%.exe: tests/cpp/test_cpp.cpp tests/cpp/cpptest.hpp include/rsock.hpp include/rsock.h $(WIN_LIB) | $(WIN_BUILD)
+	$(WIN_CXX) -std=c++$* -O2 -g $(CXXWARN) -Iinclude -Itests/cpp $< -static $(WIN_LIB) $(WIN_LDLIBS) -o $@
+$(WIN_BUILD)/test_cpp_noexcept.exe: tests/cpp/test_cpp_noexcept.cpp tests/cpp/cpptest.hpp include/rsock.hpp $(WIN_LIB) | $(WIN_BUILD)
+	$(WIN_CXX) -std=c++17 -fno-exceptions -O2 -g $(CXXWARN) -Iinclude -Itests/cpp $< -static $(WIN_LIB) $(WIN_LDLIBS) -o $@
+windows-cpp-test: windows-lib $(WIN_CPP_TESTS)
+	WINEPREFIX=$(WIN_PREFIX) tests/windows/setup-wine.sh
+	@fail=0; for t in $(WIN_CPP_TESTS); do \
+	  echo "== $$t"; \
+	  WINEPREFIX=$(WIN_PREFIX) WINEDEBUG=-all timeout -k 10 $(WIN_TIMEOUT) $(WINE) $$t || { fail=1; echo "FAILED: $$t"; }; \
+	done; test $$fail -eq 0
+
 # The examples cross-built with their own Makefile (as for Linux, with the
 # same warnings), into $(WIN_BUILD)/examples/*.exe.
 windows-examples: windows-lib
-	$(MAKE) -C examples-c O=$(abspath $(WIN_BUILD)/examples) EXE=.exe CC=$(WIN_CC) CFLAGS="-O2 -g $(WARN)" \
+	$(MAKE) -C examples-c O=$(abspath $(WIN_BUILD)/examples) EXE=.exe CC=$(WIN_CC) CXX=$(WIN_CXX) \
+	  CFLAGS="-O2 -g $(WARN)" CXXFLAGS="-O2 -g $(CXXWARN)" \
 	  RSOCK_CFLAGS=-I$(abspath include) RSOCK_LIBS="-static $(abspath $(WIN_LIB)) $(WIN_LDLIBS)" \
-	  RSOCK_DEPS="$(abspath $(WIN_LIB) include/rsock.h include/rsock_winsock.h)"
+	  RSOCK_DEPS="$(abspath $(WIN_LIB) include/rsock.h include/rsock.hpp include/rsock_winsock.h)"
 
 # Each Windows example under Wine, checked by the Linux driver
 # (tests/examples/driver.c --wine), which plays the same parts as in

@@ -181,8 +181,18 @@ static const struct series *baseline_of(const struct series *s) {
 
 /* V_RSOCK_DL: rsock with a deadline on the token (far off: it never ends a
    call, but every wait reads it and the clock). */
-enum variant { V_RAW, V_POLL, V_RSOCK, V_RSOCK_DL, V_GLIB, NV };
-static const char *vname[NV] = {"raw blocking", "poll+eventfd", "rsock", "rsock, deadline set", "GLib GCancellable"};
+/* V_RSOCK_TO: rsock with a finite (60 s) timeout on each call, the same
+   timed wait in the kernel as a deadline makes. V_RSOCK_CPP: rsock through
+   the C++ header (bench/bench_cpp.cpp). */
+enum variant { V_RAW, V_POLL, V_RSOCK, V_RSOCK_DL, V_RSOCK_TO, V_RSOCK_CPP, V_GLIB, NV };
+static const char *vname[NV] = {"raw blocking",        "poll+eventfd", "rsock",
+                                "rsock, deadline set", "rsock, 60 s timeout", "rsock C++",
+                                "GLib GCancellable"};
+
+void *bench_cpp_token(rsock_token *tok);
+void bench_cpp_token_free(void *t);
+ssize_t bench_cpp_recv(const void *t, int fd, void *buf, size_t len);
+ssize_t bench_cpp_send(const void *t, int fd, const void *buf, size_t len);
 static int nvariants(void) {
 #ifdef HAVE_GLIB
     return NV;
@@ -195,6 +205,7 @@ struct endpoint {
     enum variant v;
     int fd, efd;
     rsock_token *tok;
+    void *cpp_tok; /* an rsock::token sharing tok (V_RSOCK_CPP) */
 #ifdef HAVE_GLIB
     GSocket *gs;
     GCancellable *gc;
@@ -207,7 +218,8 @@ static void ep_init(struct endpoint *e, enum variant v, int fd) {
     e->fd = fd;
     e->efd = -1;
     if (v == V_POLL) OK((e->efd = eventfd(0, EFD_CLOEXEC)) >= 0);
-    if (v == V_RSOCK || v == V_RSOCK_DL) OK(e->tok = rsock_token_new());
+    if (v == V_RSOCK || v == V_RSOCK_DL || v == V_RSOCK_TO || v == V_RSOCK_CPP) OK(e->tok = rsock_token_new());
+    if (v == V_RSOCK_CPP) OK(e->cpp_tok = bench_cpp_token(e->tok));
     if (v == V_RSOCK_DL) OK(rsock_token_set_deadline(e->tok, 1 << 30) == 0);
 #ifdef HAVE_GLIB
     if (v == V_GLIB) {
@@ -221,6 +233,7 @@ static void ep_init(struct endpoint *e, enum variant v, int fd) {
 
 static void ep_free(struct endpoint *e) {
     if (e->efd >= 0) close(e->efd);
+    if (e->cpp_tok) bench_cpp_token_free(e->cpp_tok);
     if (e->tok) rsock_token_unref(e->tok);
 #ifdef HAVE_GLIB
     if (e->gs) {
@@ -251,6 +264,10 @@ static ssize_t ep_recv(struct endpoint *e, void *buf, size_t len) {
     case V_RSOCK:
     case V_RSOCK_DL:
         return rsock_recv(e->tok, e->fd, buf, len, 0, RSOCK_INFINITE);
+    case V_RSOCK_TO:
+        return rsock_recv(e->tok, e->fd, buf, len, 0, 60000);
+    case V_RSOCK_CPP:
+        return bench_cpp_recv(e->cpp_tok, e->fd, buf, len);
 #ifdef HAVE_GLIB
     case V_GLIB: {
         GError *err = NULL;
@@ -286,6 +303,12 @@ static ssize_t ep_send(struct endpoint *e, const void *buf, size_t len) {
         case V_RSOCK:
         case V_RSOCK_DL:
             n = rsock_send(e->tok, e->fd, p + done, len - done, MSG_NOSIGNAL, RSOCK_INFINITE);
+            break;
+        case V_RSOCK_TO:
+            n = rsock_send(e->tok, e->fd, p + done, len - done, MSG_NOSIGNAL, 60000);
+            break;
+        case V_RSOCK_CPP:
+            n = bench_cpp_send(e->cpp_tok, e->fd, p + done, len - done);
             break;
 #ifdef HAVE_GLIB
         case V_GLIB: {

@@ -25,6 +25,9 @@
  *   EAI_SYSTEM. Attempts on one socket are serialized within the process; a
  *   plain recv or accept that another thread makes on the same socket can
  *   take what a readiness check saw, and an rsock call may then block in it.
+ * - rsock_recv, rsock_send and rsock_sendto set errno also when they return
+ *   a count: 0, or the reason (RSOCK_ECANCELED, RSOCK_ETIMEDOUT, an error)
+ *   when a transfer that had to be whole (a send, MSG_WAITALL) stopped short.
  * - Timeouts are in milliseconds: RSOCK_INFINITE waits for ever, 0 checks
  *   once. A signal that interrupts a wait (EINTR) is not a cancellation: the
  *   wait resumes with the time left, measured on the monotonic clock.

@@ -106,15 +106,16 @@ fn with_some_token<R>(t: *const rsock_token, f: impl FnOnce(&Token) -> Result<R>
     unsafe { Token::with_raw(raw(t), f) }
 }
 
-/// A count for C, with the errno of a short transfer: its error, or 0 at
-/// the end of a stream.
+/// A count for C, with errno saying why it is short: the error that
+/// stopped it, else 0 (complete, or the end of a stream), so that a caller
+/// (the C++ wrapper too) can tell a stopped transfer from a complete one.
 fn count(r: Result<Transfer>) -> Result<(intptr_t, Option<i32>)> {
     let t = r?;
-    let code = t.short.map(|s| match s {
-        Short::EndOfStream => 0,
-        Short::Stopped(e) => e.0,
-    });
-    Ok((t.n as intptr_t, code))
+    let code = match t.short {
+        Some(Short::Stopped(e)) => e.0,
+        Some(Short::EndOfStream) | None => 0,
+    };
+    Ok((t.n as intptr_t, Some(code)))
 }
 
 /// # Safety

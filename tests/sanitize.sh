@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the C test suite under a sanitizer, with the Rust library instrumented
+# Runs the C test suite (and the C++ test) under a sanitizer, with the Rust library instrumented
 # too:   tests/sanitize.sh address   (AddressSanitizer + UndefinedBehavior-
 #                                      Sanitizer + LeakSanitizer)
 #        tests/sanitize.sh thread    (ThreadSanitizer)
@@ -47,6 +47,16 @@ pass=0 fail=0
 for src in tests/c/test_*.c; do
   name=$(basename "$src" .c)
   $clang $cflags -fno-omit-frame-pointer -g -O1 -Wall -Wextra -Werror -Iinclude -Itests/c \
+    -c "$src" -o "$out/$name.o"
+  $clang "$out/$name.o" "$lib" -Wl,--whole-archive "$runtime" -Wl,--no-whole-archive \
+    $ldlibs -lstdc++ -o "$out/$name" 2>&1 | { grep -v 'warning:' || true; }
+  echo "== $san: $name"
+  if timeout 600 "$out/$name"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $name"; fi
+done
+# The C++ tests (C++20: std::jthread and std::stop_token included).
+for src in tests/cpp/test_cpp.cpp; do
+  name=$(basename "$src" .cpp)
+  ${clang/clang/clang++} -std=c++20 $cflags -fno-omit-frame-pointer -g -O1 -Wall -Wextra -Werror -Iinclude -Itests/cpp \
     -c "$src" -o "$out/$name.o"
   $clang "$out/$name.o" "$lib" -Wl,--whole-archive "$runtime" -Wl,--no-whole-archive \
     $ldlibs -lstdc++ -o "$out/$name" 2>&1 | { grep -v 'warning:' || true; }

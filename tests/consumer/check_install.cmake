@@ -3,6 +3,7 @@
 # and builds the examples with examples-c/Makefile (pkg-config) and runs them
 # under the example driver.
 # Variables: RSOCK_BUILD_DIR, RSOCK_SOURCE_DIR, WORK_DIR, C_COMPILER,
+# CXX_COMPILER (optional: also the C++ consumer),
 # DRIVER (the example driver) and EXAMPLES (comma-separated names), when
 # the examples are built.
 include("${CMAKE_CURRENT_LIST_DIR}/run.cmake")
@@ -16,6 +17,9 @@ run("${CMAKE_COMMAND}" -S "${RSOCK_SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/f
     "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_C_COMPILER=${C_COMPILER}")
 run("${CMAKE_COMMAND}" --build "${WORK_DIR}/fp")
 run("${WORK_DIR}/fp/consumer_static")
+if(CXX_COMPILER)
+  run("${WORK_DIR}/fp/consumer_cpp")
+endif()
 set(ENV{LD_LIBRARY_PATH} "${prefix}/lib")
 run("${WORK_DIR}/fp/consumer_shared")
 
@@ -38,6 +42,10 @@ if(PKG_CONFIG)
   endif()
   unset(ENV{LD_LIBRARY_PATH})
   run("${WORK_DIR}/pc_static")
+  if(CXX_COMPILER)
+    run("${CXX_COMPILER}" -std=c++17 "${RSOCK_SOURCE_DIR}/tests/consumer/main.cpp" -o "${WORK_DIR}/pc_cpp" ${flags})
+    run("${WORK_DIR}/pc_cpp")
+  endif()
   set(ENV{LD_LIBRARY_PATH} "${prefix}/lib")
   execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs rsock
     OUTPUT_VARIABLE flags OUTPUT_STRIP_TRAILING_WHITESPACE)

@@ -3,8 +3,8 @@
  * it exits; for the servers and clients it plays the other side.
  *
  * usage: driver [--wine] NAME PROGRAM
- *   NAME: cancel_demo, legacy_hook, worker_cancel, echo_server or
- *   http_get_timeout; PROGRAM: the built example.
+ *   NAME: cancel_demo, legacy_hook, worker_cancel, echo_server,
+ *   http_get_timeout or jthread_client; PROGRAM: the built example.
  *   --wine: PROGRAM is a Windows build, run with $WINE (default: wine;
  *   WINEPREFIX as set). Its sockets are the host's, so the driver talks to
  *   it as to a native one; checks that cannot work there are skipped, with
@@ -334,6 +334,32 @@ static void check_http_get_timeout(char *prog) {
     expect_output(&p, cancelled);
 }
 
+/* ---------------------------------------------------------------- jthread_client */
+
+static void check_jthread_client(char *prog) {
+    struct proc p;
+    printf("-- stopped by the timer\n");
+    char *timer[] = {prog, "300", NULL};
+    spawn(&p, timer);
+    CHECK(finish(&p, 30000) == 0);
+    const char *by_timer[] = {"worker: server says: hello", "worker: asked for the time",
+                              "main: 300 ms passed, stopping the worker", "worker: stopped in recv reply",
+                              "main: worker finished cleanly", NULL};
+    expect_output(&p, by_timer);
+    printf("%s", p.buf);
+
+    printf("-- stopped by Ctrl-C\n");
+    char *ctrl_c[] = {prog, "60000", NULL};
+    spawn(&p, ctrl_c);
+    CHECK(read_until(&p, "worker: asked for the time", 10000));
+    CHECK(kill(p.pid, SIGINT) == 0);
+    CHECK(finish(&p, 30000) == 0);
+    const char *by_sigint[] = {"worker: asked for the time", "main: Ctrl-C, stopping the worker",
+                               "worker: stopped in recv reply", "main: worker finished cleanly", NULL};
+    expect_output(&p, by_sigint);
+    printf("%s", p.buf);
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "--wine") == 0) {
         wine = getenv("WINE") && *getenv("WINE") ? getenv("WINE") : "wine";
@@ -364,6 +390,8 @@ int main(int argc, char **argv) {
         check_echo_server(prog);
     } else if (strcmp(name, "http_get_timeout") == 0) {
         check_http_get_timeout(prog);
+    } else if (strcmp(name, "jthread_client") == 0) {
+        check_jthread_client(prog);
     } else {
         fprintf(stderr, "unknown example %s\n", name);
         return 2;
