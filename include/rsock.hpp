@@ -221,10 +221,12 @@ public:
 
 private:
     template <class Rep, class Period> static constexpr int convert(std::chrono::duration<Rep, Period> d) noexcept {
-        using fms = std::chrono::duration<double, std::milli>;
-        if (d == infinite) return RSOCK_INFINITE;
-        if (d < d.zero()) return INT_MIN;
-        if (std::chrono::duration_cast<fms>(d).count() >= static_cast<double>(INT_MAX)) return INT_MAX;
+        /* Compared as floating-point milliseconds: converting hours::max()
+           to integer milliseconds would overflow. */
+        double ms = std::chrono::duration<double, std::milli>(d).count();
+        if (ms == -1.0) return RSOCK_INFINITE;
+        if (ms < 0) return INT_MIN;
+        if (ms >= static_cast<double>(INT_MAX)) return INT_MAX;
         return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(d).count());
     }
     int ms_;

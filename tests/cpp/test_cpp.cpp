@@ -42,6 +42,10 @@ void timeouts_convert_rounding_up() {
     CHECK(rsock::timeout(std::chrono::duration<double>(0.0001)).ms() == 1);
     CHECK(rsock::timeout(std::chrono::hours(1000000)).ms() == INT_MAX);
     CHECK(rsock::timeout(std::chrono::hours::max()).ms() == INT_MAX);
+    CHECK(rsock::timeout(std::chrono::hours::min()).ms() == INT_MIN);
+    CHECK(rsock::timeout(std::chrono::nanoseconds::max()).ms() == INT_MAX);
+    CHECK(rsock::timeout(std::chrono::microseconds(-1000)).ms() == RSOCK_INFINITE);
+    CHECK(rsock::timeout(std::chrono::microseconds(-999)).ms() == INT_MIN);
     // Negative durations other than infinite are EINVAL.
     pair p;
     rsock::token tok;
