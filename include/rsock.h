@@ -104,6 +104,26 @@ typedef struct pollfd rsock_pollfd;
 #define RSOCK_WRITABLE 2
 
 /**
+ * Timeout value for the socket calls (recv, send, recvfrom, sendto,
+ * accept, connect) that makes a call behave exactly as the system call it
+ * replaces would on that socket, plus cancellation: on a non-blocking
+ * socket one attempt (EAGAIN/EWOULDBLOCK; EINPROGRESS, on Windows
+ * WSAEWOULDBLOCK, from rsock_connect, whose connection goes on); on a
+ * blocking socket a wait bounded by the socket's SO_RCVTIMEO (receives,
+ * accept) or SO_SNDTIMEO (sends; connect on Linux), for ever when unset,
+ * whose expiry is reported as the system reports it (EAGAIN on POSIX,
+ * EINPROGRESS from a Linux connect, WSAETIMEDOUT on Windows). A token
+ * deadline still ends the call with RSOCK_ETIMEDOUT. The mode and the
+ * socket timeout are looked up only when the call has to wait (fcntl and
+ * getsockopt). Windows cannot report a socket's mode: there a socket is
+ * non-blocking for this only if rsock_set_nonblocking made it so (the
+ * redirect mode of rsock_winsock.h routes ioctlsocket(FIONBIO) there).
+ * Other calls (rsock_block, rsock_poll, rsock_getaddrinfo,
+ * rsock_connect_host) reject it with EINVAL.
+ */
+#define RSOCK_SOCKET_TIMEOUT -2
+
+/**
  * Major version of the library this header belongs to.
  */
 #define RSOCK_VERSION_MAJOR 0
@@ -247,6 +267,19 @@ int rsock_poll(rsock_token *token,
                rsock_pollfd *fds,
                size_t nfds,
                int timeout_ms);
+
+/**
+ * Puts `sock` in non-blocking (`nonblocking` nonzero) or blocking mode, as
+ * fcntl(O_NONBLOCK) or ioctlsocket(FIONBIO) do. On Windows, which cannot
+ * report a socket's mode, rsock also remembers it, for calls made with
+ * RSOCK_SOCKET_TIMEOUT (and puts it back after the calls that must
+ * switch modes to make an attempt); set it back to blocking before
+ * closing such a socket so that a later socket with the same handle is
+ * not taken for non-blocking. Returns 0, or -1 with the system's error.
+ * Thread-safe.
+ */
+int rsock_set_nonblocking(rsock_socket sock,
+                          int nonblocking);
 
 /**
  * `recv()`, cancellable, with a timeout. Returns the byte count (0 at end

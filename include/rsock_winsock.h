@@ -23,10 +23,33 @@
  * Winsock 1.1 called the hook from inside the plain blocking calls. Here only
  * rsock calls wait with the hook, so the blocking calls must go through rsock:
  * either replace `recv(s, b, n, f)` by `rsock_recv(NULL, s, b, n, f,
- * RSOCK_INFINITE)` and so on, or define RSOCK_WINSOCK_REDIRECT_CALLS before
- * including this header, which does exactly that for recv, recvfrom, send,
- * sendto, accept and connect (as function-like macros, so only calls are
- * affected; include the system's socket headers first).
+ * RSOCK_SOCKET_TIMEOUT)` and so on, or define RSOCK_WINSOCK_REDIRECT_CALLS
+ * before including this header, which does exactly that for recv, recvfrom,
+ * send, sendto, accept and connect (as function-like macros, so only calls
+ * are affected; include the system's socket headers first).
+ *
+ * What the redirect mode changes: the calls' waits can be cancelled (a
+ * cancel of the thread's token, rsock_cancel_blocking_call from the hook)
+ * and run the blocking hook. What it keeps: everything else, because the
+ * calls pass RSOCK_SOCKET_TIMEOUT: a non-blocking socket gets one attempt
+ * (EAGAIN/EWOULDBLOCK; a non-blocking connect returns EINPROGRESS, on
+ * Windows WSAEWOULDBLOCK, and goes on); a blocking socket waits as long as
+ * its SO_RCVTIMEO/SO_SNDTIMEO allow (for ever when unset), and their
+ * expiry is reported as the system reports it (EAGAIN; EINPROGRESS from a
+ * Linux connect; WSAETIMEDOUT on Windows); flags, partial counts, errors
+ * and SIGPIPE are the plain call's. (Define RSOCK_WINSOCK_NO_SIGPIPE to add
+ * MSG_NOSIGNAL to send and sendto, as Winsock-era code expects.) On
+ * Windows, which cannot report a socket's mode, ioctlsocket(FIONBIO) and
+ * closesocket are redirected too, so that rsock knows which sockets are
+ * non-blocking (rsock_set_nonblocking).
+ *
+ * To force the header into every file of a program that is compiled with
+ * strict feature macros (-std=c99 with _XOPEN_SOURCE or _POSIX_C_SOURCE
+ * defined in its own headers), pass the same macros on the command line,
+ * before the -include: the header's system includes come first, and would
+ * otherwise be read without them. For example
+ *   cc -std=c99 -D_XOPEN_SOURCE=600 -D_POSIX_C_SOURCE=200112L \
+ *      -DRSOCK_WINSOCK_REDIRECT_CALLS -include rsock_winsock.h ...
  *
  * On POSIX this header also provides the Winsock names that code needs:
  * FARPROC, BOOL, TRUE, FALSE, SOCKET_ERROR, WSAGetLastError(), WSAEINTR,
@@ -43,11 +66,9 @@
  *
  * The redirect macros replace every later use of those six names followed
  * by "(": define RSOCK_WINSOCK_REDIRECT_CALLS only in the .c files that hold
- * the old calls, after all other includes, never in a header. They add
- * MSG_NOSIGNAL to send and sendto where it exists, so that a closed peer
- * gives EPIPE instead of killing the process with SIGPIPE (Winsock has no
- * SIGPIPE). A redirected send that is cancelled after queuing part of the
- * data returns that count, not SOCKET_ERROR: compare it with the length.
+ * the old calls, after all other includes, never in a header. A
+ * redirected send that is cancelled after queuing part of the data returns
+ * that count, not SOCKET_ERROR: compare it with the length.
  *
  * See docs/MIGRATING.md for moving such code to a worker thread.
  */
@@ -166,20 +187,36 @@ static inline int rsock_winsock_cancel_blocking_call(void) {
 #define WSACancelBlockingCall() rsock_winsock_cancel_blocking_call()
 
 #ifdef RSOCK_WINSOCK_REDIRECT_CALLS
-#ifdef MSG_NOSIGNAL
+/* RSOCK_SOCKET_TIMEOUT: each call behaves as the plain call would on that
+   socket (its mode, its SO_RCVTIMEO/SO_SNDTIMEO), plus cancellation. */
+#if defined(RSOCK_WINSOCK_NO_SIGPIPE) && defined(MSG_NOSIGNAL)
 #define RSOCK_WINSOCK_NOSIGNAL_ MSG_NOSIGNAL
 #else
 #define RSOCK_WINSOCK_NOSIGNAL_ 0
 #endif
-#define recv(s, buf, len, flags) rsock_recv(NULL, (s), (buf), (len), (flags), RSOCK_INFINITE)
+#define recv(s, buf, len, flags) rsock_recv(NULL, (s), (buf), (len), (flags), RSOCK_SOCKET_TIMEOUT)
 #define send(s, buf, len, flags) \
-    rsock_send(NULL, (s), (buf), (len), (flags) | RSOCK_WINSOCK_NOSIGNAL_, RSOCK_INFINITE)
+    rsock_send(NULL, (s), (buf), (len), (flags) | RSOCK_WINSOCK_NOSIGNAL_, RSOCK_SOCKET_TIMEOUT)
 #define recvfrom(s, buf, len, flags, from, fromlen) \
-    rsock_recvfrom(NULL, (s), (buf), (len), (flags), (from), (fromlen), RSOCK_INFINITE)
+    rsock_recvfrom(NULL, (s), (buf), (len), (flags), (from), (fromlen), RSOCK_SOCKET_TIMEOUT)
 #define sendto(s, buf, len, flags, to, tolen) \
-    rsock_sendto(NULL, (s), (buf), (len), (flags) | RSOCK_WINSOCK_NOSIGNAL_, (to), (tolen), RSOCK_INFINITE)
-#define accept(s, addr, addrlen) rsock_accept(NULL, (s), (addr), (addrlen), RSOCK_INFINITE)
-#define connect(s, addr, addrlen) rsock_connect(NULL, (s), (addr), (addrlen), RSOCK_INFINITE)
+    rsock_sendto(NULL, (s), (buf), (len), (flags) | RSOCK_WINSOCK_NOSIGNAL_, (to), (tolen), RSOCK_SOCKET_TIMEOUT)
+#define accept(s, addr, addrlen) rsock_accept(NULL, (s), (addr), (addrlen), RSOCK_SOCKET_TIMEOUT)
+#define connect(s, addr, addrlen) rsock_connect(NULL, (s), (addr), (addrlen), RSOCK_SOCKET_TIMEOUT)
+#ifdef _WIN32
+/* Windows cannot report a socket's mode: rsock learns it from
+   ioctlsocket(FIONBIO), and forgets it when the socket is closed. */
+static inline int rsock_winsock_ioctlsocket(SOCKET s, long cmd, u_long *argp) {
+    if (cmd == (long)FIONBIO && argp) return rsock_set_nonblocking(s, *argp != 0) == 0 ? 0 : SOCKET_ERROR;
+    return ioctlsocket(s, cmd, argp);
+}
+static inline int rsock_winsock_closesocket(SOCKET s) {
+    rsock_set_nonblocking(s, 0);
+    return closesocket(s);
+}
+#define ioctlsocket(s, cmd, argp) rsock_winsock_ioctlsocket((s), (cmd), (argp))
+#define closesocket(s) rsock_winsock_closesocket(s)
+#endif
 #endif
 
 #endif /* RSOCK_WINSOCK_H */

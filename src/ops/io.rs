@@ -2,12 +2,19 @@
 //! (cancellably, with a deadline) only when it would block.
 
 use crate::sys::{self, AddrIn, AddrOut, Error, PollFd, RawSocket, Result};
-use crate::wake::{wait, wait_one, Call, Deadline, Token};
+use crate::wake::{wait, wait_one, Call, Deadline, Plain, Token};
 
 /// `rsock_block` event bits.
 pub const READABLE: i32 = 1;
 /// `rsock_block` event bits.
 pub const WRITABLE: i32 = 2;
+
+/// Puts `sock` in non-blocking or blocking mode (and, where the system
+/// cannot report it, remembers it: see `sys::set_mode`).
+pub fn set_mode(sock: RawSocket, nonblocking: bool) -> Result<()> {
+    check_sock(sock)?;
+    sys::set_mode(sock, nonblocking)
+}
 
 fn check_sock(sock: RawSocket) -> Result<()> {
     if sys::is_invalid(sock) {
@@ -21,6 +28,19 @@ fn check_sock(sock: RawSocket) -> Result<()> {
 fn begin(token: &Token, sock: RawSocket, timeout_ms: i32) -> Result<(Call<'_>, Deadline<'_>)> {
     check_sock(sock)?;
     Call::start(token, timeout_ms)
+}
+
+/// `begin` for a call that replaces a system call, which also takes
+/// RSOCK_SOCKET_TIMEOUT: the plain call's behaviour on this socket (its
+/// mode, and the socket timeout that `kind` names), plus cancellation.
+fn begin_socket(
+    token: &Token,
+    sock: RawSocket,
+    timeout_ms: i32,
+    kind: Plain,
+) -> Result<(Call<'_>, Deadline<'_>)> {
+    check_sock(sock)?;
+    Call::start_socket(token, timeout_ms, sock, kind)
 }
 
 /// Waits until `sock` is ready for `events` (READABLE | WRITABLE); returns
@@ -204,12 +224,17 @@ fn retry_as<T>(
     let mut stalls = 0u32;
     let r = (|| {
         if adaptive && WaitFirst::now(sock) {
-            revents = wait_one(call, sock, events, dl)?;
+            revents = match wait_one(call, sock, events, dl) {
+                // A non-blocking socket under RSOCK_SOCKET_TIMEOUT: the
+                // attempt says what the plain call would.
+                Err(e) if e.would_block() && dl.is_plain() => 0,
+                r => r?,
+            };
         }
         loop {
             match attempt() {
                 Err(e) if e.would_block() && !first && dl.expired() => {
-                    return Err(Error(sys::ETIMEDOUT));
+                    return Err(dl.timeout_error());
                 }
                 Err(e) if e.would_block() => {}
                 Err(e) if e.0 == sys::EINTR => continue,
@@ -244,7 +269,9 @@ fn retry_as<T>(
             };
         }
     })();
-    if adaptive && matches!(&r, Err(e) if e.0 == sys::ETIMEDOUT || e.0 == sys::ECANCELED) {
+    if adaptive
+        && matches!(&r, Err(e) if e.0 == sys::ETIMEDOUT || e.0 == sys::ECANCELED || e.would_block())
+    {
         // A caller that gives up on a socket may close it and reuse its
         // number: start the next receive on it by trying first.
         WaitFirst::forget(sock);
@@ -268,7 +295,8 @@ fn pause(call: &Call, dl: &mut Deadline, ms: u64) -> Result<()> {
     let mut slice = dl.slice(ms)?;
     let mut only_wake = [sys::poll_entry(sys::INVALID_SOCKET, 0)];
     match wait(call, &mut only_wake, &mut slice) {
-        Err(e) if e.0 == sys::ETIMEDOUT && !dl.expired() => Ok(()),
+        Err(e) if e.0 == sys::ETIMEDOUT && dl.expired() => Err(dl.timeout_error()),
+        Err(e) if e.0 == sys::ETIMEDOUT => Ok(()),
         r => r.map(|_| ()),
     }
 }
@@ -496,7 +524,7 @@ fn receive(
     mut attempt: impl FnMut(&mut [u8], i32) -> Result<usize>,
 ) -> Result<Transfer> {
     check_flags(flags, sys::RECV_FLAGS)?;
-    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Receive)?;
     if dont_wait(flags) {
         return attempt(buf, flags).map(Transfer::all);
     }
@@ -562,20 +590,26 @@ fn transmit(
     mut attempt: impl FnMut(&[u8]) -> Result<usize>,
 ) -> Result<Transfer> {
     check_flags(flags, sys::SEND_FLAGS)?;
-    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Send)?;
     if dont_wait(flags) {
         return attempt(buf).map(Transfer::all);
     }
-    transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
+    let sent = transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
         attempt(&buf[done..])
-    })
+    })?;
+    match sent.short {
+        // As the plain call on Windows: a send its socket timeout stopped
+        // fails, whatever it sent.
+        Some(Short::Stopped(e)) if sys::SEND_TIMEOUT_FAILS && dl.socket_timeout_ended() => Err(e),
+        _ => Ok(sent),
+    }
 }
 
 /// `accept`, cancellable. A cancelled or timed-out call leaves the pending
 /// connection queued. The new socket is in blocking mode. Each attempt
 /// never blocks, whatever the listener's mode (see `sys::try_accept`).
 pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) -> Result<RawSocket> {
-    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Accept)?;
     let read_shut: ReadShut<RawSocket> = Some(|| Err(Error(sys::EINVAL)));
     retry_as(&call, sock, sys::POLLIN, &mut dl, false, read_shut, || {
         sys::try_accept(sock, from)
@@ -585,7 +619,15 @@ pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) ->
 /// `connect`, cancellable. After a cancel or timeout the socket must be
 /// closed. The socket's blocking mode is restored in every case.
 pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> Result<()> {
-    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Connect)?;
+    if dl.is_plain() && sys::is_nonblocking(sock)? {
+        // The plain call on a non-blocking socket: one attempt, and a
+        // connect under way goes on (EINPROGRESS; WSAEWOULDBLOCK).
+        return match sys::connect(sock, to) {
+            Err(e) if e.0 == sys::EINPROGRESS => Err(Error(sys::CONNECT_PENDING)),
+            r => r,
+        };
+    }
     loop {
         match sys::try_connect(sock, to) {
             Ok(()) => return Ok(()),
@@ -602,7 +644,10 @@ pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> R
                     _ => &mut dl,
                 };
                 let rev = match wait_one(&call, sock, sys::POLLOUT, d) {
-                    Err(e) if e.0 == sys::ETIMEDOUT && !dl.expired() => 0,
+                    Err(e) if e.0 == sys::ETIMEDOUT && dl.expired() => {
+                        return Err(dl.timeout_error())
+                    }
+                    Err(e) if e.0 == sys::ETIMEDOUT => 0,
                     r => r?,
                 };
                 if rev & sys::POLLNVAL != 0 {
@@ -728,7 +773,8 @@ mod tests {
             sys::EBADF
         );
         let (a, _b) = pair();
-        assert_eq!(err(recv(&t, a.raw(), &mut buf, 0, -2)), sys::EINVAL);
+        assert_eq!(err(recv(&t, a.raw(), &mut buf, 0, -3)), sys::EINVAL);
+        assert_eq!(err(block(&t, a.raw(), READABLE, -2)), sys::EINVAL);
         assert_eq!(err(block(&t, a.raw(), 0, 0)), sys::EINVAL);
         assert_eq!(err(block(&t, a.raw(), 4, 0)), sys::EINVAL);
     }

@@ -13,7 +13,8 @@ mod resolve;
 pub(crate) use blocking_hook::{cancel_blocking_call, is_blocking, set_blocking_hook};
 pub(crate) use connect_host::connect_host;
 pub(crate) use io::{
-    accept, block, connect, poll, recv, recvfrom, send, sendto, Short, Transfer, READABLE, WRITABLE,
+    accept, block, connect, poll, recv, recvfrom, send, sendto, set_mode, Short, Transfer,
+    READABLE, WRITABLE,
 };
 pub(crate) use resolve::{getaddrinfo, ResolveError};
 

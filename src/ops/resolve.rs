@@ -284,11 +284,25 @@ extern "C" fn serve_thread(pool: *mut c_void) -> *mut c_void {
 }
 
 /// A numeric host and (if any) numeric service need no name service, so the
-/// lookup runs on the caller's thread.
-fn cannot_block(has_service: bool, hints: Option<&Hints>) -> bool {
-    hints.is_some_and(|h| {
-        h.flags & sys::AI_NUMERICHOST != 0 && (!has_service || h.flags & sys::AI_NUMERICSERV != 0)
-    })
+/// lookup runs on the caller's thread: with AI_NUMERICHOST (and
+/// AI_NUMERICSERV), or when the host is an IPv4 or IPv6 address literal (as
+/// `inet_pton` takes it) and the service a port number, unless a canonical
+/// name is asked for.
+fn cannot_block(node: Option<&CStr>, service: Option<&CStr>, hints: Option<&Hints>) -> bool {
+    let flags = hints.map_or(0, |h| h.flags);
+    let numeric_host = flags & sys::AI_NUMERICHOST != 0
+        || (flags & sys::AI_CANONNAME == 0
+            && node.is_some_and(|n| {
+                n.to_str()
+                    .is_ok_and(|n| n.parse::<std::net::IpAddr>().is_ok())
+            }));
+    let numeric_service = service.map_or(true, |s| {
+        flags & sys::AI_NUMERICSERV != 0
+            || (!s.is_empty()
+                && s.to_bytes().len() <= 5
+                && s.to_bytes().iter().all(u8::is_ascii_digit))
+    });
+    numeric_host && numeric_service
 }
 
 /// `getaddrinfo`, cancellable, with a timeout.
@@ -312,7 +326,7 @@ pub(crate) fn resolve(
     dl: &mut Deadline,
 ) -> Result<AddrList, ResolveError> {
     call.check()?;
-    if cannot_block(service.is_some(), hints.as_ref()) {
+    if cannot_block(node, service, hints.as_ref()) {
         return sys::getaddrinfo(node, service, hints.as_ref())
             .map_err(|(rc, errno)| ResolveError::Lookup(rc, errno));
     }
@@ -380,7 +394,7 @@ mod tests {
         let token = Token::new();
         let call = Call::enter(&token).expect("enter");
         let mut dl = Deadline::new(5000);
-        let list = resolve(&call, Some(c"127.0.0.1"), None, None, &mut dl).expect("numeric lookup");
+        let list = resolve(&call, Some(c"localhost"), None, None, &mut dl).expect("lookup");
         drop(list);
         assert!(threads() >= 1);
         let start = std::time::Instant::now();

@@ -380,6 +380,58 @@ pub fn is_nonblocking(sock: RawSocket) -> Result<bool> {
     Ok(fl & libc::O_NONBLOCK != 0)
 }
 
+/// A socket's receive (`SO_RCVTIMEO`) or send (`SO_SNDTIMEO`) timeout in
+/// milliseconds, rounded up; `None` when unset (zero) or not a socket.
+pub fn socket_timeout(sock: RawSocket, send: bool) -> Option<u64> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = std::mem::size_of::<libc::timeval>() as socklen_t;
+    let opt = if send {
+        libc::SO_SNDTIMEO
+    } else {
+        libc::SO_RCVTIMEO
+    };
+    // SAFETY: tv and len are valid locals of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            sock,
+            libc::SOL_SOCKET,
+            opt,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    let us = (tv.tv_sec.max(0) as u64)
+        .saturating_mul(1_000_000)
+        .saturating_add(tv.tv_usec.max(0) as u64);
+    (r == 0 && us > 0).then(|| us.div_ceil(1000))
+}
+
+/// Whether a blocking `connect` is bounded by `SO_SNDTIMEO` (Linux), and
+/// the error it reports when that passes.
+pub const CONNECT_TIMEOUT_ERROR: Option<i32> =
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        Some(libc::EINPROGRESS)
+    } else {
+        None
+    };
+/// What a plain call reports when its socket timeout passes.
+pub const SOCKET_TIMEOUT_ERROR: i32 = libc::EAGAIN;
+/// Whether a blocking `accept` is bounded by `SO_RCVTIMEO`.
+pub const ACCEPT_USES_RCVTIMEO: bool = true;
+/// Whether a blocking send that its socket timeout stops after sending
+/// part of the data fails (Windows) rather than returning the count.
+pub const SEND_TIMEOUT_FAILS: bool = false;
+/// What a non-blocking `connect` reports while the connection is under way.
+pub const CONNECT_PENDING: i32 = libc::EINPROGRESS;
+
+/// Sets or clears non-blocking mode (`rsock_set_nonblocking`).
+pub fn set_mode(sock: RawSocket, on: bool) -> Result<()> {
+    set_nonblocking(sock, on)
+}
+
 /// Sets or clears non-blocking mode.
 pub fn set_nonblocking(sock: RawSocket, on: bool) -> Result<()> {
     // SAFETY: F_GETFL/F_SETFL take no pointer argument.
@@ -652,6 +704,7 @@ impl ThreadKey {
 pub const EAI_SYSTEM: c_int = libc::EAI_SYSTEM;
 pub const AI_NUMERICHOST: c_int = libc::AI_NUMERICHOST;
 pub const AI_NUMERICSERV: c_int = libc::AI_NUMERICSERV;
+pub const AI_CANONNAME: c_int = libc::AI_CANONNAME;
 
 /// The errno that best describes a failed lookup (for calls that report
 /// errors in errno): no such name is EHOSTUNREACH, a temporary failure

@@ -242,9 +242,66 @@ fn nonblocking_attempt<T>(sock: RawSocket, f: impl FnOnce() -> Result<T>) -> Res
     let _serial = serialize(sock);
     ioctl(sock, ws::FIONBIO, 1).map_err(|e| not_a_socket(sock).unwrap_or(e))?;
     let r = f();
-    let _ = ioctl(sock, ws::FIONBIO, 0);
+    let _ = ioctl(
+        sock,
+        ws::FIONBIO,
+        is_nonblocking(sock).unwrap_or(false) as u32,
+    );
     r
 }
+
+/// The sockets known to be in non-blocking mode. Windows cannot report a
+/// socket's mode, so rsock knows what `rsock_set_nonblocking` set (the
+/// redirect mode routes `ioctlsocket(FIONBIO)` and `closesocket` there);
+/// any other socket counts as blocking, Winsock's default.
+static NONBLOCKING: std::sync::Mutex<Vec<RawSocket>> = std::sync::Mutex::new(Vec::new());
+
+fn nonblocking_list() -> std::sync::MutexGuard<'static, Vec<RawSocket>> {
+    NONBLOCKING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether the socket is known to be in non-blocking mode (see NONBLOCKING).
+pub fn is_nonblocking(sock: RawSocket) -> Result<bool> {
+    Ok(nonblocking_list().contains(&sock))
+}
+
+/// Sets the socket's mode and remembers it (see NONBLOCKING).
+pub fn set_mode(sock: RawSocket, on: bool) -> Result<()> {
+    ioctl(sock, ws::FIONBIO, on as u32)?;
+    let mut list = nonblocking_list();
+    list.retain(|&s| s != sock);
+    if on {
+        list.try_reserve(1).map_err(|_| Error(ENOMEM))?;
+        list.push(sock);
+    }
+    Ok(())
+}
+
+/// A socket's receive (`SO_RCVTIMEO`) or send (`SO_SNDTIMEO`) timeout in
+/// milliseconds; `None` when unset (zero).
+pub fn socket_timeout(sock: RawSocket, send: bool) -> Option<u64> {
+    let opt = if send {
+        ws::SO_SNDTIMEO
+    } else {
+        ws::SO_RCVTIMEO
+    };
+    match sockopt_int(sock, opt) {
+        Ok(ms) if ms > 0 => Some(ms as u32 as u64),
+        _ => None,
+    }
+}
+
+/// A blocking `connect` on Windows is not bounded by `SO_SNDTIMEO`.
+pub const CONNECT_TIMEOUT_ERROR: Option<i32> = None;
+/// What a plain call reports when its socket timeout passes.
+pub const SOCKET_TIMEOUT_ERROR: i32 = ws::WSAETIMEDOUT;
+/// A blocking `accept` on Windows is not bounded by `SO_RCVTIMEO`.
+pub const ACCEPT_USES_RCVTIMEO: bool = false;
+/// A blocking send that `SO_SNDTIMEO` stops fails with WSAETIMEDOUT, even
+/// after sending part of the data.
+pub const SEND_TIMEOUT_FAILS: bool = true;
+/// What a non-blocking `connect` reports while the connection is under way.
+pub const CONNECT_PENDING: i32 = ws::WSAEWOULDBLOCK;
 
 /// A readiness-checked plain receive (see the module comment): `call`
 /// gets the flags and the length it may ask for.
@@ -744,6 +801,7 @@ impl ThreadKey {
 pub const EAI_SYSTEM: c_int = ws::SOCKET_ERROR;
 pub const AI_NUMERICHOST: c_int = ws::AI_NUMERICHOST as c_int;
 pub const AI_NUMERICSERV: c_int = ws::AI_NUMERICSERV as c_int;
+pub const AI_CANONNAME: c_int = ws::AI_CANONNAME as c_int;
 
 /// The error that best describes a failed lookup (for calls that report
 /// errors in WSAGetLastError): no such name is WSAEHOSTUNREACH, a

@@ -2,7 +2,7 @@
 //! outstanding call a thread may have, and the thread's Winsock-1.1-style
 //! blocking hook, which the call's wait runs.
 
-use super::deadline::token_deadline_passed;
+use super::deadline::{token_deadline_passed, Plain};
 use super::{Deadline, Token};
 use crate::sys::{self, Error};
 use std::cell::Cell;
@@ -86,6 +86,18 @@ impl<'t> Call<'t> {
         timeout_ms: i32,
     ) -> sys::Result<(Call<'t>, Deadline<'t>)> {
         let dl = Deadline::check(timeout_ms)?.on(token);
+        Ok((Call::enter(token)?, dl))
+    }
+
+    /// As `start`, for a call on `sock` that also takes
+    /// RSOCK_SOCKET_TIMEOUT (the plain call's own bound, as `kind` says).
+    pub(crate) fn start_socket(
+        token: &'t Token,
+        timeout_ms: i32,
+        sock: sys::RawSocket,
+        kind: Plain,
+    ) -> sys::Result<(Call<'t>, Deadline<'t>)> {
+        let dl = Deadline::check_socket(timeout_ms, sock, kind)?.on(token);
         Ok((Call::enter(token)?, dl))
     }
 

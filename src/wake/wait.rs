@@ -4,17 +4,20 @@
 
 use super::waiter::with_waiter;
 use super::{Call, Deadline};
-use crate::sys::{self, Error, PollFd};
+use crate::sys::{self, PollFd};
 
 /// Longest wait between two calls of a blocking hook.
 const HOOK_INTERVAL_MS: u64 = 10;
 
 /// Waits on `fds[..n-1]`; the last entry is filled with the wake descriptor.
 /// Returns the number of caller entries with events (> 0), or ECANCELED,
-/// ETIMEDOUT, or the error of `poll`. EINTR resumes with the time left.
+/// ETIMEDOUT (or the plain call's error for a socket timeout, and for a
+/// non-blocking socket at once: see `Deadline::resolve`), or the error of
+/// `poll`. EINTR resumes with the time left.
 pub(crate) fn wait(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> sys::Result<usize> {
     let last = fds.len() - 1;
     let token = call.token();
+    dl.resolve()?;
     with_waiter(|w| {
         let reg = w.register(token)?;
         fds[last] = sys::poll_entry(reg.poll_fd(), sys::POLLIN);
@@ -44,7 +47,7 @@ pub(crate) fn wait(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> sys::R
                     // Timed out, unless a hook slice ended before the
                     // deadline (or a window message arrived).
                     if left == Some(0) || dl.remaining_ms() == Some(0) {
-                        return Err(Error(sys::ETIMEDOUT));
+                        return Err(dl.timeout_error());
                     }
                 }
                 Ok(mut n) => {

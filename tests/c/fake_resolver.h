@@ -181,8 +181,18 @@ static int answer_all(const char *const *addrs, const char *service, const struc
     return 0;
 }
 
+/* The thread of the latest lookup, to tell the caller's from a resolver's. */
+#ifdef _WIN32
+static atomic_ulong last_lookup_thread;
+static unsigned long this_thread_id(void) { return GetCurrentThreadId(); }
+#else
+static _Atomic(pthread_t) last_lookup_thread;
+static pthread_t this_thread_id(void) { return pthread_self(); }
+#endif
+
 int FAKE_API FAKE_GETADDRINFO(const char *node, const char *service, const struct addrinfo *hints,
                             struct addrinfo **res) {
+    atomic_store(&last_lookup_thread, this_thread_id());
     int now = atomic_fetch_add(&running, 1) + 1;
     for (int m = atomic_load(&max_running); now > m && !atomic_compare_exchange_weak(&max_running, &m, now);) {
     }

@@ -543,7 +543,7 @@ static void bad_arguments(void) {
     CHECK_ERR(rsock_recv(t, sv[0], NULL, 4, 0, 0), RT_EINVAL);
     CHECK_ERR(rsock_send(t, sv[0], NULL, 4, 0, 0), RT_EINVAL);
     CHECK_ERR(rsock_recv(t, sv[0], buf, (size_t)-1, 0, 0), RT_EINVAL);
-    CHECK_ERR(rsock_recv(t, sv[0], buf, 4, 0, -2), RT_EINVAL);
+    CHECK_ERR(rsock_recv(t, sv[0], buf, 4, 0, -3), RT_EINVAL);
     CHECK_ERR(rsock_block(t, sv[0], 0, 0), RT_EINVAL);
     CHECK_ERR(rsock_block(t, sv[0], 8, 0), RT_EINVAL);
     CHECK_ERR(rsock_block(t, sv[0], RSOCK_READABLE, -5), RT_EINVAL);

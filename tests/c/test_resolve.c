@@ -55,6 +55,39 @@ static void resolves_like_getaddrinfo(void) {
           rsock_last_error() == RT_EINVAL);
 }
 
+/* A lookup that needs no name service runs on the calling thread: an
+   address literal and a port number, with or without AI_NUMERICHOST; a
+   name, or a canonical name asked for, goes to a resolver thread. */
+static void numeric_lookups_stay_on_the_caller(void) {
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    const char *literals[] = {"127.0.0.1", "::1", "10.1.2.3"};
+    for (int i = 0; i < 3; i++) {
+        CHECK(rsock_getaddrinfo(NULL, literals[i], "80", &hints, &res, 1000) == 0 && res);
+        CHECK(atomic_load(&last_lookup_thread) == this_thread_id());
+        if (res) freeaddrinfo(res);
+        res = NULL;
+    }
+    CHECK(rsock_getaddrinfo(NULL, "127.0.0.1", NULL, &hints, &res, 1000) == 0 && res);
+    CHECK(atomic_load(&last_lookup_thread) == this_thread_id());
+    if (res) freeaddrinfo(res);
+    res = NULL;
+    /* A service name, a host name, AI_CANONNAME: the resolver's thread. */
+    CHECK(rsock_getaddrinfo(NULL, "127.0.0.1", "http", &hints, &res, 5000) == 0 && res);
+    CHECK(atomic_load(&last_lookup_thread) != this_thread_id());
+    if (res) freeaddrinfo(res);
+    res = NULL;
+    CHECK(rsock_getaddrinfo(NULL, "v4first.test", "80", &hints, &res, 5000) == 0 && res);
+    CHECK(atomic_load(&last_lookup_thread) != this_thread_id());
+    if (res) freeaddrinfo(res);
+    res = NULL;
+    hints.ai_flags = AI_CANONNAME;
+    CHECK(rsock_getaddrinfo(NULL, "127.0.0.1", "80", &hints, &res, 5000) == 0 && res);
+    CHECK(atomic_load(&last_lookup_thread) != this_thread_id());
+    if (res) freeaddrinfo(res);
+}
+
 /* Already cancelled: fails before any lookup starts. */
 static void cancelled_token_fails_before_the_lookup(void) {
     rsock_token *t = rsock_token_new();
@@ -194,6 +227,7 @@ static void works_after_fork(void) {
 int main(void) {
     rt_watchdog(60);
     RUN(resolves_like_getaddrinfo);
+    RUN(numeric_lookups_stay_on_the_caller);
     RUN(cancelled_token_fails_before_the_lookup);
     RUN(timeout_and_cancel_abandon_the_lookup);
     RUN(pool_is_bounded_and_frees_abandoned_results);
