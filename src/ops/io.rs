@@ -144,7 +144,7 @@ fn poll_merged(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> Result<usi
 
 /// Repeats a non-blocking attempt until it completes, waiting for `events`
 /// whenever it would block.
-fn retry<T>(
+pub(super) fn retry<T>(
     call: &Call,
     sock: RawSocket,
     events: i16,
@@ -255,7 +255,7 @@ fn read_side_shut(revents: i16) -> bool {
 
 /// Sleeps up to `ms` within the deadline; a cancel ends it at once (as
 /// ECANCELED), the deadline with ETIMEDOUT.
-fn pause(call: &Call, dl: &mut Deadline, ms: u64) -> Result<()> {
+pub(super) fn pause(call: &Call, dl: &mut Deadline, ms: u64) -> Result<()> {
     let mut slice = dl.slice(ms)?;
     let mut only_wake = [sys::poll_entry(sys::INVALID_SOCKET, 0)];
     match wait(call, &mut only_wake, &mut slice) {
@@ -396,10 +396,13 @@ pub enum Short {
     EndOfStream,
     /// Cancelled, timed out or failed after some progress.
     Stopped(Error),
+    /// A gathering receive stopped after a piece that carried ancillary
+    /// data (as Linux's own MSG_WAITALL does after SCM_RIGHTS).
+    Ancillary,
 }
 
 impl Transfer {
-    fn all(n: usize) -> Transfer {
+    pub(super) fn all(n: usize) -> Transfer {
         Transfer { n, short: None }
     }
 }
@@ -407,7 +410,7 @@ impl Transfer {
 /// Transfers until `len` bytes are done (send, or recv with MSG_WAITALL on a
 /// stream). A cancel, timeout or error after some progress returns the
 /// count so far, as a blocking call interrupted part-way does.
-fn transfer_all(
+pub(super) fn transfer_all(
     call: &Call,
     sock: RawSocket,
     events: i16,
@@ -415,26 +418,60 @@ fn transfer_all(
     dl: &mut Deadline,
     mut attempt: impl FnMut(usize) -> Result<usize>,
 ) -> Result<Transfer> {
+    transfer(call, sock, events, len, dl, false, |done| {
+        attempt(done).map(Piece::more)
+    })
+}
+
+/// What one attempt of a `transfer` moved, and whether the transfer ends
+/// after it however much is left.
+pub(super) struct Piece {
+    pub n: usize,
+    pub last: bool,
+}
+
+impl Piece {
+    pub(super) fn more(n: usize) -> Piece {
+        Piece { n, last: false }
+    }
+}
+
+/// `transfer_all`, for attempts that may end the transfer early
+/// (`Piece::last`), and with `wait_first` for a descriptor in blocking
+/// mode, where an attempt is made only once a wait says it is ready.
+pub(super) fn transfer(
+    call: &Call,
+    sock: RawSocket,
+    events: i16,
+    len: usize,
+    dl: &mut Deadline,
+    wait_first: bool,
+    mut attempt: impl FnMut(usize) -> Result<Piece>,
+) -> Result<Transfer> {
     let mut done = 0;
     loop {
         // After a short transfer the buffer is full (send) or drained
         // (recv): an attempt now would only fail with EAGAIN, so wait first
         // (unless a blocking hook is installed: it runs only when a call
         // has to wait).
-        let step = if done > 0 && !call.has_hook() {
+        let step = if wait_first || (done > 0 && !call.has_hook()) {
             wait_one(call, sock, events, dl)
                 .and_then(|_| retry(call, sock, events, dl, || attempt(done)))
         } else {
             retry(call, sock, events, dl, || attempt(done))
         };
         let short = match step {
-            Ok(0) if len > 0 => Short::EndOfStream,
-            Ok(n) => {
-                done += n;
+            Ok(p) if p.n == 0 && len > 0 => Short::EndOfStream,
+            Ok(p) => {
+                done += p.n;
                 if done >= len {
                     return Ok(Transfer::all(done));
                 }
-                continue;
+                if p.last {
+                    Short::Ancillary
+                } else {
+                    continue;
+                }
             }
             Err(e) if done > 0 => Short::Stopped(e),
             Err(e) => return Err(e),
@@ -474,9 +511,57 @@ pub fn recvfrom(
     .map(|t| t.n)
 }
 
-/// A receive made of non-blocking `attempt`s. With `gather`, MSG_WAITALL
-/// on a stream gathers a full buffer (not when peeking: a peek does not
-/// consume, so it returns what is queued).
+/// How a receive goes on once started.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum RecvPlan {
+    /// MSG_DONTWAIT or MSG_ERRQUEUE: one attempt.
+    Once,
+    /// MSG_WAITALL on a stream: gather a full buffer (flags without
+    /// MSG_WAITALL); not when peeking, as a peek consumes nothing.
+    Gather(i32),
+    /// Attempts, waiting whenever one would block (`receive_waiting`).
+    Wait,
+}
+
+/// The common start of a receive: the flag check, `begin`, and the plan.
+/// Only `gather` calls gather.
+pub(super) fn start_receive(
+    token: &Token,
+    sock: RawSocket,
+    flags: i32,
+    timeout_ms: i32,
+    gather: bool,
+) -> Result<(Call<'_>, Deadline, RecvPlan)> {
+    check_flags(flags, sys::RECV_FLAGS)?;
+    let (call, dl) = begin(token, sock, timeout_ms)?;
+    let waitall = flags & sys::MSG_WAITALL != 0 && flags & sys::MSG_PEEK == 0;
+    let plan = if dont_wait(flags) {
+        RecvPlan::Once
+    } else if gather && waitall && sys::is_stream(sock) {
+        RecvPlan::Gather(flags & !sys::MSG_WAITALL)
+    } else {
+        RecvPlan::Wait
+    };
+    Ok((call, dl, plan))
+}
+
+/// A receive's attempts, waiting whenever one would block (`RecvPlan::Wait`).
+pub(super) fn receive_waiting<T>(
+    call: &Call,
+    sock: RawSocket,
+    flags: i32,
+    dl: &mut Deadline,
+    read_shut: fn() -> Result<T>,
+    attempt: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    // Not with a blocking hook installed: it runs only when a call waits.
+    let events = recv_events(flags);
+    let adaptive = events == sys::POLLIN && !call.has_hook();
+    retry_as(call, sock, events, dl, adaptive, Some(read_shut), attempt)
+}
+
+/// A receive made of non-blocking `attempt`s; with `gather`, MSG_WAITALL
+/// on a stream gathers a full buffer (see `start_receive`).
 fn receive(
     token: &Token,
     sock: RawSocket,
@@ -486,32 +571,25 @@ fn receive(
     gather: bool,
     mut attempt: impl FnMut(&mut [u8], i32) -> Result<usize>,
 ) -> Result<Transfer> {
-    check_flags(flags, sys::RECV_FLAGS)?;
-    let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    if dont_wait(flags) {
-        return attempt(buf, flags).map(Transfer::all);
+    let (call, mut dl, plan) = start_receive(token, sock, flags, timeout_ms, gather)?;
+    match plan {
+        RecvPlan::Once => attempt(buf, flags).map(Transfer::all),
+        RecvPlan::Gather(flags) => {
+            let len = buf.len();
+            transfer_all(&call, sock, sys::POLLIN, len, &mut dl, |done| {
+                attempt(&mut buf[done..], flags)
+            })
+        }
+        RecvPlan::Wait => receive_waiting(
+            &call,
+            sock,
+            flags,
+            &mut dl,
+            || Ok(0),
+            || attempt(buf, flags),
+        )
+        .map(Transfer::all),
     }
-    let waitall = flags & sys::MSG_WAITALL != 0 && flags & sys::MSG_PEEK == 0;
-    if gather && waitall && sys::is_stream(sock) {
-        let len = buf.len();
-        let flags = flags & !sys::MSG_WAITALL;
-        return transfer_all(&call, sock, sys::POLLIN, len, &mut dl, |done| {
-            attempt(&mut buf[done..], flags)
-        });
-    }
-    // Not with a blocking hook installed: it runs only when a call waits.
-    let events = recv_events(flags);
-    let adaptive = events == sys::POLLIN && !call.has_hook();
-    retry_as(
-        &call,
-        sock,
-        events,
-        &mut dl,
-        adaptive,
-        Some(|| Ok(0)),
-        || attempt(buf, flags),
-    )
-    .map(Transfer::all)
 }
 
 /// `send`, cancellable: returns once all of `buf` is queued, or the partial
@@ -543,6 +621,19 @@ pub fn sendto(
     })
 }
 
+/// The common start of a send: the flag check and `begin`; true when it
+/// makes one attempt only (MSG_DONTWAIT).
+pub(super) fn start_send(
+    token: &Token,
+    sock: RawSocket,
+    flags: i32,
+    timeout_ms: i32,
+) -> Result<(Call<'_>, Deadline, bool)> {
+    check_flags(flags, sys::SEND_FLAGS)?;
+    let (call, dl) = begin(token, sock, timeout_ms)?;
+    Ok((call, dl, dont_wait(flags)))
+}
+
 /// A send made of non-blocking `attempt`s, each given what is left.
 fn transmit(
     token: &Token,
@@ -552,9 +643,8 @@ fn transmit(
     timeout_ms: i32,
     mut attempt: impl FnMut(&[u8]) -> Result<usize>,
 ) -> Result<Transfer> {
-    check_flags(flags, sys::SEND_FLAGS)?;
-    let (call, mut dl) = begin(token, sock, timeout_ms)?;
-    if dont_wait(flags) {
+    let (call, mut dl, once) = start_send(token, sock, flags, timeout_ms)?;
+    if once {
         return attempt(buf).map(Transfer::all);
     }
     transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {

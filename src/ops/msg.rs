@@ -1,0 +1,194 @@
+//! `recvmsg` and `sendmsg`, cancellable (POSIX): the rules of `recv` and
+//! `send` (src/ops/io.rs), with scatter/gather through the iovecs.
+//!
+//! The caller's `msghdr` and iovec array are never modified except through
+//! what `recvmsg` itself writes (`msg_namelen`, `msg_controllen`,
+//! `msg_flags`): each attempt works on a copy, and a transfer that goes on
+//! after a partial one advances a private copy of the iovecs.
+
+// msg_controllen and msg_iovlen are size_t on some systems, not on others.
+#![allow(clippy::unnecessary_cast)]
+
+use super::io::{
+    receive_waiting, start_receive, start_send, transfer, transfer_all, Piece, RecvPlan, Transfer,
+};
+use crate::sys::{self, Error, IoVec, MsgHdr, RawSocket, Result};
+use crate::wake::Token;
+
+/// Iovec arrays up to this long are copied on the stack.
+const SMALL: usize = 8;
+
+/// A private, advancing copy of the caller's iovecs.
+struct Cursor<'a> {
+    iov: &'a mut [IoVec],
+    start: usize,
+}
+
+impl Cursor<'_> {
+    /// Moves past `n` bytes (never past the end).
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 && self.start < self.iov.len() {
+            let v = &mut self.iov[self.start];
+            if n < v.iov_len {
+                // The base is only ever handed back to the kernel.
+                v.iov_base = v.iov_base.cast::<u8>().wrapping_add(n).cast();
+                v.iov_len -= n;
+                return;
+            }
+            n -= v.iov_len;
+            self.start += 1;
+        }
+        // Skip empty ones, so that a finished transfer has none left.
+        while self.iov.get(self.start).is_some_and(|v| v.iov_len == 0) {
+            self.start += 1;
+        }
+    }
+
+    /// Points `m` at what is left.
+    fn describe(&mut self, m: &mut MsgHdr) {
+        let rest = &mut self.iov[self.start..];
+        m.msg_iov = rest.as_mut_ptr();
+        m.msg_iovlen = rest.len() as _;
+    }
+}
+
+/// Runs `f` with a private copy of `iov` (on the stack when small).
+fn with_copy<R>(iov: &[IoVec], f: impl FnOnce(Cursor) -> Result<R>) -> Result<R> {
+    const NONE: IoVec = IoVec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    };
+    let mut small = [NONE; SMALL];
+    let mut large;
+    let copy: &mut [IoVec] = if iov.len() <= SMALL {
+        &mut small[..iov.len()]
+    } else {
+        large = sys::try_vec(iov.len())?;
+        large.extend_from_slice(iov);
+        &mut large
+    };
+    copy.copy_from_slice(iov);
+    let mut c = Cursor {
+        iov: copy,
+        start: 0,
+    };
+    c.advance(0);
+    f(c)
+}
+
+/// The total length the iovecs describe; EINVAL past `isize::MAX`, as from
+/// the system.
+fn total(iov: &[IoVec]) -> Result<usize> {
+    iov.iter()
+        .try_fold(0usize, |t, v| t.checked_add(v.iov_len))
+        .filter(|&t| t <= isize::MAX as usize)
+        .ok_or(Error(sys::EINVAL))
+}
+
+/// `recvmsg`, cancellable. `iov` is `msg`'s iovec array (checked by the
+/// caller). A cancelled or timed-out call consumed nothing, ancillary data
+/// included. MSG_WAITALL on a stream gathers across the iovecs; later
+/// pieces' ancillary data would go after the earlier pieces' in the control
+/// buffer, but the gather ends after the first piece that carries any (or
+/// whose control data was truncated), so none is overwritten or lost.
+pub fn recvmsg(
+    token: &Token,
+    sock: RawSocket,
+    msg: &mut MsgHdr,
+    iov: &[IoVec],
+    flags: i32,
+    timeout_ms: i32,
+) -> Result<Transfer> {
+    let len = total(iov)?;
+    // MSG_CMSG_CLOEXEC: checked here, passed to every attempt.
+    let only = flags & sys::RECVMSG_FLAGS;
+    let flags = flags & !only;
+    let (call, mut dl, plan) = start_receive(token, sock, flags, timeout_ms, true)?;
+    let orig = *msg;
+    // What recvmsg writes back: name length, control length, flags.
+    let mut out = (0, 0, 0);
+    let mut once = |flags| {
+        let mut m = orig;
+        // SAFETY: `m` is the caller's msghdr, whose buffers the caller
+        // vouches for (a bad one is the kernel's EFAULT).
+        let n = unsafe { sys::recvmsg(sock, &mut m, flags | only)? };
+        out = (m.msg_namelen, m.msg_controllen as usize, m.msg_flags);
+        Ok(n)
+    };
+    let r = match plan {
+        RecvPlan::Once => once(flags).map(Transfer::all),
+        RecvPlan::Wait => receive_waiting(&call, sock, flags, &mut dl, || Ok(0), || once(flags))
+            .map(Transfer::all),
+        RecvPlan::Gather(flags) => with_copy(iov, |mut cur| {
+            let base = orig.msg_control.cast::<u8>();
+            let room = orig.msg_controllen as usize;
+            // Control bytes used, and where the next piece's go (aligned).
+            let (mut used, mut next) = (0, 0);
+            let r = transfer(&call, sock, sys::POLLIN, len, &mut dl, false, |_| {
+                let mut m = orig;
+                cur.describe(&mut m);
+                m.msg_control = if next < room {
+                    base.wrapping_add(next).cast()
+                } else {
+                    std::ptr::null_mut()
+                };
+                m.msg_controllen = room.saturating_sub(next) as _;
+                // SAFETY: as above; the iovecs and control space are
+                // parts of the caller's.
+                let n = unsafe { sys::recvmsg(sock, &mut m, flags | only)? };
+                cur.advance(n);
+                let got = m.msg_controllen as usize;
+                if got > 0 {
+                    used = next + got;
+                    next = sys::cmsg_align(used).min(room);
+                }
+                out = (m.msg_namelen, used, out.2 | m.msg_flags);
+                Ok(Piece {
+                    n,
+                    last: got > 0 || m.msg_flags & sys::MSG_CTRUNC != 0,
+                })
+            });
+            Ok(r)
+        })?,
+    };
+    if r.is_ok() {
+        msg.msg_namelen = out.0;
+        msg.msg_controllen = out.1 as _;
+        msg.msg_flags = out.2;
+    }
+    r
+}
+
+/// `sendmsg`, cancellable: returns once everything the iovecs describe is
+/// queued, or the exact partial count if cancelled, timed out or failed
+/// after some was. Ancillary data goes once, with the first bytes: the
+/// rest of a partial send goes without it.
+pub fn sendmsg(
+    token: &Token,
+    sock: RawSocket,
+    msg: &MsgHdr,
+    iov: &[IoVec],
+    flags: i32,
+    timeout_ms: i32,
+) -> Result<Transfer> {
+    let len = total(iov)?;
+    let (call, mut dl, once) = start_send(token, sock, flags, timeout_ms)?;
+    if once {
+        // SAFETY: the caller's msghdr, whose buffers the caller vouches for.
+        return unsafe { sys::sendmsg(sock, msg, flags) }.map(Transfer::all);
+    }
+    with_copy(iov, |mut cur| {
+        transfer_all(&call, sock, sys::POLLOUT, len, &mut dl, |done| {
+            let mut m = *msg;
+            cur.describe(&mut m);
+            if done > 0 {
+                m.msg_control = std::ptr::null_mut();
+                m.msg_controllen = 0;
+            }
+            // SAFETY: as above; the iovecs are parts of the caller's.
+            let n = unsafe { sys::sendmsg(sock, &m, flags)? };
+            cur.advance(n);
+            Ok(n)
+        })
+    })
+}
