@@ -44,14 +44,14 @@ fn once<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
 /// `read`, cancellable. A cancelled or timed-out call consumed nothing.
 pub fn read(token: &Token, fd: RawSocket, buf: &mut [u8], timeout_ms: i32) -> Result<usize> {
     let kind = kind(fd)?;
-    if kind == Some(FileKind::Socket) {
+    if kind == Some(FileKind::Socket) && !buf.is_empty() {
         return recv(token, fd, buf, 0, timeout_ms).map(|t| t.n);
     }
     let (call, mut dl) = Call::start(token, timeout_ms)?;
     match kind {
-        None => retry(&call, fd, sys::POLLIN, &mut dl, || sys::read(fd, buf)),
         // A read of nothing returns at once, as from `read`.
-        Some(_) if buf.is_empty() => once(|| sys::read(fd, buf)),
+        _ if buf.is_empty() => once(|| sys::read(fd, buf)),
+        None => retry(&call, fd, sys::POLLIN, &mut dl, || sys::read(fd, buf)),
         Some(FileKind::AtOnce) => once(|| sys::read(fd, buf)),
         Some(_) => {
             wait_one(&call, fd, sys::POLLIN, &mut dl)?;
@@ -64,7 +64,7 @@ pub fn read(token: &Token, fd: RawSocket, buf: &mut [u8], timeout_ms: i32) -> Re
 /// exact partial count if cancelled, timed out or failed after some was.
 pub fn write(token: &Token, fd: RawSocket, buf: &[u8], timeout_ms: i32) -> Result<Transfer> {
     let kind = kind(fd)?;
-    if kind == Some(FileKind::Socket) {
+    if kind == Some(FileKind::Socket) && !buf.is_empty() {
         return send(token, fd, buf, 0, timeout_ms);
     }
     let (call, mut dl) = Call::start(token, timeout_ms)?;
@@ -74,7 +74,8 @@ pub fn write(token: &Token, fd: RawSocket, buf: &[u8], timeout_ms: i32) -> Resul
         &rest[..rest.len().min(max)]
     };
     match kind {
-        Some(_) if len == 0 => once(|| sys::write(fd, buf)).map(Transfer::all),
+        // A write of nothing returns at once, as from `write`.
+        _ if len == 0 => once(|| sys::write(fd, buf)).map(Transfer::all),
         None | Some(FileKind::AtOnce) => {
             transfer_all(&call, fd, sys::POLLOUT, len, &mut dl, |done| {
                 sys::write(fd, rest(done, len))
