@@ -3,8 +3,8 @@
  * it exits; for the servers and clients it plays the other side.
  *
  * usage: driver [--wine] NAME PROGRAM
- *   NAME: cancel_demo, legacy_hook, worker_cancel, echo_server or
- *   http_get_timeout; PROGRAM: the built example.
+ *   NAME: cancel_demo, legacy_hook, worker_cancel, echo_server,
+ *   http_get_timeout or stdin_cancel; PROGRAM: the built example.
  *   --wine: PROGRAM is a Windows build, run with $WINE (default: wine;
  *   WINEPREFIX as set). Its sockets are the host's, so the driver talks to
  *   it as to a native one; checks that cannot work there are skipped, with
@@ -52,7 +52,9 @@ static long long now_ms(void) {
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-static void spawn(struct proc *p, char *const argv[]) {
+/* Starts PROGRAM with stdin from `in` (-1: /dev/null, not a terminal: the
+   examples run unattended). */
+static void spawn_with_stdin(struct proc *p, char *const argv[], int in) {
     int fds[2];
     if (pipe(fds) != 0) {
         perror("pipe");
@@ -66,8 +68,8 @@ static void spawn(struct proc *p, char *const argv[]) {
         exit(2);
     }
     if (p->pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        dup2(devnull, STDIN_FILENO); /* not a terminal: the examples run unattended */
+        if (in < 0) in = open("/dev/null", O_RDONLY);
+        dup2(in, STDIN_FILENO);
         dup2(fds[1], STDOUT_FILENO);
         dup2(fds[1], STDERR_FILENO);
         close(fds[0]);
@@ -87,6 +89,8 @@ static void spawn(struct proc *p, char *const argv[]) {
     close(fds[1]);
     p->out = fds[0];
 }
+
+static void spawn(struct proc *p, char *const argv[]) { spawn_with_stdin(p, argv, -1); }
 
 /* Reads output until `needle` shows (1), or end of output or `timeout_ms` (0). */
 static int read_until(struct proc *p, const char *needle, int timeout_ms) {
@@ -334,6 +338,65 @@ static void check_http_get_timeout(char *prog) {
     expect_output(&p, cancelled);
 }
 
+/* ---------------------------------------------------------------- stdin_cancel */
+
+/* Runs stdin_cancel with `seconds` and a pipe on its stdin that gets
+   `input` and stays open (closed at once with `close_input`); with
+   `sigint_after`, a SIGINT once that text shows. Returns the exit status. */
+static int run_stdin(char *prog, const char *seconds, const char *input, int close_input,
+                     const char *sigint_after, struct proc *p) {
+    int in[2];
+    if (pipe2(in, O_CLOEXEC) != 0) { /* the program's copy of the write end would hide the end */
+        perror("pipe");
+        exit(2);
+    }
+    char *argv[] = {prog, (char *)seconds, NULL};
+    spawn_with_stdin(p, argv, in[0]);
+    close(in[0]);
+    CHECK(write(in[1], input, strlen(input)) == (ssize_t)strlen(input));
+    if (close_input) close(in[1]);
+    if (sigint_after) {
+        CHECK(read_until(p, sigint_after, 10000));
+        CHECK(kill(p->pid, SIGINT) == 0);
+    }
+    int status = finish(p, 30000);
+    if (!close_input) close(in[1]);
+    printf("%s", p->buf);
+    fflush(stdout);
+    return status;
+}
+
+static void check_stdin_cancel(char *prog) {
+    struct proc p;
+    if (wine) {
+        const char *want[] = {"POSIX only", NULL};
+        run_simple(prog, want, NULL);
+        return;
+    }
+    printf("-- two lines on a pipe that stays open, 1 s timer\n");
+    long long t0 = now_ms();
+    CHECK(run_stdin(prog, "1", "alpha\nbeta\n", 0, NULL, &p) == 0);
+    CHECK(now_ms() - t0 >= 1000);
+    const char *timer[] = {"line 1: alpha", "line 2: beta", "main: 1 s passed; cancelling the reader",
+                           "reader: cancelled after 2 lines", "main: done", NULL};
+    expect_output(&p, timer);
+
+    printf("-- Ctrl-C while it waits for more\n");
+    t0 = now_ms();
+    CHECK(run_stdin(prog, "60", "gamma\n", 0, "line 1: gamma", &p) == 0);
+    CHECK(now_ms() - t0 < 20000);
+    const char *sigint[] = {"line 1: gamma", "reader: cancelled after 1 line", "main: stopped by Ctrl-C",
+                            "main: done", NULL};
+    expect_output(&p, sigint);
+
+    printf("-- input that ends\n");
+    t0 = now_ms();
+    CHECK(run_stdin(prog, "60", "delta\nlast", 1, NULL, &p) == 0);
+    CHECK(now_ms() - t0 < 20000);
+    const char *eof[] = {"line 1: delta", "line 2: last", "reader: end of input after 2 lines", "main: done", NULL};
+    expect_output(&p, eof);
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "--wine") == 0) {
         wine = getenv("WINE") && *getenv("WINE") ? getenv("WINE") : "wine";
@@ -364,6 +427,8 @@ int main(int argc, char **argv) {
         check_echo_server(prog);
     } else if (strcmp(name, "http_get_timeout") == 0) {
         check_http_get_timeout(prog);
+    } else if (strcmp(name, "stdin_cancel") == 0) {
+        check_stdin_cancel(prog);
     } else {
         fprintf(stderr, "unknown example %s\n", name);
         return 2;
