@@ -89,3 +89,59 @@ pub fn write(token: &Token, fd: RawSocket, buf: &[u8], timeout_ms: i32) -> Resul
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::io::AsRawFd;
+
+    fn pipe() -> (std::fs::File, std::fs::File) {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors pipe() writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        use std::os::unix::io::FromRawFd;
+        // SAFETY: both descriptors were just created and are owned here.
+        unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "pipes, poll and threads Miri does not model")]
+    fn pipe_in_both_modes() {
+        for nonblocking in [false, true] {
+            let (rf, wf) = pipe();
+            let (r, w) = (rf.as_raw_fd(), wf.as_raw_fd());
+            sys::set_nonblocking(r, nonblocking).unwrap();
+            sys::set_nonblocking(w, nonblocking).unwrap();
+            let t = Token::new();
+            let mut buf = [0u8; 8];
+            assert_eq!(read(&t, r, &mut buf, 20), Err(Error(sys::ETIMEDOUT)));
+            assert_eq!(write(&t, w, b"abc", 1000), Ok(Transfer::all(3)));
+            t.cancel();
+            assert_eq!(read(&t, r, &mut buf, 1000), Err(Error(sys::ECANCELED)));
+            t.reset();
+            assert_eq!(read(&t, r, &mut buf, 1000), Ok(3));
+            // A full pipe: the partial count, then nothing at all.
+            let big = vec![1u8; 1 << 20];
+            let n = write(&t, w, &big, 20).unwrap();
+            assert!(n.n > 0 && n.n < big.len());
+            assert_eq!(write(&t, w, &big, 20), Err(Error(sys::ETIMEDOUT)));
+            assert_eq!(
+                sys::file_flags(r).unwrap() & sys::O_NONBLOCK != 0,
+                nonblocking
+            );
+            assert_eq!(
+                sys::file_flags(w).unwrap() & sys::O_NONBLOCK != 0,
+                nonblocking
+            );
+        }
+        assert_eq!(
+            read(&Token::new(), -1, &mut [0u8; 1], 0),
+            Err(Error(sys::EBADF))
+        );
+    }
+}

@@ -192,3 +192,96 @@ pub fn sendmsg(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::io::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    fn iov(buf: &mut [u8]) -> IoVec {
+        IoVec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        }
+    }
+
+    fn msg(v: &mut [IoVec]) -> MsgHdr {
+        // SAFETY: msghdr is plain data; all-zero is an empty header.
+        let mut m: MsgHdr = unsafe { std::mem::zeroed() };
+        m.msg_iov = v.as_mut_ptr();
+        m.msg_iovlen = v.len() as _;
+        m
+    }
+
+    #[test]
+    fn cursor_advances_across_iovecs_and_skips_empty_ones() {
+        let (mut a, mut b, mut c) = ([0u8; 3], [0u8; 0], [0u8; 4]);
+        let v = [iov(&mut a), iov(&mut b), iov(&mut c)];
+        with_copy(&v, |mut cur| {
+            cur.advance(2);
+            assert_eq!((cur.start, cur.iov[0].iov_len), (0, 1));
+            cur.advance(1);
+            assert_eq!(cur.start, 2, "the empty iovec is skipped");
+            cur.advance(3);
+            assert_eq!((cur.start, cur.iov[2].iov_len), (2, 1));
+            cur.advance(5);
+            assert_eq!(cur.start, 3);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(v[0].iov_len, 3, "the caller's array is untouched");
+        assert_eq!(total(&v), Ok(7));
+        let huge = [IoVec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: usize::MAX,
+        }];
+        assert_eq!(total(&huge), Err(Error(sys::EINVAL)));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
+    fn gather_and_partial_send_over_many_iovecs() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let t = Token::new();
+        // More iovecs than the stack copy holds.
+        let mut bufs = [[0u8; 2]; 12];
+        let mut v: Vec<IoVec> = bufs.iter_mut().map(|b| iov(b)).collect();
+        let mut m = msg(&mut v);
+        let writer = std::thread::spawn(move || {
+            for chunk in (b'a'..b'a' + 24).collect::<Vec<u8>>().chunks(5) {
+                b.write_all(chunk).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            b
+        });
+        let r = recvmsg(
+            &t,
+            a.as_raw_fd(),
+            &mut m,
+            &v.clone(),
+            sys::MSG_WAITALL,
+            5000,
+        );
+        assert_eq!(r, Ok(Transfer::all(24)));
+        let got: Vec<u8> = bufs.concat();
+        assert_eq!(got, (b'a'..b'a' + 24).collect::<Vec<u8>>());
+        let mut b = writer.join().unwrap();
+
+        // A send stopped by its timeout: exactly the count arrives.
+        let mut big = vec![7u8; 1 << 20];
+        let mut parts: Vec<IoVec> = big.chunks_mut(100_000).map(iov).collect();
+        let m = msg(&mut parts);
+        let sent = sendmsg(&t, a.as_raw_fd(), &m, &parts.clone(), 0, 30).unwrap();
+        assert!(sent.n > 0 && sent.n < 1 << 20);
+        assert_eq!(
+            sent.short,
+            Some(crate::ops::Short::Stopped(Error(sys::ETIMEDOUT)))
+        );
+        drop(a);
+        let mut all = Vec::new();
+        b.read_to_end(&mut all).unwrap();
+        assert_eq!(all.len(), sent.n);
+    }
+}
