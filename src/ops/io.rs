@@ -523,17 +523,18 @@ pub(super) enum RecvPlan {
     Wait,
 }
 
-/// The common start of a receive: the flag check, `begin`, and the plan.
-/// Only `gather` calls gather.
-pub(super) fn start_receive(
+/// The common start of a receive: the flag check, `begin`, and the plan,
+/// which `body` then carries out. Only `gather` calls gather.
+pub(super) fn start_receive<R>(
     token: &Token,
     sock: RawSocket,
     flags: i32,
     timeout_ms: i32,
     gather: bool,
-) -> Result<(Call<'_>, Deadline, RecvPlan)> {
+    body: impl FnOnce(&Call, &mut Deadline, RecvPlan) -> Result<R>,
+) -> Result<R> {
     check_flags(flags, sys::RECV_FLAGS)?;
-    let (call, dl) = begin(token, sock, timeout_ms)?;
+    let (call, mut dl) = begin(token, sock, timeout_ms)?;
     let waitall = flags & sys::MSG_WAITALL != 0 && flags & sys::MSG_PEEK == 0;
     let plan = if dont_wait(flags) {
         RecvPlan::Once
@@ -542,7 +543,7 @@ pub(super) fn start_receive(
     } else {
         RecvPlan::Wait
     };
-    Ok((call, dl, plan))
+    body(&call, &mut dl, plan)
 }
 
 /// A receive's attempts, waiting whenever one would block (`RecvPlan::Wait`).
@@ -571,25 +572,26 @@ fn receive(
     gather: bool,
     mut attempt: impl FnMut(&mut [u8], i32) -> Result<usize>,
 ) -> Result<Transfer> {
-    let (call, mut dl, plan) = start_receive(token, sock, flags, timeout_ms, gather)?;
-    match plan {
-        RecvPlan::Once => attempt(buf, flags).map(Transfer::all),
-        RecvPlan::Gather(flags) => {
-            let len = buf.len();
-            transfer_all(&call, sock, sys::POLLIN, len, &mut dl, |done| {
-                attempt(&mut buf[done..], flags)
-            })
-        }
-        RecvPlan::Wait => receive_waiting(
-            &call,
-            sock,
-            flags,
-            &mut dl,
-            || Ok(0),
-            || attempt(buf, flags),
-        )
-        .map(Transfer::all),
-    }
+    start_receive(
+        token,
+        sock,
+        flags,
+        timeout_ms,
+        gather,
+        |call, dl, plan| match plan {
+            RecvPlan::Once => attempt(buf, flags).map(Transfer::all),
+            RecvPlan::Gather(flags) => {
+                let len = buf.len();
+                transfer_all(call, sock, sys::POLLIN, len, dl, |done| {
+                    attempt(&mut buf[done..], flags)
+                })
+            }
+            RecvPlan::Wait => {
+                receive_waiting(call, sock, flags, dl, || Ok(0), || attempt(buf, flags))
+                    .map(Transfer::all)
+            }
+        },
+    )
 }
 
 /// `send`, cancellable: returns once all of `buf` is queued, or the partial
@@ -621,17 +623,18 @@ pub fn sendto(
     })
 }
 
-/// The common start of a send: the flag check and `begin`; true when it
-/// makes one attempt only (MSG_DONTWAIT).
-pub(super) fn start_send(
+/// The common start of a send: the flag check and `begin`, then `body`,
+/// told whether to make one attempt only (MSG_DONTWAIT).
+pub(super) fn start_send<R>(
     token: &Token,
     sock: RawSocket,
     flags: i32,
     timeout_ms: i32,
-) -> Result<(Call<'_>, Deadline, bool)> {
+    body: impl FnOnce(&Call, &mut Deadline, bool) -> Result<R>,
+) -> Result<R> {
     check_flags(flags, sys::SEND_FLAGS)?;
-    let (call, dl) = begin(token, sock, timeout_ms)?;
-    Ok((call, dl, dont_wait(flags)))
+    let (call, mut dl) = begin(token, sock, timeout_ms)?;
+    body(&call, &mut dl, dont_wait(flags))
 }
 
 /// A send made of non-blocking `attempt`s, each given what is left.
@@ -643,12 +646,13 @@ fn transmit(
     timeout_ms: i32,
     mut attempt: impl FnMut(&[u8]) -> Result<usize>,
 ) -> Result<Transfer> {
-    let (call, mut dl, once) = start_send(token, sock, flags, timeout_ms)?;
-    if once {
-        return attempt(buf).map(Transfer::all);
-    }
-    transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
-        attempt(&buf[done..])
+    start_send(token, sock, flags, timeout_ms, |call, dl, once| {
+        if once {
+            return attempt(buf).map(Transfer::all);
+        }
+        transfer_all(call, sock, sys::POLLOUT, buf.len(), dl, |done| {
+            attempt(&buf[done..])
+        })
     })
 }
 

@@ -13,7 +13,7 @@ use super::io::{
     receive_waiting, start_receive, start_send, transfer, transfer_all, Piece, RecvPlan, Transfer,
 };
 use crate::sys::{self, Error, IoVec, MsgHdr, RawSocket, Result};
-use crate::wake::Token;
+use crate::wake::{Call, Deadline, Token};
 
 /// Iovec arrays up to this long are copied on the stack.
 const SMALL: usize = 8;
@@ -85,12 +85,22 @@ fn total(iov: &[IoVec]) -> Result<usize> {
         .ok_or(Error(sys::EINVAL))
 }
 
+/// What recvmsg writes back: name length, control length, flags.
+type Written = (sys::socklen_t, usize, i32);
+
+/// One `recvmsg` attempt on a copy of `orig`; records what it wrote.
+fn attempt(sock: RawSocket, orig: &MsgHdr, flags: i32, out: &mut Written) -> Result<usize> {
+    let mut m = *orig;
+    // SAFETY: `m` is the caller's msghdr, whose buffers the caller vouches
+    // for (a bad one is the kernel's EFAULT).
+    let n = unsafe { sys::recvmsg(sock, &mut m, flags)? };
+    *out = (m.msg_namelen, m.msg_controllen as usize, m.msg_flags);
+    Ok(n)
+}
+
 /// `recvmsg`, cancellable. `iov` is `msg`'s iovec array (checked by the
 /// caller). A cancelled or timed-out call consumed nothing, ancillary data
-/// included. MSG_WAITALL on a stream gathers across the iovecs; later
-/// pieces' ancillary data would go after the earlier pieces' in the control
-/// buffer, but the gather ends after the first piece that carries any (or
-/// whose control data was truncated), so none is overwritten or lost.
+/// included. MSG_WAITALL on a stream gathers across the iovecs (`gather`).
 pub fn recvmsg(
     token: &Token,
     sock: RawSocket,
@@ -102,61 +112,82 @@ pub fn recvmsg(
     let len = total(iov)?;
     // MSG_CMSG_CLOEXEC: checked here, passed to every attempt.
     let only = flags & sys::RECVMSG_FLAGS;
-    let flags = flags & !only;
-    let (call, mut dl, plan) = start_receive(token, sock, flags, timeout_ms, true)?;
     let orig = *msg;
-    // What recvmsg writes back: name length, control length, flags.
-    let mut out = (0, 0, 0);
-    let mut once = |flags| {
-        let mut m = orig;
-        // SAFETY: `m` is the caller's msghdr, whose buffers the caller
-        // vouches for (a bad one is the kernel's EFAULT).
-        let n = unsafe { sys::recvmsg(sock, &mut m, flags | only)? };
-        out = (m.msg_namelen, m.msg_controllen as usize, m.msg_flags);
-        Ok(n)
-    };
-    let r = match plan {
-        RecvPlan::Once => once(flags).map(Transfer::all),
-        RecvPlan::Wait => receive_waiting(&call, sock, flags, &mut dl, || Ok(0), || once(flags))
+    let mut out: Written = (0, 0, 0);
+    let r = start_receive(
+        token,
+        sock,
+        flags & !only,
+        timeout_ms,
+        true,
+        |call, dl, plan| match plan {
+            RecvPlan::Once => attempt(sock, &orig, flags, &mut out).map(Transfer::all),
+            RecvPlan::Wait => receive_waiting(
+                call,
+                sock,
+                flags & !only,
+                dl,
+                || Ok(0),
+                || attempt(sock, &orig, flags, &mut out),
+            )
             .map(Transfer::all),
-        RecvPlan::Gather(flags) => with_copy(iov, |mut cur| {
-            let base = orig.msg_control.cast::<u8>();
-            let room = orig.msg_controllen as usize;
-            // Control bytes used, and where the next piece's go (aligned).
-            let (mut used, mut next) = (0, 0);
-            let r = transfer(&call, sock, sys::POLLIN, len, &mut dl, false, |_| {
-                let mut m = orig;
-                cur.describe(&mut m);
-                m.msg_control = if next < room {
-                    base.wrapping_add(next).cast()
-                } else {
-                    std::ptr::null_mut()
-                };
-                m.msg_controllen = room.saturating_sub(next) as _;
-                // SAFETY: as above; the iovecs and control space are
-                // parts of the caller's.
-                let n = unsafe { sys::recvmsg(sock, &mut m, flags | only)? };
-                cur.advance(n);
-                let got = m.msg_controllen as usize;
-                if got > 0 {
-                    used = next + got;
-                    next = sys::cmsg_align(used).min(room);
-                }
-                out = (m.msg_namelen, used, out.2 | m.msg_flags);
-                Ok(Piece {
-                    n,
-                    last: got > 0 || m.msg_flags & sys::MSG_CTRUNC != 0,
-                })
-            });
-            Ok(r)
-        })?,
-    };
+            RecvPlan::Gather(flags) => with_copy(iov, |cur| {
+                gather(call, dl, sock, &orig, cur, len, flags | only, &mut out)
+            }),
+        },
+    );
     if r.is_ok() {
         msg.msg_namelen = out.0;
         msg.msg_controllen = out.1 as _;
         msg.msg_flags = out.2;
     }
     r
+}
+
+/// MSG_WAITALL on a stream: pieces into what is left of the iovecs, each
+/// piece's ancillary data after the previous pieces' in the control buffer
+/// (CMSG-aligned, as the kernel leaves it). The gather ends after the
+/// first piece that carries any (or whose control data was truncated), so
+/// none is overwritten or lost.
+#[allow(clippy::too_many_arguments)]
+fn gather(
+    call: &Call,
+    dl: &mut Deadline,
+    sock: RawSocket,
+    orig: &MsgHdr,
+    mut cur: Cursor,
+    len: usize,
+    flags: i32,
+    out: &mut Written,
+) -> Result<Transfer> {
+    let base = orig.msg_control.cast::<u8>();
+    let room = orig.msg_controllen as usize;
+    // Control bytes used, and where the next piece's go.
+    let (mut used, mut next) = (0, 0);
+    transfer(call, sock, sys::POLLIN, len, dl, false, |_| {
+        let mut m = *orig;
+        cur.describe(&mut m);
+        m.msg_control = if next < room {
+            base.wrapping_add(next).cast()
+        } else {
+            std::ptr::null_mut()
+        };
+        m.msg_controllen = room.saturating_sub(next) as _;
+        // SAFETY: as in `attempt`; the iovecs and control space are parts
+        // of the caller's.
+        let n = unsafe { sys::recvmsg(sock, &mut m, flags)? };
+        cur.advance(n);
+        let got = m.msg_controllen as usize;
+        if got > 0 {
+            used = next + got;
+            next = sys::cmsg_align(used).min(room);
+        }
+        *out = (m.msg_namelen, used, out.2 | m.msg_flags);
+        Ok(Piece {
+            n,
+            last: got > 0 || m.msg_flags & sys::MSG_CTRUNC != 0,
+        })
+    })
 }
 
 /// `sendmsg`, cancellable: returns once everything the iovecs describe is
@@ -172,23 +203,24 @@ pub fn sendmsg(
     timeout_ms: i32,
 ) -> Result<Transfer> {
     let len = total(iov)?;
-    let (call, mut dl, once) = start_send(token, sock, flags, timeout_ms)?;
-    if once {
-        // SAFETY: the caller's msghdr, whose buffers the caller vouches for.
-        return unsafe { sys::sendmsg(sock, msg, flags) }.map(Transfer::all);
-    }
-    with_copy(iov, |mut cur| {
-        transfer_all(&call, sock, sys::POLLOUT, len, &mut dl, |done| {
-            let mut m = *msg;
-            cur.describe(&mut m);
-            if done > 0 {
-                m.msg_control = std::ptr::null_mut();
-                m.msg_controllen = 0;
-            }
-            // SAFETY: as above; the iovecs are parts of the caller's.
-            let n = unsafe { sys::sendmsg(sock, &m, flags)? };
-            cur.advance(n);
-            Ok(n)
+    start_send(token, sock, flags, timeout_ms, |call, dl, once| {
+        if once {
+            // SAFETY: the caller's msghdr, whose buffers the caller vouches for.
+            return unsafe { sys::sendmsg(sock, msg, flags) }.map(Transfer::all);
+        }
+        with_copy(iov, |mut cur| {
+            transfer_all(call, sock, sys::POLLOUT, len, dl, |done| {
+                let mut m = *msg;
+                cur.describe(&mut m);
+                if done > 0 {
+                    m.msg_control = std::ptr::null_mut();
+                    m.msg_controllen = 0;
+                }
+                // SAFETY: as above; the iovecs are parts of the caller's.
+                let n = unsafe { sys::sendmsg(sock, &m, flags)? };
+                cur.advance(n);
+                Ok(n)
+            })
         })
     })
 }
