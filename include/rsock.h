@@ -36,18 +36,19 @@
  * - fork(): the child may use every token and call; rsock leaves nothing
  *   locked in it and never closes a descriptor the child may have reused.
  * - A NULL token means "the calling thread's own token" in the blocking calls
- *   (rsock_block, rsock_poll, the socket calls, rsock_read, rsock_write)
- *   only; the token functions treat NULL as no token (see each).
+ *   (rsock_block, rsock_poll and the socket calls) only; the token functions
+ *   treat NULL as no token (see each).
  * - Every function may be called from any thread.
  * - Threads, for every blocking call (rsock_block, rsock_poll, the socket
- *   calls, rsock_read, rsock_write, rsock_getaddrinfo, rsock_connect_host):
- *   rsock_cancel of its token (or of an ancestor), from any thread or a
- *   signal handler, wakes it at once. A blocking call made from inside the
- *   calling thread's blocking hook fails with RSOCK_EINPROGRESS.
- *   pthread_cancel is deferred until the call returns (cancel the token
- *   instead).
- * - POSIX only (absent on Windows; RSOCK_POSIX is defined where they
- *   exist): rsock_recvmsg, rsock_sendmsg, rsock_read, rsock_write.
+ *   calls, rsock_getaddrinfo, rsock_connect_host): rsock_cancel of its token
+ *   (or of an ancestor), from any thread or a signal handler, wakes it at
+ *   once. A blocking call made from inside the calling thread's blocking
+ *   hook fails with RSOCK_EINPROGRESS. pthread_cancel is deferred until the
+ *   call returns (cancel the token instead).
+ * - POSIX only (absent from this header on Windows; RSOCK_POSIX is defined
+ *   where they exist): rsock_recvmsg, rsock_sendmsg, rsock_read and
+ *   rsock_write, blocking calls that count among the socket calls above
+ *   (NULL token, threads, errors).
  */
 
 #ifndef RSOCK_H
@@ -356,8 +357,8 @@ int rsock_connect(rsock_token *token,
  * iovec: if cancelled, timed out or failing after some bytes arrived it
  * returns that partial count with errno set to the reason (0 if the
  * stream ended). Ancillary data ends the gathering (as Linux's own
- * MSG_WAITALL does after SCM_RIGHTS): the call then returns what it has,
- * with errno 0, and `msg_controllen`/`msg_flags` describe everything
+ * MSG_WAITALL does after SCM_RIGHTS): the call then returns what it has
+ * (errno as for a complete call), and `msg_controllen`/`msg_flags` describe everything
  * received. The caller owns `msg`, its iovecs, buffers and control
  * buffer; the iovec array is never modified. `msg` NULL, or a NULL
  * `msg_iov` with a nonzero `msg_iovlen`: EINVAL; `msg_iovlen` over IOV_MAX:

@@ -109,11 +109,11 @@ fn with_some_token<R>(t: *const rsock_token, f: impl FnOnce(&Token) -> Result<R>
 }
 
 /// A count for C, with the errno of a short transfer: its error, or 0 at
-/// the end of a stream or after ancillary data (a gathering recvmsg).
+/// the end of a stream.
 fn count(r: Result<Transfer>) -> Result<(intptr_t, Option<i32>)> {
     let t = r?;
     let code = t.short.map(|s| match s {
-        Short::EndOfStream | Short::Ancillary => 0,
+        Short::EndOfStream => 0,
         Short::Stopped(e) => e.0,
     });
     Ok((t.n as intptr_t, code))
@@ -522,8 +522,8 @@ unsafe fn iovecs<'a>(msg: &ops::MsgHdr) -> Result<&'a [ops::IoVec]> {
 /// iovec: if cancelled, timed out or failing after some bytes arrived it
 /// returns that partial count with errno set to the reason (0 if the
 /// stream ended). Ancillary data ends the gathering (as Linux's own
-/// MSG_WAITALL does after SCM_RIGHTS): the call then returns what it has,
-/// with errno 0, and `msg_controllen`/`msg_flags` describe everything
+/// MSG_WAITALL does after SCM_RIGHTS): the call then returns what it has
+/// (errno as for a complete call), and `msg_controllen`/`msg_flags` describe everything
 /// received. The caller owns `msg`, its iovecs, buffers and control
 /// buffer; the iovec array is never modified. `msg` NULL, or a NULL
 /// `msg_iov` with a nonzero `msg_iovlen`: EINVAL; `msg_iovlen` over IOV_MAX:
@@ -610,12 +610,10 @@ pub extern "C" fn rsock_read(
     len: size_t,
     timeout_ms: c_int,
 ) -> intptr_t {
-    guard(-1, || {
+    guard_errno(-1, || {
         // SAFETY: the caller passes a buffer of `len` bytes.
         let buf = unsafe { buf_mut(buf, len)? };
-        with_token(token, |t| {
-            ops::read(t, fd, buf, timeout_ms).map(|n| n as intptr_t)
-        })
+        with_token(token, |t| count(ops::read(t, fd, buf, timeout_ms)))
     })
 }
 

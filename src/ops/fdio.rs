@@ -42,7 +42,12 @@ fn once<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
 }
 
 /// `read`, cancellable. A cancelled or timed-out call consumed nothing.
-pub fn read(token: &Token, fd: RawSocket, buf: &mut [u8], timeout_ms: i32) -> Result<usize> {
+/// (A `Transfer` only so that the C layer reports it as it does `recv`.)
+pub fn read(token: &Token, fd: RawSocket, buf: &mut [u8], timeout_ms: i32) -> Result<Transfer> {
+    read_bytes(token, fd, buf, timeout_ms).map(Transfer::all)
+}
+
+fn read_bytes(token: &Token, fd: RawSocket, buf: &mut [u8], timeout_ms: i32) -> Result<usize> {
     let kind = kind(fd)?;
     if kind == Some(FileKind::Socket) && !buf.is_empty() {
         return recv(token, fd, buf, 0, timeout_ms).map(|t| t.n);
@@ -124,7 +129,7 @@ mod tests {
             t.cancel();
             assert_eq!(read(&t, r, &mut buf, 1000), Err(Error(sys::ECANCELED)));
             t.reset();
-            assert_eq!(read(&t, r, &mut buf, 1000), Ok(3));
+            assert_eq!(read(&t, r, &mut buf, 1000), Ok(Transfer::all(3)));
             // A full pipe: the partial count, then nothing at all.
             let big = vec![1u8; 1 << 20];
             let n = write(&t, w, &big, 20).unwrap();

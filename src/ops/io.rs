@@ -396,9 +396,6 @@ pub enum Short {
     EndOfStream,
     /// Cancelled, timed out or failed after some progress.
     Stopped(Error),
-    /// A gathering receive stopped after a piece that carried ancillary
-    /// data (as Linux's own MSG_WAITALL does after SCM_RIGHTS).
-    Ancillary,
 }
 
 impl Transfer {
@@ -423,8 +420,9 @@ pub(super) fn transfer_all(
     })
 }
 
-/// What one attempt of a `transfer` moved, and whether the transfer ends
-/// after it however much is left.
+/// What one attempt of a `transfer` moved, and whether the transfer is
+/// complete after it however much is left (a gathering recvmsg after
+/// ancillary data, as Linux's own MSG_WAITALL stops after SCM_RIGHTS).
 pub(super) struct Piece {
     pub n: usize,
     pub last: bool,
@@ -464,14 +462,10 @@ pub(super) fn transfer(
             Ok(p) if p.n == 0 && len > 0 => Short::EndOfStream,
             Ok(p) => {
                 done += p.n;
-                if done >= len {
+                if done >= len || p.last {
                     return Ok(Transfer::all(done));
                 }
-                if p.last {
-                    Short::Ancillary
-                } else {
-                    continue;
-                }
+                continue;
             }
             Err(e) if done > 0 => Short::Stopped(e),
             Err(e) => return Err(e),

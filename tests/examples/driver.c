@@ -3,12 +3,14 @@
  * it exits; for the servers and clients it plays the other side.
  *
  * usage: driver [--wine] NAME PROGRAM
- *   NAME: cancel_demo, legacy_hook, worker_cancel, echo_server,
- *   http_get_timeout or stdin_cancel; PROGRAM: the built example.
+ *   NAME: cancel_demo, legacy_hook, worker_cancel, echo_server or
+ *   http_get_timeout; PROGRAM: the built example.
  *   --wine: PROGRAM is a Windows build, run with $WINE (default: wine;
  *   WINEPREFIX as set). Its sockets are the host's, so the driver talks to
  *   it as to a native one; checks that cannot work there are skipped, with
  *   a "skip" line saying why.
+ *   NAME may also be stdin_cancel, whose standard input the driver feeds
+ *   from a pipe.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -150,6 +152,65 @@ static int run_simple(char *prog, const char *const *needles, const char *absent
     if (absent) CHECK(strstr(p.buf, absent) == NULL);
     printf("%s", p.buf);
     return status;
+}
+
+/* ---------------------------------------------------------------- stdin_cancel */
+
+/* Runs stdin_cancel with `seconds` and a pipe on its stdin that gets
+   `input` and stays open (closed at once with `close_input`); with
+   `sigint_after`, a SIGINT once that text shows. Returns the exit status. */
+static int run_stdin(char *prog, const char *seconds, const char *input, int close_input,
+                     const char *sigint_after, struct proc *p) {
+    int in[2];
+    if (pipe2(in, O_CLOEXEC) != 0) { /* the program's copy of the write end would hide the end */
+        perror("pipe");
+        exit(2);
+    }
+    char *argv[] = {prog, (char *)seconds, NULL};
+    spawn_with_stdin(p, argv, in[0]);
+    close(in[0]);
+    CHECK(write(in[1], input, strlen(input)) == (ssize_t)strlen(input));
+    if (close_input) close(in[1]);
+    if (sigint_after) {
+        CHECK(read_until(p, sigint_after, 10000));
+        CHECK(kill(p->pid, SIGINT) == 0);
+    }
+    int status = finish(p, 30000);
+    if (!close_input) close(in[1]);
+    printf("%s", p->buf);
+    fflush(stdout);
+    return status;
+}
+
+static void check_stdin_cancel(char *prog) {
+    struct proc p;
+    if (wine) {
+        const char *want[] = {"POSIX only", NULL};
+        run_simple(prog, want, NULL);
+        return;
+    }
+    printf("-- two lines on a pipe that stays open, 1 s timer\n");
+    long long t0 = now_ms();
+    CHECK(run_stdin(prog, "1", "alpha\nbeta\n", 0, NULL, &p) == 0);
+    CHECK(now_ms() - t0 >= 1000);
+    const char *timer[] = {"line 1: alpha", "line 2: beta", "main: 1 s passed; cancelling the reader",
+                           "reader: cancelled after 2 lines", "main: done", NULL};
+    expect_output(&p, timer);
+
+    printf("-- Ctrl-C while it waits for more\n");
+    t0 = now_ms();
+    CHECK(run_stdin(prog, "60", "gamma\n", 0, "line 1: gamma", &p) == 0);
+    CHECK(now_ms() - t0 < 20000);
+    const char *sigint[] = {"line 1: gamma", "reader: cancelled after 1 line", "main: stopped by Ctrl-C",
+                            "main: done", NULL};
+    expect_output(&p, sigint);
+
+    printf("-- input that ends\n");
+    t0 = now_ms();
+    CHECK(run_stdin(prog, "60", "delta\nlast", 1, NULL, &p) == 0);
+    CHECK(now_ms() - t0 < 20000);
+    const char *eof[] = {"line 1: delta", "line 2: last", "reader: end of input after 2 lines", "main: done", NULL};
+    expect_output(&p, eof);
 }
 
 /* ---------------------------------------------------------------- echo_server */
@@ -338,65 +399,6 @@ static void check_http_get_timeout(char *prog) {
     expect_output(&p, cancelled);
 }
 
-/* ---------------------------------------------------------------- stdin_cancel */
-
-/* Runs stdin_cancel with `seconds` and a pipe on its stdin that gets
-   `input` and stays open (closed at once with `close_input`); with
-   `sigint_after`, a SIGINT once that text shows. Returns the exit status. */
-static int run_stdin(char *prog, const char *seconds, const char *input, int close_input,
-                     const char *sigint_after, struct proc *p) {
-    int in[2];
-    if (pipe2(in, O_CLOEXEC) != 0) { /* the program's copy of the write end would hide the end */
-        perror("pipe");
-        exit(2);
-    }
-    char *argv[] = {prog, (char *)seconds, NULL};
-    spawn_with_stdin(p, argv, in[0]);
-    close(in[0]);
-    CHECK(write(in[1], input, strlen(input)) == (ssize_t)strlen(input));
-    if (close_input) close(in[1]);
-    if (sigint_after) {
-        CHECK(read_until(p, sigint_after, 10000));
-        CHECK(kill(p->pid, SIGINT) == 0);
-    }
-    int status = finish(p, 30000);
-    if (!close_input) close(in[1]);
-    printf("%s", p->buf);
-    fflush(stdout);
-    return status;
-}
-
-static void check_stdin_cancel(char *prog) {
-    struct proc p;
-    if (wine) {
-        const char *want[] = {"POSIX only", NULL};
-        run_simple(prog, want, NULL);
-        return;
-    }
-    printf("-- two lines on a pipe that stays open, 1 s timer\n");
-    long long t0 = now_ms();
-    CHECK(run_stdin(prog, "1", "alpha\nbeta\n", 0, NULL, &p) == 0);
-    CHECK(now_ms() - t0 >= 1000);
-    const char *timer[] = {"line 1: alpha", "line 2: beta", "main: 1 s passed; cancelling the reader",
-                           "reader: cancelled after 2 lines", "main: done", NULL};
-    expect_output(&p, timer);
-
-    printf("-- Ctrl-C while it waits for more\n");
-    t0 = now_ms();
-    CHECK(run_stdin(prog, "60", "gamma\n", 0, "line 1: gamma", &p) == 0);
-    CHECK(now_ms() - t0 < 20000);
-    const char *sigint[] = {"line 1: gamma", "reader: cancelled after 1 line", "main: stopped by Ctrl-C",
-                            "main: done", NULL};
-    expect_output(&p, sigint);
-
-    printf("-- input that ends\n");
-    t0 = now_ms();
-    CHECK(run_stdin(prog, "60", "delta\nlast", 1, NULL, &p) == 0);
-    CHECK(now_ms() - t0 < 20000);
-    const char *eof[] = {"line 1: delta", "line 2: last", "reader: end of input after 2 lines", "main: done", NULL};
-    expect_output(&p, eof);
-}
-
 int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "--wine") == 0) {
         wine = getenv("WINE") && *getenv("WINE") ? getenv("WINE") : "wine";
@@ -411,7 +413,9 @@ int main(int argc, char **argv) {
     alarm(100); /* a hang fails the test (before ctest's 120 s timeout) */
     const char *name = argv[1];
     char *prog = argv[2];
-    if (strcmp(name, "cancel_demo") == 0) {
+    if (strcmp(name, "stdin_cancel") == 0) { /* POSIX: rsock_read on its stdin */
+        check_stdin_cancel(prog);
+    } else if (strcmp(name, "cancel_demo") == 0) {
         const char *want[] = {"worker returned: operation cancelled", "recv with a 50 ms timeout: operation timed out",
                               "18 bytes: \"hello after cancel\"", NULL};
         run_simple(prog, want, NULL);
@@ -427,8 +431,6 @@ int main(int argc, char **argv) {
         check_echo_server(prog);
     } else if (strcmp(name, "http_get_timeout") == 0) {
         check_http_get_timeout(prog);
-    } else if (strcmp(name, "stdin_cancel") == 0) {
-        check_stdin_cancel(prog);
     } else {
         fprintf(stderr, "unknown example %s\n", name);
         return 2;
