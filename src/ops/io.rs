@@ -255,7 +255,7 @@ fn read_side_shut(revents: i16) -> bool {
 
 /// Sleeps up to `ms` within the deadline; a cancel ends it at once (as
 /// ECANCELED), the deadline with ETIMEDOUT.
-pub(super) fn pause(call: &Call, dl: &mut Deadline, ms: u64) -> Result<()> {
+fn pause(call: &Call, dl: &mut Deadline, ms: u64) -> Result<()> {
     let mut slice = dl.slice(ms)?;
     let mut only_wake = [sys::poll_entry(sys::INVALID_SOCKET, 0)];
     match wait(call, &mut only_wake, &mut slice) {
