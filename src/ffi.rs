@@ -522,9 +522,9 @@ unsafe fn iovecs<'a>(msg: &ops::MsgHdr) -> Result<&'a [ops::IoVec]> {
 /// iovec: if cancelled, timed out or failing after some bytes arrived it
 /// returns that partial count with errno set to the reason (0 if the
 /// stream ended). Ancillary data ends the gathering (as Linux's own
-/// MSG_WAITALL does after SCM_RIGHTS): the call then returns what it has
-/// (errno as for a complete call), and `msg_controllen`/`msg_flags` describe everything
-/// received. The caller owns `msg`, its iovecs, buffers and control
+/// MSG_WAITALL does after SCM_RIGHTS): the call then returns what it has,
+/// as a complete call, with `msg_controllen` and `msg_flags` describing
+/// everything received. The caller owns `msg`, its iovecs, buffers and control
 /// buffer; the iovec array is never modified. `msg` NULL, or a NULL
 /// `msg_iov` with a nonzero `msg_iovlen`: EINVAL; `msg_iovlen` over IOV_MAX:
 /// EMSGSIZE; a bad buffer is the system's EFAULT. NULL `token`: the
