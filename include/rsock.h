@@ -25,9 +25,11 @@
  *   EAI_SYSTEM. Attempts on one socket are serialized within the process; a
  *   plain recv or accept that another thread makes on the same socket can
  *   take what a readiness check saw, and an rsock call may then block in it.
- * - rsock_recv, rsock_send and rsock_sendto set errno also when they return
- *   a count: 0, or the reason (RSOCK_ECANCELED, RSOCK_ETIMEDOUT, an error)
- *   when a transfer that had to be whole (a send, MSG_WAITALL) stopped short.
+ * - rsock_recv, rsock_send, rsock_sendto, rsock_recvmsg, rsock_sendmsg,
+ *   rsock_read and rsock_write set errno also when they return a count: 0,
+ *   or the reason (RSOCK_ECANCELED, RSOCK_ETIMEDOUT, an error) when a
+ *   transfer that had to be whole (a send or write, MSG_WAITALL) stopped
+ *   short.
  * - Timeouts are in milliseconds: RSOCK_INFINITE waits for ever, 0 checks
  *   once. A signal that interrupts a wait (EINTR) is not a cancellation: the
  *   wait resumes with the time left, measured on the monotonic clock.
@@ -50,6 +52,10 @@
  *   A blocking call made from inside the calling thread's blocking
  *   hook fails with RSOCK_EINPROGRESS. pthread_cancel is deferred until the
  *   call returns (cancel the token instead).
+ * - POSIX only (absent from this header on Windows; RSOCK_POSIX is defined
+ *   where they exist): rsock_recvmsg, rsock_sendmsg, rsock_read and
+ *   rsock_write, blocking calls that count among the socket calls above
+ *   (NULL token, threads, errors).
  */
 
 #ifndef RSOCK_H
@@ -88,6 +94,8 @@ typedef struct pollfd rsock_pollfd;
 #define RSOCK_ETIMEDOUT ETIMEDOUT
 /** Error of a blocking call made while the thread already has one outstanding. */
 #define RSOCK_EINPROGRESS EINPROGRESS
+/** Defined where the POSIX-only calls exist (rsock_recvmsg, rsock_sendmsg, rsock_read, rsock_write). */
+#define RSOCK_POSIX 1
 #endif
 /** Timeout value that waits for ever. */
 #define RSOCK_INFINITE (-1)
@@ -104,9 +112,10 @@ typedef struct pollfd rsock_pollfd;
 #define RSOCK_WRITABLE 2
 
 /**
- * Timeout value for the socket calls (recv, send, recvfrom, sendto,
- * accept, connect) that makes a call behave exactly as the system call it
- * replaces would on that socket, plus cancellation: on a non-blocking
+ * Timeout value for the calls that replace a system call (recv, send,
+ * recvfrom, sendto, accept, connect, and on POSIX recvmsg, sendmsg, read
+ * and write) that makes a call behave exactly as the system call it
+ * replaces would on that descriptor, plus cancellation: on a non-blocking
  * socket one attempt (EAGAIN/EWOULDBLOCK; EINPROGRESS, on Windows
  * WSAEWOULDBLOCK, from rsock_connect, whose connection goes on); on a
  * blocking socket a wait bounded by the socket's SO_RCVTIMEO (receives,
@@ -399,6 +408,108 @@ int rsock_connect(rsock_token *token,
                   const struct sockaddr *addr,
                   socklen_t addrlen,
                   int timeout_ms);
+
+#if defined(RSOCK_POSIX)
+/**
+ * `recvmsg()`, cancellable, with a timeout (POSIX only). Returns the byte
+ * count (0 at end of stream), or -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT
+ * or the system's error; `msg_namelen`, `msg_controllen` and `msg_flags`
+ * are set as by `recvmsg` (and left alone on failure). The rules of
+ * rsock_recv apply: a cancelled or timed-out call has consumed nothing,
+ * ancillary data (such as SCM_RIGHTS descriptors) included; same flags;
+ * MSG_DONTWAIT makes one attempt. MSG_WAITALL on a stream fills every
+ * iovec: if cancelled, timed out or failing after some bytes arrived it
+ * returns that partial count with errno set to the reason (0 if the
+ * stream ended). Ancillary data ends the gathering (as Linux's own
+ * MSG_WAITALL does after SCM_RIGHTS): the call then returns what it has,
+ * as a complete call, with `msg_controllen` and `msg_flags` describing
+ * everything received. The caller owns `msg`, its iovecs, buffers and control
+ * buffer; the iovec array is never modified. `msg` NULL, or a NULL
+ * `msg_iov` with a nonzero `msg_iovlen`: EINVAL; `msg_iovlen` over IOV_MAX:
+ * EMSGSIZE; a bad buffer is the system's EFAULT. NULL `token`: the
+ * thread's token.
+ * Threads: as for every blocking call (see the top of this header).
+ */
+intptr_t rsock_recvmsg(rsock_token *token,
+                       rsock_socket sock,
+                       struct msghdr *msg,
+                       int flags,
+                       int timeout_ms);
+#endif
+
+#if defined(RSOCK_POSIX)
+/**
+ * `sendmsg()`, cancellable, with a timeout (POSIX only): returns once
+ * everything the iovecs describe is queued, like a blocking `sendmsg`.
+ * The rules of rsock_send apply: if cancelled, timed out or failing after
+ * some bytes were queued it returns that exact partial count with errno
+ * set to the reason; with nothing queued, -1 with that error; same flags
+ * (add MSG_NOSIGNAL to avoid SIGPIPE); MSG_DONTWAIT makes one attempt.
+ * Ancillary data goes once, with the first bytes (the rest of a stream
+ * send that had to wait goes without it). A datagram goes whole or not at
+ * all. The caller owns `msg` and everything it points to; nothing in it
+ * is modified. `msg` NULL, or a NULL `msg_iov` with a nonzero
+ * `msg_iovlen`: EINVAL; `msg_iovlen` over IOV_MAX: EMSGSIZE.
+ * NULL `token`: the thread's token.
+ * Threads: as for every blocking call (see the top of this header).
+ */
+intptr_t rsock_sendmsg(rsock_token *token,
+                       rsock_socket sock,
+                       const struct msghdr *msg,
+                       int flags,
+                       int timeout_ms);
+#endif
+
+#if defined(RSOCK_POSIX)
+/**
+ * `read()`, cancellable, with a timeout (POSIX only), on any descriptor
+ * `poll` can wait on: pipe, FIFO, terminal, socket, eventfd, character
+ * device; a regular file is read at once. Returns the byte count (0 at end
+ * of file), or -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's
+ * error (EBADF for a negative descriptor, EISDIR for a directory). A
+ * cancelled or timed-out call has consumed nothing. Works in blocking and
+ * non-blocking mode and never changes the mode; each call reads it first
+ * (one `fcntl`, plus an `fstat` for a blocking descriptor). A blocking
+ * descriptor is read once `poll` says it is readable, which does not block
+ * while this is its only reader: make a descriptor that another thread or
+ * process reads at the same time non-blocking (a blocking socket is read
+ * with MSG_DONTWAIT and never blocks). So a thread blocked reading
+ * standard input or a pipe can be cancelled like a socket call. `buf` may
+ * be NULL only when `len` is 0. NULL `token`: the thread's token.
+ * Threads: as for every blocking call (see the top of this header).
+ */
+intptr_t rsock_read(rsock_token *token,
+                    int fd,
+                    void *buf,
+                    size_t len,
+                    int timeout_ms);
+#endif
+
+#if defined(RSOCK_POSIX)
+/**
+ * `write()`, cancellable, with a timeout (POSIX only), on the descriptors
+ * rsock_read takes: returns once all `len` bytes are written, like a
+ * blocking `write`. If cancelled, timed out or failing after some bytes
+ * were written it returns that exact partial count with errno set to the
+ * reason; with nothing written, -1 with that error. A regular file or
+ * block device is written at once. Works in blocking and non-blocking
+ * mode and leaves the mode as it was (one `fcntl` per call, plus an
+ * `fstat` for a blocking descriptor). On a blocking descriptor: a socket
+ * is written with MSG_DONTWAIT; a pipe or FIFO, once `poll` says it is
+ * writable, PIPE_BUF bytes at a time (which then does not block); anything
+ * else (a terminal, an eventfd, a character device), once `poll` says it
+ * is writable, with O_NONBLOCK set for the instant of each write and put
+ * back at once (serialized within the process; another process sharing
+ * the open file may see it). SIGPIPE as from `write`. `buf` may be NULL
+ * only when `len` is 0. NULL `token`: the thread's token.
+ * Threads: as for every blocking call (see the top of this header).
+ */
+intptr_t rsock_write(rsock_token *token,
+                     int fd,
+                     const void *buf,
+                     size_t len,
+                     int timeout_ms);
+#endif
 
 /**
  * `getaddrinfo()`, cancellable, with a timeout. Returns what `getaddrinfo`

@@ -8,6 +8,8 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use crate::error::{self, Error, Result, EINVAL, ENOMEM, ENOTRECOVERABLE};
+#[cfg(unix)]
+use crate::ops::MsgHdr as msghdr;
 use crate::ops::{self, addrinfo, sockaddr, socklen_t, AddrIn, AddrOut, Hints, ResolveError};
 use crate::ops::{Short, Transfer, EAI_SYSTEM, INVALID_SOCKET};
 use crate::wake::{self, thread_token, Token};
@@ -39,9 +41,10 @@ pub const RSOCK_READABLE: c_int = 1;
 pub const RSOCK_WRITABLE: c_int = 2;
 /// Timeout value that waits for ever (the header defines it as `(-1)`).
 pub const RSOCK_INFINITE: c_int = -1;
-/// Timeout value for the socket calls (recv, send, recvfrom, sendto,
-/// accept, connect) that makes a call behave exactly as the system call it
-/// replaces would on that socket, plus cancellation: on a non-blocking
+/// Timeout value for the calls that replace a system call (recv, send,
+/// recvfrom, sendto, accept, connect, and on POSIX recvmsg, sendmsg, read
+/// and write) that makes a call behave exactly as the system call it
+/// replaces would on that descriptor, plus cancellation: on a non-blocking
 /// socket one attempt (EAGAIN/EWOULDBLOCK; EINPROGRESS, on Windows
 /// WSAEWOULDBLOCK, from rsock_connect, whose connection goes on); on a
 /// blocking socket a wait bounded by the socket's SO_RCVTIMEO (receives,
@@ -553,6 +556,167 @@ pub extern "C" fn rsock_connect(
         // SAFETY: the caller passes an address of `addrlen` bytes.
         let to = unsafe { AddrIn::new(addr, addrlen) };
         with_token(token, |t| ops::connect(t, sock, to, timeout_ms)).map(|()| 0)
+    })
+}
+
+// ---------------------------------------------------------------- POSIX I/O
+
+/// The iovec array of `msg`: EMSGSIZE past IOV_MAX, EINVAL for a NULL
+/// array with a nonzero count.
+///
+/// # Safety
+/// `msg.msg_iov` points at `msg.msg_iovlen` iovecs unless NULL.
+#[cfg(unix)]
+#[allow(clippy::useless_conversion)] // msg_iovlen is size_t or int by system
+unsafe fn iovecs<'a>(msg: &ops::MsgHdr) -> Result<&'a [ops::IoVec]> {
+    let n = usize::try_from(msg.msg_iovlen).map_err(|_| Error(ops::EMSGSIZE))?;
+    if n > ops::iov_max() {
+        return Err(Error(ops::EMSGSIZE));
+    }
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if msg.msg_iov.is_null() {
+        return inval();
+    }
+    // SAFETY: per the function's contract.
+    Ok(unsafe { std::slice::from_raw_parts(msg.msg_iov, n) })
+}
+
+/// `recvmsg()`, cancellable, with a timeout (POSIX only). Returns the byte
+/// count (0 at end of stream), or -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT
+/// or the system's error; `msg_namelen`, `msg_controllen` and `msg_flags`
+/// are set as by `recvmsg` (and left alone on failure). The rules of
+/// rsock_recv apply: a cancelled or timed-out call has consumed nothing,
+/// ancillary data (such as SCM_RIGHTS descriptors) included; same flags;
+/// MSG_DONTWAIT makes one attempt. MSG_WAITALL on a stream fills every
+/// iovec: if cancelled, timed out or failing after some bytes arrived it
+/// returns that partial count with errno set to the reason (0 if the
+/// stream ended). Ancillary data ends the gathering (as Linux's own
+/// MSG_WAITALL does after SCM_RIGHTS): the call then returns what it has,
+/// as a complete call, with `msg_controllen` and `msg_flags` describing
+/// everything received. The caller owns `msg`, its iovecs, buffers and control
+/// buffer; the iovec array is never modified. `msg` NULL, or a NULL
+/// `msg_iov` with a nonzero `msg_iovlen`: EINVAL; `msg_iovlen` over IOV_MAX:
+/// EMSGSIZE; a bad buffer is the system's EFAULT. NULL `token`: the
+/// thread's token.
+/// Threads: as for every blocking call (see the top of this header).
+#[cfg(unix)]
+#[no_mangle]
+pub extern "C" fn rsock_recvmsg(
+    token: *mut rsock_token,
+    sock: rsock_socket,
+    msg: *mut msghdr,
+    flags: c_int,
+    timeout_ms: c_int,
+) -> intptr_t {
+    guard_errno(-1, || {
+        if msg.is_null() {
+            return inval();
+        }
+        // SAFETY: a non-NULL `msg` is the caller's valid msghdr, whose
+        // iovec array has `msg_iovlen` entries.
+        let (msg, iov) = unsafe { (&mut *msg, iovecs(&*msg)?) };
+        with_token(token, |t| {
+            count(ops::recvmsg(t, sock, msg, iov, flags, timeout_ms))
+        })
+    })
+}
+
+/// `sendmsg()`, cancellable, with a timeout (POSIX only): returns once
+/// everything the iovecs describe is queued, like a blocking `sendmsg`.
+/// The rules of rsock_send apply: if cancelled, timed out or failing after
+/// some bytes were queued it returns that exact partial count with errno
+/// set to the reason; with nothing queued, -1 with that error; same flags
+/// (add MSG_NOSIGNAL to avoid SIGPIPE); MSG_DONTWAIT makes one attempt.
+/// Ancillary data goes once, with the first bytes (the rest of a stream
+/// send that had to wait goes without it). A datagram goes whole or not at
+/// all. The caller owns `msg` and everything it points to; nothing in it
+/// is modified. `msg` NULL, or a NULL `msg_iov` with a nonzero
+/// `msg_iovlen`: EINVAL; `msg_iovlen` over IOV_MAX: EMSGSIZE.
+/// NULL `token`: the thread's token.
+/// Threads: as for every blocking call (see the top of this header).
+#[cfg(unix)]
+#[no_mangle]
+pub extern "C" fn rsock_sendmsg(
+    token: *mut rsock_token,
+    sock: rsock_socket,
+    msg: *const msghdr,
+    flags: c_int,
+    timeout_ms: c_int,
+) -> intptr_t {
+    guard_errno(-1, || {
+        if msg.is_null() {
+            return inval();
+        }
+        // SAFETY: as in rsock_recvmsg.
+        let (msg, iov) = unsafe { (&*msg, iovecs(&*msg)?) };
+        with_token(token, |t| {
+            count(ops::sendmsg(t, sock, msg, iov, flags, timeout_ms))
+        })
+    })
+}
+
+/// `read()`, cancellable, with a timeout (POSIX only), on any descriptor
+/// `poll` can wait on: pipe, FIFO, terminal, socket, eventfd, character
+/// device; a regular file is read at once. Returns the byte count (0 at end
+/// of file), or -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's
+/// error (EBADF for a negative descriptor, EISDIR for a directory). A
+/// cancelled or timed-out call has consumed nothing. Works in blocking and
+/// non-blocking mode and never changes the mode; each call reads it first
+/// (one `fcntl`, plus an `fstat` for a blocking descriptor). A blocking
+/// descriptor is read once `poll` says it is readable, which does not block
+/// while this is its only reader: make a descriptor that another thread or
+/// process reads at the same time non-blocking (a blocking socket is read
+/// with MSG_DONTWAIT and never blocks). So a thread blocked reading
+/// standard input or a pipe can be cancelled like a socket call. `buf` may
+/// be NULL only when `len` is 0. NULL `token`: the thread's token.
+/// Threads: as for every blocking call (see the top of this header).
+#[cfg(unix)]
+#[no_mangle]
+pub extern "C" fn rsock_read(
+    token: *mut rsock_token,
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    timeout_ms: c_int,
+) -> intptr_t {
+    guard_errno(-1, || {
+        // SAFETY: the caller passes a buffer of `len` bytes.
+        let buf = unsafe { buf_mut(buf, len)? };
+        with_token(token, |t| count(ops::read(t, fd, buf, timeout_ms)))
+    })
+}
+
+/// `write()`, cancellable, with a timeout (POSIX only), on the descriptors
+/// rsock_read takes: returns once all `len` bytes are written, like a
+/// blocking `write`. If cancelled, timed out or failing after some bytes
+/// were written it returns that exact partial count with errno set to the
+/// reason; with nothing written, -1 with that error. A regular file or
+/// block device is written at once. Works in blocking and non-blocking
+/// mode and leaves the mode as it was (one `fcntl` per call, plus an
+/// `fstat` for a blocking descriptor). On a blocking descriptor: a socket
+/// is written with MSG_DONTWAIT; a pipe or FIFO, once `poll` says it is
+/// writable, PIPE_BUF bytes at a time (which then does not block); anything
+/// else (a terminal, an eventfd, a character device), once `poll` says it
+/// is writable, with O_NONBLOCK set for the instant of each write and put
+/// back at once (serialized within the process; another process sharing
+/// the open file may see it). SIGPIPE as from `write`. `buf` may be NULL
+/// only when `len` is 0. NULL `token`: the thread's token.
+/// Threads: as for every blocking call (see the top of this header).
+#[cfg(unix)]
+#[no_mangle]
+pub extern "C" fn rsock_write(
+    token: *mut rsock_token,
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    timeout_ms: c_int,
+) -> intptr_t {
+    guard_errno(-1, || {
+        // SAFETY: the caller passes a buffer of `len` bytes.
+        let buf = unsafe { buf_ref(buf, len)? };
+        with_token(token, |t| count(ops::write(t, fd, buf, timeout_ms)))
     })
 }
 

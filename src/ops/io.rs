@@ -173,7 +173,7 @@ fn poll_merged(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> Result<usi
 
 /// Repeats a non-blocking attempt until it completes, waiting for `events`
 /// whenever it would block.
-fn retry<T>(
+pub(super) fn retry<T>(
     call: &Call,
     sock: RawSocket,
     events: i16,
@@ -436,7 +436,7 @@ pub enum Short {
 }
 
 impl Transfer {
-    fn all(n: usize) -> Transfer {
+    pub(super) fn all(n: usize) -> Transfer {
         Transfer { n, short: None }
     }
 }
@@ -444,7 +444,7 @@ impl Transfer {
 /// Transfers until `len` bytes are done (send, or recv with MSG_WAITALL on a
 /// stream). A cancel, timeout or error after some progress returns the
 /// count so far, as a blocking call interrupted part-way does.
-fn transfer_all(
+pub(super) fn transfer_all(
     call: &Call,
     sock: RawSocket,
     events: i16,
@@ -452,23 +452,54 @@ fn transfer_all(
     dl: &mut Deadline,
     mut attempt: impl FnMut(usize) -> Result<usize>,
 ) -> Result<Transfer> {
+    transfer(call, sock, events, len, dl, false, |done| {
+        attempt(done).map(Piece::more)
+    })
+}
+
+/// What one attempt of a `transfer` moved, and whether the transfer is
+/// complete after it however much is left (a gathering recvmsg after
+/// ancillary data, as Linux's own MSG_WAITALL stops after SCM_RIGHTS).
+pub(super) struct Piece {
+    pub n: usize,
+    pub last: bool,
+}
+
+impl Piece {
+    pub(super) fn more(n: usize) -> Piece {
+        Piece { n, last: false }
+    }
+}
+
+/// `transfer_all`, for attempts that may end the transfer early
+/// (`Piece::last`), and with `wait_first` for a descriptor in blocking
+/// mode, where an attempt is made only once a wait says it is ready.
+pub(super) fn transfer(
+    call: &Call,
+    sock: RawSocket,
+    events: i16,
+    len: usize,
+    dl: &mut Deadline,
+    wait_first: bool,
+    mut attempt: impl FnMut(usize) -> Result<Piece>,
+) -> Result<Transfer> {
     let mut done = 0;
     loop {
         // After a short transfer the buffer is full (send) or drained
         // (recv): an attempt now would only fail with EAGAIN, so wait first
         // (unless a blocking hook is installed: it runs only when a call
         // has to wait).
-        let step = if done > 0 && !call.has_hook() {
+        let step = if wait_first || (done > 0 && !call.has_hook()) {
             wait_one(call, sock, events, dl)
                 .and_then(|_| retry(call, sock, events, dl, || attempt(done)))
         } else {
             retry(call, sock, events, dl, || attempt(done))
         };
         let short = match step {
-            Ok(0) if len > 0 => Short::EndOfStream,
-            Ok(n) => {
-                done += n;
-                if done >= len {
+            Ok(p) if p.n == 0 && len > 0 => Short::EndOfStream,
+            Ok(p) => {
+                done += p.n;
+                if done >= len || p.last {
                     return Ok(Transfer::all(done));
                 }
                 continue;
@@ -511,9 +542,58 @@ pub fn recvfrom(
     .map(|t| t.n)
 }
 
-/// A receive made of non-blocking `attempt`s. With `gather`, MSG_WAITALL
-/// on a stream gathers a full buffer (not when peeking: a peek does not
-/// consume, so it returns what is queued).
+/// How a receive goes on once started.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum RecvPlan {
+    /// MSG_DONTWAIT or MSG_ERRQUEUE: one attempt.
+    Once,
+    /// MSG_WAITALL on a stream: gather a full buffer (flags without
+    /// MSG_WAITALL); not when peeking, as a peek consumes nothing.
+    Gather(i32),
+    /// Attempts, waiting whenever one would block (`receive_waiting`).
+    Wait,
+}
+
+/// The common start of a receive: the flag check, `begin`, and the plan,
+/// which `body` then carries out. Only `gather` calls gather.
+pub(super) fn start_receive<R>(
+    token: &Token,
+    sock: RawSocket,
+    flags: i32,
+    timeout_ms: i32,
+    gather: bool,
+    body: impl FnOnce(&Call, &mut Deadline, RecvPlan) -> Result<R>,
+) -> Result<R> {
+    check_flags(flags, sys::RECV_FLAGS)?;
+    let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Receive)?;
+    let waitall = flags & sys::MSG_WAITALL != 0 && flags & sys::MSG_PEEK == 0;
+    let plan = if dont_wait(flags) {
+        RecvPlan::Once
+    } else if gather && waitall && sys::is_stream(sock) {
+        RecvPlan::Gather(flags & !sys::MSG_WAITALL)
+    } else {
+        RecvPlan::Wait
+    };
+    body(&call, &mut dl, plan)
+}
+
+/// A receive's attempts, waiting whenever one would block (`RecvPlan::Wait`).
+pub(super) fn receive_waiting<T>(
+    call: &Call,
+    sock: RawSocket,
+    flags: i32,
+    dl: &mut Deadline,
+    read_shut: fn() -> Result<T>,
+    attempt: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    // Not with a blocking hook installed: it runs only when a call waits.
+    let events = recv_events(flags);
+    let adaptive = events == sys::POLLIN && !call.has_hook();
+    retry_as(call, sock, events, dl, adaptive, Some(read_shut), attempt)
+}
+
+/// A receive made of non-blocking `attempt`s; with `gather`, MSG_WAITALL
+/// on a stream gathers a full buffer (see `start_receive`).
 fn receive(
     token: &Token,
     sock: RawSocket,
@@ -523,32 +603,26 @@ fn receive(
     gather: bool,
     mut attempt: impl FnMut(&mut [u8], i32) -> Result<usize>,
 ) -> Result<Transfer> {
-    check_flags(flags, sys::RECV_FLAGS)?;
-    let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Receive)?;
-    if dont_wait(flags) {
-        return attempt(buf, flags).map(Transfer::all);
-    }
-    let waitall = flags & sys::MSG_WAITALL != 0 && flags & sys::MSG_PEEK == 0;
-    if gather && waitall && sys::is_stream(sock) {
-        let len = buf.len();
-        let flags = flags & !sys::MSG_WAITALL;
-        return transfer_all(&call, sock, sys::POLLIN, len, &mut dl, |done| {
-            attempt(&mut buf[done..], flags)
-        });
-    }
-    // Not with a blocking hook installed: it runs only when a call waits.
-    let events = recv_events(flags);
-    let adaptive = events == sys::POLLIN && !call.has_hook();
-    retry_as(
-        &call,
+    start_receive(
+        token,
         sock,
-        events,
-        &mut dl,
-        adaptive,
-        Some(|| Ok(0)),
-        || attempt(buf, flags),
+        flags,
+        timeout_ms,
+        gather,
+        |call, dl, plan| match plan {
+            RecvPlan::Once => attempt(buf, flags).map(Transfer::all),
+            RecvPlan::Gather(flags) => {
+                let len = buf.len();
+                transfer_all(call, sock, sys::POLLIN, len, dl, |done| {
+                    attempt(&mut buf[done..], flags)
+                })
+            }
+            RecvPlan::Wait => {
+                receive_waiting(call, sock, flags, dl, || Ok(0), || attempt(buf, flags))
+                    .map(Transfer::all)
+            }
+        },
     )
-    .map(Transfer::all)
 }
 
 /// `send`, cancellable: returns once all of `buf` is queued, or the partial
@@ -580,6 +654,20 @@ pub fn sendto(
     })
 }
 
+/// The common start of a send: the flag check and `begin`, then `body`,
+/// told whether to make one attempt only (MSG_DONTWAIT).
+pub(super) fn start_send<R>(
+    token: &Token,
+    sock: RawSocket,
+    flags: i32,
+    timeout_ms: i32,
+    body: impl FnOnce(&Call, &mut Deadline, bool) -> Result<R>,
+) -> Result<R> {
+    check_flags(flags, sys::SEND_FLAGS)?;
+    let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Send)?;
+    body(&call, &mut dl, dont_wait(flags))
+}
+
 /// A send made of non-blocking `attempt`s, each given what is left.
 fn transmit(
     token: &Token,
@@ -589,20 +677,22 @@ fn transmit(
     timeout_ms: i32,
     mut attempt: impl FnMut(&[u8]) -> Result<usize>,
 ) -> Result<Transfer> {
-    check_flags(flags, sys::SEND_FLAGS)?;
-    let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Send)?;
-    if dont_wait(flags) {
-        return attempt(buf).map(Transfer::all);
-    }
-    let sent = transfer_all(&call, sock, sys::POLLOUT, buf.len(), &mut dl, |done| {
-        attempt(&buf[done..])
-    })?;
-    match sent.short {
-        // As the plain call on Windows: a send its socket timeout stopped
-        // fails, whatever it sent.
-        Some(Short::Stopped(e)) if sys::SEND_TIMEOUT_FAILS && dl.socket_timeout_ended() => Err(e),
-        _ => Ok(sent),
-    }
+    start_send(token, sock, flags, timeout_ms, |call, dl, once| {
+        if once {
+            return attempt(buf).map(Transfer::all);
+        }
+        let sent = transfer_all(call, sock, sys::POLLOUT, buf.len(), dl, |done| {
+            attempt(&buf[done..])
+        })?;
+        match sent.short {
+            // As the plain call on Windows: a send its socket timeout
+            // stopped fails, whatever it sent.
+            Some(Short::Stopped(e)) if sys::SEND_TIMEOUT_FAILS && dl.socket_timeout_ended() => {
+                Err(e)
+            }
+            _ => Ok(sent),
+        }
+    })
 }
 
 /// `accept`, cancellable. A cancelled or timed-out call leaves the pending

@@ -7,15 +7,23 @@
 
 mod blocking_hook;
 mod connect_host;
+#[cfg(unix)]
+mod fdio;
 mod io;
+#[cfg(unix)]
+mod msg;
 mod resolve;
 
 pub(crate) use blocking_hook::{cancel_blocking_call, is_blocking, set_blocking_hook};
 pub(crate) use connect_host::connect_host;
+#[cfg(unix)]
+pub(crate) use fdio::{read, write};
 pub(crate) use io::{
     accept, block, connect, poll, recv, recvfrom, send, sendto, set_mode, Short, Transfer,
     READABLE, WRITABLE,
 };
+#[cfg(unix)]
+pub(crate) use msg::{recvmsg, sendmsg};
 pub(crate) use resolve::{getaddrinfo, ResolveError};
 
 /// What the operations take and give besides tokens and errors.
@@ -23,3 +31,5 @@ pub(crate) use crate::sys::{
     addrinfo, sockaddr, socklen_t, AddrIn, AddrOut, Hints, PollFd, RawSocket, EAI_SYSTEM,
     INVALID_SOCKET,
 };
+#[cfg(unix)]
+pub(crate) use crate::sys::{iov_max, IoVec, MsgHdr, EMSGSIZE};

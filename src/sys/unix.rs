@@ -370,6 +370,140 @@ pub fn sendto(sock: RawSocket, buf: &[u8], flags: c_int, to: AddrIn) -> Result<u
     check(n)
 }
 
+// ---------------------------------------------------------------- msghdr and descriptors
+
+pub type MsgHdr = libc::msghdr;
+pub type IoVec = libc::iovec;
+pub const EMSGSIZE: i32 = libc::EMSGSIZE;
+pub const MSG_CTRUNC: c_int = libc::MSG_CTRUNC;
+/// The flags only `recvmsg` takes, besides the receive flags: on Linux and
+/// FreeBSD MSG_CMSG_CLOEXEC (received descriptors close-on-exec).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub const RECVMSG_FLAGS: c_int = libc::MSG_CMSG_CLOEXEC;
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub const RECVMSG_FLAGS: c_int = 0;
+pub const O_NONBLOCK: c_int = libc::O_NONBLOCK;
+/// The most bytes a pipe write takes whole (POSIX: at least 512), so that
+/// after POLLOUT a write of at most this much does not block.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub const PIPE_BUF: usize = libc::PIPE_BUF;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub const PIPE_BUF: usize = 512;
+
+/// The most iovecs a call takes (`IOV_MAX`; 1024 where unknown).
+pub fn iov_max() -> usize {
+    // SAFETY: sysconf takes no pointer.
+    let n = unsafe { libc::sysconf(libc::_SC_IOV_MAX) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(1024)
+}
+
+/// `n` rounded up as the kernel aligns control messages (CMSG_ALIGN).
+pub fn cmsg_align(n: usize) -> usize {
+    let Ok(n32) = u32::try_from(n) else {
+        return n;
+    };
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
+    let (with, without) = unsafe { (libc::CMSG_SPACE(n32), libc::CMSG_SPACE(0)) };
+    (with - without) as usize
+}
+
+/// One non-blocking `recvmsg` attempt (MSG_DONTWAIT).
+///
+/// # Safety
+/// `msg` is valid and describes buffers valid for writes (or that the
+/// kernel rejects with EFAULT).
+pub unsafe fn recvmsg(sock: RawSocket, msg: &mut MsgHdr, flags: c_int) -> Result<usize> {
+    // SAFETY: per the function's contract.
+    check(unsafe { libc::recvmsg(sock, msg, flags | libc::MSG_DONTWAIT) })
+}
+
+/// One non-blocking `sendmsg` attempt (MSG_DONTWAIT).
+///
+/// # Safety
+/// `msg` is valid and describes buffers valid for reads (or that the
+/// kernel rejects with EFAULT).
+pub unsafe fn sendmsg(sock: RawSocket, msg: &MsgHdr, flags: c_int) -> Result<usize> {
+    // SAFETY: per the function's contract.
+    check(unsafe { libc::sendmsg(sock, msg, flags | libc::MSG_DONTWAIT) })
+}
+
+/// One `read`, in the descriptor's own mode.
+pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: buf is valid for writes of buf.len() bytes.
+    check(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// One `write`, in the descriptor's own mode.
+pub fn write(fd: c_int, buf: &[u8]) -> Result<usize> {
+    // SAFETY: buf is valid for reads of buf.len() bytes.
+    check(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+}
+
+/// The file status flags (`F_GETFL`).
+pub fn file_flags(fd: c_int) -> Result<c_int> {
+    // SAFETY: F_GETFL takes no pointer argument.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 {
+        return Err(Error(last_error()));
+    }
+    Ok(fl)
+}
+
+/// What kind of file a blocking descriptor is, for `rsock_read`/`rsock_write`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Socket,
+    Fifo,
+    /// A regular file, block device or directory: read and written at once.
+    AtOnce,
+    /// A terminal, character device, eventfd and the like.
+    Other,
+}
+
+/// The kind of file `fd` is (`fstat`).
+pub fn file_kind(fd: c_int) -> Result<FileKind> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` has room for the stat structure fstat writes.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return Err(Error(last_error()));
+    }
+    // SAFETY: fstat succeeded, so it filled `st`.
+    let mode = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
+    Ok(match mode {
+        libc::S_IFSOCK => FileKind::Socket,
+        libc::S_IFIFO => FileKind::Fifo,
+        libc::S_IFREG | libc::S_IFBLK | libc::S_IFDIR => FileKind::AtOnce,
+        _ => FileKind::Other,
+    })
+}
+
+/// Puts back a descriptor's status flags when dropped.
+struct RestoreFlags(c_int, c_int);
+
+impl Drop for RestoreFlags {
+    fn drop(&mut self) {
+        // SAFETY: F_SETFL takes an integer argument.
+        unsafe { libc::fcntl(self.0, libc::F_SETFL, self.1) };
+    }
+}
+
+/// One `write` that never blocks: a blocking descriptor is switched to
+/// non-blocking mode for the instant of the write (serialized per file
+/// within the process, as for accept) and switched back, whatever happens.
+pub fn write_nonblocking(fd: c_int, buf: &[u8]) -> Result<usize> {
+    let _serial = serialize(fd);
+    let fl = file_flags(fd)?;
+    if fl & libc::O_NONBLOCK != 0 {
+        return write(fd, buf);
+    }
+    // SAFETY: F_SETFL takes an integer argument.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) } < 0 {
+        return Err(Error(last_error()));
+    }
+    let _restore = RestoreFlags(fd, fl);
+    write(fd, buf)
+}
+
 /// Whether the descriptor is in non-blocking mode.
 pub fn is_nonblocking(sock: RawSocket) -> Result<bool> {
     // SAFETY: F_GETFL takes no pointer argument.

@@ -9,6 +9,8 @@
  *   WINEPREFIX as set). Its sockets are the host's, so the driver talks to
  *   it as to a native one; checks that cannot work there are skipped, with
  *   a "skip" line saying why.
+ *   NAME may also be stdin_cancel, whose standard input the driver feeds
+ *   from a pipe.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -52,7 +54,9 @@ static long long now_ms(void) {
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-static void spawn(struct proc *p, char *const argv[]) {
+/* Starts PROGRAM with stdin from `in` (-1: /dev/null, not a terminal: the
+   examples run unattended). */
+static void spawn_with_stdin(struct proc *p, char *const argv[], int in) {
     int fds[2];
     if (pipe(fds) != 0) {
         perror("pipe");
@@ -66,8 +70,8 @@ static void spawn(struct proc *p, char *const argv[]) {
         exit(2);
     }
     if (p->pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        dup2(devnull, STDIN_FILENO); /* not a terminal: the examples run unattended */
+        if (in < 0) in = open("/dev/null", O_RDONLY);
+        dup2(in, STDIN_FILENO);
         dup2(fds[1], STDOUT_FILENO);
         dup2(fds[1], STDERR_FILENO);
         close(fds[0]);
@@ -87,6 +91,8 @@ static void spawn(struct proc *p, char *const argv[]) {
     close(fds[1]);
     p->out = fds[0];
 }
+
+static void spawn(struct proc *p, char *const argv[]) { spawn_with_stdin(p, argv, -1); }
 
 /* Reads output until `needle` shows (1), or end of output or `timeout_ms` (0). */
 static int read_until(struct proc *p, const char *needle, int timeout_ms) {
@@ -146,6 +152,65 @@ static int run_simple(char *prog, const char *const *needles, const char *absent
     if (absent) CHECK(strstr(p.buf, absent) == NULL);
     printf("%s", p.buf);
     return status;
+}
+
+/* ---------------------------------------------------------------- stdin_cancel */
+
+/* Runs stdin_cancel with `seconds` and a pipe on its stdin that gets
+   `input` and stays open (closed at once with `close_input`); with
+   `sigint_after`, a SIGINT once that text shows. Returns the exit status. */
+static int run_stdin(char *prog, const char *seconds, const char *input, int close_input,
+                     const char *sigint_after, struct proc *p) {
+    int in[2];
+    if (pipe2(in, O_CLOEXEC) != 0) { /* the program's copy of the write end would hide the end */
+        perror("pipe");
+        exit(2);
+    }
+    char *argv[] = {prog, (char *)seconds, NULL};
+    spawn_with_stdin(p, argv, in[0]);
+    close(in[0]);
+    CHECK(write(in[1], input, strlen(input)) == (ssize_t)strlen(input));
+    if (close_input) close(in[1]);
+    if (sigint_after) {
+        CHECK(read_until(p, sigint_after, 10000));
+        CHECK(kill(p->pid, SIGINT) == 0);
+    }
+    int status = finish(p, 30000);
+    if (!close_input) close(in[1]);
+    printf("%s", p->buf);
+    fflush(stdout);
+    return status;
+}
+
+static void check_stdin_cancel(char *prog) {
+    struct proc p;
+    if (wine) {
+        const char *want[] = {"POSIX only", NULL};
+        run_simple(prog, want, NULL);
+        return;
+    }
+    printf("-- two lines on a pipe that stays open, 1 s timer\n");
+    long long t0 = now_ms();
+    CHECK(run_stdin(prog, "1", "alpha\nbeta\n", 0, NULL, &p) == 0);
+    CHECK(now_ms() - t0 >= 1000);
+    const char *timer[] = {"line 1: alpha", "line 2: beta", "main: 1 s passed; cancelling the reader",
+                           "reader: cancelled after 2 lines", "main: done", NULL};
+    expect_output(&p, timer);
+
+    printf("-- Ctrl-C while it waits for more\n");
+    t0 = now_ms();
+    CHECK(run_stdin(prog, "60", "gamma\n", 0, "line 1: gamma", &p) == 0);
+    CHECK(now_ms() - t0 < 20000);
+    const char *sigint[] = {"line 1: gamma", "reader: cancelled after 1 line", "main: stopped by Ctrl-C",
+                            "main: done", NULL};
+    expect_output(&p, sigint);
+
+    printf("-- input that ends\n");
+    t0 = now_ms();
+    CHECK(run_stdin(prog, "60", "delta\nlast", 1, NULL, &p) == 0);
+    CHECK(now_ms() - t0 < 20000);
+    const char *eof[] = {"line 1: delta", "line 2: last", "reader: end of input after 2 lines", "main: done", NULL};
+    expect_output(&p, eof);
 }
 
 /* ---------------------------------------------------------------- echo_server */
@@ -374,7 +439,9 @@ int main(int argc, char **argv) {
     alarm(100); /* a hang fails the test (before ctest's 120 s timeout) */
     const char *name = argv[1];
     char *prog = argv[2];
-    if (strcmp(name, "cancel_demo") == 0) {
+    if (strcmp(name, "stdin_cancel") == 0) { /* POSIX: rsock_read on its stdin */
+        check_stdin_cancel(prog);
+    } else if (strcmp(name, "cancel_demo") == 0) {
         const char *want[] = {"worker returned: operation cancelled", "recv with a 50 ms timeout: operation timed out",
                               "18 bytes: \"hello after cancel\"", NULL};
         run_simple(prog, want, NULL);
