@@ -321,6 +321,7 @@ static void handshake_stalled(int use_timeout) {
     CHECK(relay_forwarded(&rl) == 45);
 
     rsock_token_reset(tok);
+    CHECK(rsock_bio_set_timeout(SSL_get_rbio(ssl), RSOCK_INFINITE) == 0);
     relay_allow(&rl, -1);
     CHECK(SSL_connect(ssl) == 1);
     CHECK(SSL_get_verify_result(ssl) == X509_V_OK);
