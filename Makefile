@@ -146,14 +146,15 @@ clean:
 	rm -rf $(BUILD)
 
 # The benchmark (bench/bench.c), with GLib's variants when pkg-config finds
-# gio-2.0. `make bench` runs it in full and writes docs/bench.json and
+# gio-2.0 and the TLS ping-pong when it finds openssl. `make bench` runs it in full and writes docs/bench.json and
 # docs/bench.svg; BENCH_ARGS adds options (e.g. --placement cross).
 # `make bench-smoke` is a seconds-long run whose output must parse.
 GLIB_CFLAGS := $(shell pkg-config --cflags gio-2.0 2>/dev/null)
 GLIB_LIBS := $(shell pkg-config --libs gio-2.0 2>/dev/null)
 BENCH_GLIB := $(if $(GLIB_LIBS),-DHAVE_GLIB $(GLIB_CFLAGS),)
-$(BUILD)/rsock_bench: bench/bench.c include/rsock.h $(LIB) | $(BUILD)
-	$(CC) -O2 -g -Wall -Wextra -Werror $(BENCH_GLIB) -Iinclude $< $(LIB) $(GLIB_LIBS) $(LDLIBS) -o $@
+BENCH_OPENSSL := $(if $(OPENSSL_LIBS),-DHAVE_OPENSSL $(OPENSSL_CFLAGS),)
+$(BUILD)/rsock_bench: bench/bench.c include/rsock.h include/rsock_openssl.h $(LIB) | $(BUILD)
+	$(CC) -O2 -g -Wall -Wextra -Werror $(BENCH_GLIB) $(BENCH_OPENSSL) -Iinclude $< $(LIB) $(GLIB_LIBS) $(OPENSSL_LIBS) $(LDLIBS) -o $@
 
 bench: $(BUILD)/rsock_bench
 	$(BUILD)/rsock_bench --json docs/bench.json --svg docs/bench.svg $(BENCH_ARGS)

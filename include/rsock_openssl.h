@@ -39,6 +39,11 @@
  *   (SSL_ERROR_SYSCALL, the error in rsock_last_error()).
  * - BIO_get_fd() and SSL_get_fd() return the socket (as an int, as
  *   OpenSSL's socket BIO does); BIO_set_fd() replaces it.
+ * - The BIO reads ahead: a read of less than a record receives up to a
+ *   whole record (about 18 KiB) and keeps what OpenSSL did not ask for yet,
+ *   which saves a wait per record. So received bytes can be waiting in the
+ *   BIO rather than in the socket: a program that polls the socket itself
+ *   checks SSL_has_pending(ssl) and BIO_pending(SSL_get_rbio(ssl)) first.
  *
  * Ownership: the BIO holds a reference to its token (released when the BIO
  * is freed or given another token). With BIO_CLOSE, freeing the BIO closes
@@ -94,12 +99,17 @@ extern "C" {
 #define RSOCK_BIO_C_SET_TOKEN 0x7273
 #define RSOCK_BIO_C_SET_TIMEOUT 0x7274
 
+/* Internal: the size of the read-ahead buffer (a full TLS record). */
+#define RSOCK_BIO_READ_AHEAD_ (16384 + 2048 + 5)
+
 /* Internal: the state of one rsock BIO. */
 struct rsock_bio_state_ {
     rsock_token *token; /* a reference, or NULL: the I/O thread's own token */
     rsock_socket sock;
     int timeout_ms;
-    int eof; /* the peer closed the stream */
+    int eof;            /* the peer closed the stream */
+    unsigned char *ahead; /* read ahead, not yet handed to OpenSSL: */
+    size_t ahead_at, ahead_end; /* ahead[ahead_at..ahead_end) */
 };
 
 static inline void rsock_bio_set_error_(int code) {
@@ -119,12 +129,39 @@ static inline int rsock_bio_retryable_(int e) {
 #endif
 }
 
+/* OpenSSL reads a record's header, then its body: two reads, each an
+   rsock_recv (a poll and a receive once it has had to wait). So a small
+   read receives up to a whole record into the BIO's buffer, and the next
+   read takes the rest from there. A cancelled read received nothing, so
+   the buffer only ever holds bytes that arrived. */
 static inline int rsock_bio_read_(BIO *b, char *buf, int len) {
     struct rsock_bio_state_ *st = (struct rsock_bio_state_ *)BIO_get_data(b);
+    size_t want = (size_t)len;
+    intptr_t n;
     BIO_clear_retry_flags(b);
     if (buf == NULL || len <= 0) return 0;
-    intptr_t n = rsock_recv(st->token, st->sock, buf, (size_t)len, 0, st->timeout_ms);
-    if (n > 0) return (int)n;
+    if (st->ahead_at < st->ahead_end) {
+        size_t have = st->ahead_end - st->ahead_at;
+        if (want > have) want = have;
+        memcpy(buf, st->ahead + st->ahead_at, want);
+        st->ahead_at += want;
+        return (int)want;
+    }
+    if (want < RSOCK_BIO_READ_AHEAD_ && st->ahead == NULL)
+        st->ahead = (unsigned char *)OPENSSL_malloc(RSOCK_BIO_READ_AHEAD_);
+    if (want < RSOCK_BIO_READ_AHEAD_ && st->ahead != NULL) {
+        n = rsock_recv(st->token, st->sock, st->ahead, RSOCK_BIO_READ_AHEAD_, 0, st->timeout_ms);
+        if (n > 0) {
+            if (want > (size_t)n) want = (size_t)n;
+            memcpy(buf, st->ahead, want);
+            st->ahead_at = want;
+            st->ahead_end = (size_t)n;
+            return (int)want;
+        }
+    } else {
+        n = rsock_recv(st->token, st->sock, buf, want, 0, st->timeout_ms);
+        if (n > 0) return (int)n;
+    }
     if (n == 0) {
         st->eof = 1;
         return 0;
@@ -171,6 +208,7 @@ static inline long rsock_bio_ctrl_(BIO *b, int cmd, long num, void *ptr) {
         if (BIO_get_shutdown(b) && BIO_get_init(b)) rsock_bio_close_socket_(st->sock);
         st->sock = (rsock_socket) * (int *)ptr;
         st->eof = 0;
+        st->ahead_at = st->ahead_end = 0; /* the old socket's */
         BIO_set_shutdown(b, (int)num);
         BIO_set_init(b, 1);
         return 1;
@@ -184,7 +222,9 @@ static inline long rsock_bio_ctrl_(BIO *b, int cmd, long num, void *ptr) {
         BIO_set_shutdown(b, (int)num);
         return 1;
     case BIO_CTRL_EOF:
-        return st->eof;
+        return st->eof && st->ahead_at == st->ahead_end;
+    case BIO_CTRL_PENDING: /* read ahead, not yet taken */
+        return (long)(st->ahead_end - st->ahead_at);
     case BIO_CTRL_FLUSH: /* nothing is buffered here */
     case BIO_CTRL_DUP:
         return 1;
@@ -221,6 +261,7 @@ static inline int rsock_bio_destroy_(BIO *b) {
     if (st == NULL) return 1;
     if (BIO_get_shutdown(b) && BIO_get_init(b)) rsock_bio_close_socket_(st->sock);
     rsock_token_unref(st->token);
+    OPENSSL_free(st->ahead);
     OPENSSL_free(st);
     BIO_set_data(b, NULL);
     BIO_set_init(b, 0);

@@ -274,8 +274,18 @@ static void test_bio_basics(void) {
     CHECK(BIO_write(b, "x", 1) == 1);
     CHECK(BIO_read(b, buf, 1) == -1 && BIO_should_retry(b) && BIO_should_read(b));
     CHECK(rsock_last_error() == RSOCK_ETIMEDOUT);
-    BIO_free(b);
     CHECK(recv(sp[0], buf, 1, 0) == 1 && buf[0] == 'x');
+    /* Read-ahead: what a small read received beyond its length waits in
+       the BIO (BIO_pending), not in the socket. */
+    CHECK(send(sp[0], "hello", 5, 0) == 5);
+    CHECK(rsock_bio_set_timeout(b, 5000) == 0);
+    CHECK(BIO_read(b, buf, 2) == 2 && memcmp(buf, "he", 2) == 0);
+    CHECK(BIO_pending(b) == 3 && pending(sp[1]) == 0);
+    CHECK(BIO_read(b, buf, sizeof buf) == 3 && memcmp(buf, "llo", 3) == 0);
+    CHECK(BIO_pending(b) == 0);
+    shutdown(sp[0], SHUT_WR);
+    CHECK(BIO_read(b, buf, sizeof buf) == 0 && BIO_eof(b));
+    BIO_free(b);
     close_pair(sp);
 }
 
