@@ -16,6 +16,9 @@ run("${CMAKE_COMMAND}" -S "${RSOCK_SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/f
     "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_C_COMPILER=${C_COMPILER}")
 run("${CMAKE_COMMAND}" --build "${WORK_DIR}/fp")
 run("${WORK_DIR}/fp/consumer_static")
+if(EXISTS "${WORK_DIR}/fp/consumer_openssl")
+  run("${WORK_DIR}/fp/consumer_openssl")
+endif()
 set(ENV{LD_LIBRARY_PATH} "${prefix}/lib")
 run("${WORK_DIR}/fp/consumer_shared")
 
