@@ -14,9 +14,23 @@ LDLIBS := $(call native_libs,$(if $(filter Linux,$(UNAME)),linux,$(if $(filter %
 
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
+# The TLS adapters (include/rsock_openssl.h, include/rsock_mbedtls.h) and
+# their tests need the TLS library: OpenSSL through pkg-config, Mbed TLS
+# (which has no .pc file before 3.x) through a test link. Without it a
+# test builds as a stub that says SKIPPED and exits 77.
+OPENSSL_CFLAGS := $(shell pkg-config --cflags openssl 2>/dev/null)
+OPENSSL_LIBS := $(shell pkg-config --libs openssl 2>/dev/null)
+MBEDTLS_LIBS := $(shell printf '\043include <mbedtls/ssl.h>\nint main(void) { return 0; }\n' | \
+  $(CC) -x c - -o /dev/null -lmbedtls -lmbedx509 -lmbedcrypto >/dev/null 2>&1 && \
+  echo -lmbedtls -lmbedx509 -lmbedcrypto)
+
 # Every examples-c/*.c and *.cpp is an example program (examples-c/Makefile
-# and examples-c/CMakeLists.txt glob the same files).
-EXAMPLES := $(sort $(basename $(notdir $(wildcard examples-c/*.c examples-c/*.cpp))))
+# and examples-c/CMakeLists.txt glob the same files); those that include
+# rsock_openssl.h need OpenSSL, and never run in the Windows build.
+ALL_EXAMPLES := $(sort $(basename $(notdir $(wildcard examples-c/*.c examples-c/*.cpp))))
+TLS_EXAMPLES := $(sort $(basename $(notdir $(shell grep -l '^\#include [<"]rsock_openssl.h' examples-c/*.c))))
+EXAMPLES := $(if $(OPENSSL_LIBS),$(ALL_EXAMPLES),$(filter-out $(TLS_EXAMPLES),$(ALL_EXAMPLES)))
+WIN_EXAMPLES := $(filter-out $(TLS_EXAMPLES),$(ALL_EXAMPLES))
 
 .PHONY: all demo examples test rust-test header-check c-test cpp-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke
 all: lib
@@ -32,10 +46,17 @@ demo: examples
 examples: lib | $(BUILD)
 	$(MAKE) -C examples-c O=$(abspath $(BUILD)) CFLAGS="$(CFLAGS) $(WARN)" CXXFLAGS="$(CFLAGS) $(CXXWARN)" \
 	  RSOCK_CFLAGS=-I$(abspath include) RSOCK_LIBS="$(abspath $(LIB)) $(LDLIBS)" \
-	  RSOCK_DEPS="$(abspath $(LIB) include/rsock.h include/rsock.hpp include/rsock_winsock.h)"
+	  OPENSSL_CFLAGS="$(OPENSSL_CFLAGS)" OPENSSL_LIBS="$(OPENSSL_LIBS)" \
+	  RSOCK_DEPS="$(abspath $(LIB) include/rsock.h include/rsock.hpp include/rsock_winsock.h include/rsock_openssl.h)"
 
-$(BUILD)/test_%: tests/c/test_%.c $(wildcard tests/c/*.h) include/rsock.h $(LIB) | $(BUILD)
-	$(CC) $(CFLAGS) -Wall -Wextra -Werror -Iinclude -Itests/c $< $(LIB) $(LDLIBS) -o $@
+$(BUILD)/test_%: tests/c/test_%.c $(wildcard tests/c/*.h) $(wildcard include/*.h) $(LIB) | $(BUILD)
+	$(CC) $(CFLAGS) -Wall -Wextra -Werror $(TEST_FLAGS) -Iinclude -Itests/c $< $(LIB) $(TEST_LIBS) $(LDLIBS) -o $@
+
+$(BUILD)/test_tls_openssl: TEST_FLAGS = $(if $(OPENSSL_LIBS),-DRSOCK_TEST_OPENSSL $(OPENSSL_CFLAGS))
+$(BUILD)/test_tls_openssl: TEST_LIBS = $(OPENSSL_LIBS)
+$(BUILD)/test_tls_mbedtls: TEST_FLAGS = $(if $(MBEDTLS_LIBS),-DRSOCK_TEST_MBEDTLS)
+$(BUILD)/test_tls_mbedtls: TEST_LIBS = $(MBEDTLS_LIBS)
+
 
 $(BUILD):
 	mkdir -p $@
@@ -45,13 +66,18 @@ $(LIB): lib
 test: rust-test header-check c-test cpp-test example-test
 
 # include/rsock.h and include/rsock_winsock.h compile on their own as C99
-# and, where a C++ compiler exists, as C++. (Drift from the sources is checked by `cargo test`.)
+# and, where a C++ compiler exists, as C++; so do the TLS adapter headers
+# where their library is found. (Drift from the sources is checked by `cargo test`.)
 CXX ?= c++
+TLS_CHECKS = $(if $(OPENSSL_LIBS),-DRSOCK_CHECK_OPENSSL $(OPENSSL_CFLAGS)) $(if $(MBEDTLS_LIBS),-DRSOCK_CHECK_MBEDTLS)
 header-check: | $(BUILD)
 	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/header_alone.c -o $(BUILD)/header_c99.o
 	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/winsock_alone.c -o $(BUILD)/winsock_c99.o
+	$(if $(OPENSSL_LIBS),$(CC) -std=c99 -Wall -Wextra -pedantic -Werror $(OPENSSL_CFLAGS) -Iinclude -c tests/c/openssl_alone.c -o $(BUILD)/openssl_c99.o,@echo "SKIPPED: rsock_openssl.h check (pkg-config finds no openssl)")
+	$(if $(MBEDTLS_LIBS),$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/mbedtls_alone.c -o $(BUILD)/mbedtls_c99.o,@echo "SKIPPED: rsock_mbedtls.h check (no Mbed TLS)")
 	@if command -v $(CXX) >/dev/null 2>&1; then \
 	  set -x; $(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -c tests/c/header_alone.cpp -o $(BUILD)/header_cxx.o; \
+	  $(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror $(TLS_CHECKS) -Iinclude -c tests/c/tls_alone.cpp -o $(BUILD)/tls_cxx.o; \
 	else echo "no C++ compiler: C++ header check skipped"; fi
 
 rust-test:
@@ -83,14 +109,18 @@ cpp-test: lib $(CPP_TESTS)
 	echo "c++ tests: $$pass passed, $$fail failed"; \
 	test $$fail -eq 0
 
-# RUNNER runs each test program (empty: directly).
+# RUNNER runs each test program (empty: directly). Exit 77: skipped (a
+# TLS test built without its library), which the summary counts.
 c-test: lib $(C_TESTS)
-	@pass=0; fail=0; \
+	@pass=0; fail=0; skip=0; \
 	for t in $(C_TESTS); do \
 	  echo "== $$t"; \
-	  if $(RUNNER) $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	  $(RUNNER) $$t; rc=$$?; \
+	  if [ $$rc -eq 0 ]; then pass=$$((pass+1)); \
+	  elif [ $$rc -eq 77 ]; then skip=$$((skip+1)); \
+	  else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; \
-	echo "c tests: $$pass passed, $$fail failed"; \
+	echo "c tests: $$pass passed, $$fail failed, $$skip skipped"; \
 	test $$fail -eq 0
 
 # The C tests under valgrind memcheck: no errors and no definite leaks
@@ -132,6 +162,7 @@ example-test: examples $(BUILD)/example_driver
 	  if $(BUILD)/example_driver $$e $(BUILD)/$$e; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$e"; fi; \
 	done; \
 	echo "examples: $$pass passed, $$fail failed"; \
+	$(if $(filter-out $(EXAMPLES),$(ALL_EXAMPLES)),echo "SKIPPED: examples $(filter-out $(EXAMPLES),$(ALL_EXAMPLES)) (pkg-config finds no openssl)";) \
 	test $$fail -eq 0
 
 header:
@@ -141,7 +172,7 @@ clean:
 	rm -rf $(BUILD)
 
 # The benchmark (bench/bench.c), with GLib's variants when pkg-config finds
-# gio-2.0. `make bench` runs it in full and writes docs/bench.json and
+# gio-2.0 and the TLS ping-pong when it finds openssl. `make bench` runs it in full and writes docs/bench.json and
 # docs/bench.svg; BENCH_ARGS adds options (e.g. --placement cross).
 # `make bench-smoke` is a seconds-long run whose output must parse.
 GLIB_CFLAGS := $(shell pkg-config --cflags gio-2.0 2>/dev/null)
@@ -149,8 +180,9 @@ GLIB_LIBS := $(shell pkg-config --libs gio-2.0 2>/dev/null)
 BENCH_GLIB := $(if $(GLIB_LIBS),-DHAVE_GLIB $(GLIB_CFLAGS),)
 $(BUILD)/bench_cpp.o: bench/bench_cpp.cpp include/rsock.hpp include/rsock.h | $(BUILD)
 	$(CXX) -std=c++17 -O2 -g $(CXXWARN) -Iinclude -c $< -o $@
-$(BUILD)/rsock_bench: bench/bench.c $(BUILD)/bench_cpp.o include/rsock.h $(LIB) | $(BUILD)
-	$(CC) -O2 -g -Wall -Wextra -Werror $(BENCH_GLIB) -Iinclude $< $(BUILD)/bench_cpp.o $(LIB) $(GLIB_LIBS) $(LDLIBS) -lstdc++ -o $@
+BENCH_OPENSSL := $(if $(OPENSSL_LIBS),-DHAVE_OPENSSL $(OPENSSL_CFLAGS),)
+$(BUILD)/rsock_bench: bench/bench.c $(BUILD)/bench_cpp.o include/rsock.h include/rsock_openssl.h $(LIB) | $(BUILD)
+	$(CC) -O2 -g -Wall -Wextra -Werror $(BENCH_GLIB) $(BENCH_OPENSSL) -Iinclude $< $(BUILD)/bench_cpp.o $(LIB) $(GLIB_LIBS) $(OPENSSL_LIBS) $(LDLIBS) -lstdc++ -o $@
 
 bench: $(BUILD)/rsock_bench
 	$(BUILD)/rsock_bench --json docs/bench.json --svg docs/bench.svg $(BENCH_ARGS)
@@ -164,7 +196,8 @@ bench-smoke: $(BUILD)/rsock_bench
 # tests/c/test_*.c against it (-static: no DLLs but the system's), prepares
 # the Wine prefix (tests/windows/setup-wine.sh) and runs each test there
 # with a timeout; logs go to build/win/. `make windows-c-objs` only
-# compiles the tests (no library needed).
+# compiles the tests (no library needed). The TLS tests build as stubs
+# that say SKIPPED (no TLS library in the cross build).
 WIN_TARGET := x86_64-pc-windows-gnu
 WIN_CC ?= x86_64-w64-mingw32-gcc
 WIN_BUILD := build/win
@@ -220,15 +253,17 @@ windows-c-objs: $(WIN_C_OBJS)
 
 windows-c-test: windows-lib $(WIN_C_TESTS)
 	WINEPREFIX=$(WIN_PREFIX) tests/windows/setup-wine.sh
-	@pass=0; fail=0; \
+	@pass=0; fail=0; skip=0; \
 	for t in $(WIN_C_TESTS); do \
 	  log=$${t%.exe}.log; \
 	  echo "== $$t"; \
 	  WINEPREFIX=$(WIN_PREFIX) WINEDEBUG=-all timeout -k 10 $(WIN_TIMEOUT) $(WINE) $$t >$$log 2>&1; rc=$$?; \
 	  cat $$log; \
-	  if [ $$rc -eq 0 ]; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t (exit $$rc)"; fi; \
+	  if [ $$rc -eq 0 ]; then pass=$$((pass+1)); \
+	  elif [ $$rc -eq 77 ]; then skip=$$((skip+1)); \
+	  else fail=$$((fail+1)); echo "FAILED: $$t (exit $$rc)"; fi; \
 	done; \
-	echo "windows c tests: $$pass passed, $$fail failed (logs in $(WIN_BUILD))"; \
+	echo "windows c tests: $$pass passed, $$fail failed, $$skip skipped (logs in $(WIN_BUILD))"; \
 	test $$fail -eq 0
 
 # The C++ tests with MinGW g++ (its POSIX thread model: std::jthread), as
@@ -250,7 +285,7 @@ windows-cpp-test: windows-lib $(WIN_CPP_TESTS)
 # same warnings), into $(WIN_BUILD)/examples/*.exe.
 windows-examples: windows-lib
 	$(MAKE) -C examples-c O=$(abspath $(WIN_BUILD)/examples) EXE=.exe CC=$(WIN_CC) CXX=$(WIN_CXX) \
-	  CFLAGS="-O2 -g $(WARN)" CXXFLAGS="-O2 -g $(CXXWARN)" \
+	  CFLAGS="-O2 -g $(WARN)" CXXFLAGS="-O2 -g $(CXXWARN)" OPENSSL_LIBS= \
 	  RSOCK_CFLAGS=-I$(abspath include) RSOCK_LIBS="-static $(abspath $(WIN_LIB)) $(WIN_LDLIBS)" \
 	  RSOCK_DEPS="$(abspath $(WIN_LIB) include/rsock.h include/rsock.hpp include/rsock_winsock.h)"
 
@@ -261,7 +296,7 @@ windows-examples: windows-lib
 windows-example-test: windows-examples $(BUILD)/example_driver
 	WINEPREFIX=$(WIN_PREFIX) tests/windows/setup-wine.sh
 	@pass=0; fail=0; \
-	for e in $(EXAMPLES); do \
+	for e in $(WIN_EXAMPLES); do \
 	  echo "== windows example $$e"; \
 	  if WINE=$(WINE) WINEPREFIX=$(WIN_PREFIX) WINEDEBUG=-all $(BUILD)/example_driver --wine $$e $(WIN_BUILD)/examples/$$e.exe; \
 	  then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$e"; fi; \

@@ -6,11 +6,14 @@
    the scenario's baseline.
 
      rsock_bench [--quick] [--placement same|cross|any] [--json FILE] [--svg FILE]
-                 [--only pingpong|bulk|cancel|cancelall|tokens]
+                 [--only pingpong|tls|bulk|cancel|cancelall|tokens]
 
    Scenarios:
      pingpong  round trips of 1 B and 1 KiB over loopback TCP and AF_UNIX;
                baseline: raw blocking recv/send
+     tls       (built with OpenSSL) round trips of 1 KiB records over
+               loopback TCP, OpenSSL on both sides; baseline: OpenSSL's socket
+               BIO; against it: the rsock BIO (include/rsock_openssl.h)
      bulk      1 GiB in 64 KiB buffers over TCP and AF_UNIX; baseline: raw
      cancel    a thread blocked on an idle socket, woken by another thread's
                cancel (always across CPUs); baseline: a condition-variable
@@ -44,6 +47,12 @@
 
 #ifdef HAVE_GLIB
 #include <gio/gio.h>
+#endif
+#ifdef HAVE_OPENSSL
+#include "rsock_openssl.h"
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #endif
 
 #define DIE(...)                                                                                   \
@@ -415,6 +424,124 @@ static void pingpong(int tcp, size_t size) {
     }
     unpin();
 }
+
+/* ---- TLS ping-pong: OpenSSL's socket BIO against the rsock BIO ----------- */
+
+#ifdef HAVE_OPENSSL
+static SSL_CTX *tls_sctx, *tls_cctx;
+
+/* A server context with an EC P-256 key and a self-signed certificate, and
+   a client context that does not verify it (not what is measured). */
+static void tls_setup(void) {
+    EVP_PKEY *key = NULL;
+    EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL);
+    OK(kc && EVP_PKEY_keygen_init(kc) == 1);
+    OK(EVP_PKEY_CTX_set_ec_paramgen_curve_nid(kc, NID_X9_62_prime256v1) == 1);
+    OK(EVP_PKEY_keygen(kc, &key) == 1);
+    EVP_PKEY_CTX_free(kc);
+    X509 *cert = X509_new();
+    OK(cert && X509_set_version(cert, 2) == 1);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+    OK(X509_set_pubkey(cert, key) == 1);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC, (const unsigned char *)"bench", -1, -1,
+                               0);
+    OK(X509_set_issuer_name(cert, X509_get_subject_name(cert)) == 1);
+    OK(X509_sign(cert, key, EVP_sha256()) > 0);
+    OK(tls_sctx = SSL_CTX_new(TLS_server_method()));
+    OK(SSL_CTX_use_certificate(tls_sctx, cert) == 1 && SSL_CTX_use_PrivateKey(tls_sctx, key) == 1);
+    SSL_CTX_set_num_tickets(tls_sctx, 0);
+    OK(tls_cctx = SSL_CTX_new(TLS_client_method()));
+    X509_free(cert);
+    EVP_PKEY_free(key);
+}
+
+/* One side: OpenSSL's socket BIO, or the rsock BIO with its own token. */
+static SSL *tls_side(int server, int fd, int rsock_bio, rsock_token **tok) {
+    SSL *ssl = SSL_new(server ? tls_sctx : tls_cctx);
+    OK(ssl);
+    BIO *bio;
+    *tok = NULL;
+    if (rsock_bio) {
+        OK(*tok = rsock_token_new());
+        bio = rsock_bio_new(*tok, fd, BIO_CLOSE, RSOCK_INFINITE);
+    } else {
+        bio = BIO_new_socket(fd, BIO_CLOSE);
+    }
+    OK(bio);
+    SSL_set_bio(ssl, bio, bio);
+    return ssl;
+}
+
+static int tls_read_all(SSL *ssl, char *buf, int len) {
+    for (int got = 0; got < len;) {
+        int n = SSL_read(ssl, buf + got, len - got);
+        if (n <= 0) return -1;
+        got += n;
+    }
+    return 0;
+}
+
+struct tls_peer {
+    SSL *ssl;
+    long count;
+    pthread_barrier_t *start;
+};
+
+static void *tls_echo_peer(void *arg) {
+    struct tls_peer *p = arg;
+    pin_as(opt.place, 1);
+    char buf[1024];
+    if (SSL_accept(p->ssl) != 1) DIE("TLS accept failed");
+    pthread_barrier_wait(p->start);
+    for (long i = 0; i < p->count; i++)
+        if (tls_read_all(p->ssl, buf, sizeof buf) != 0 || SSL_write(p->ssl, buf, sizeof buf) != sizeof buf)
+            DIE("TLS echo failed");
+    return NULL;
+}
+
+static void tls_pingpong(void) {
+    static const char *names[2] = {"socket BIO", "rsock BIO"};
+    int blocks = opt.quick ? 2 : 12;
+    long rounds = opt.quick ? 300 : 3000, warm = rounds / 10;
+    char buf[1024] = {0};
+    tls_setup();
+    pin_as(opt.place, 0);
+    for (int b = 0; b < blocks; b++) {
+        for (int k = 0; k < 2; k++) {
+            int v = (b + k) % 2;
+            struct series *s = series_for("tls pingpong 1KiB", names[v], "us", v == 0, 1);
+            int sv[2];
+            tcp_pair(sv);
+            pthread_barrier_t start;
+            pthread_barrier_init(&start, NULL, 2);
+            rsock_token *ptok, *mtok;
+            struct tls_peer p = {.ssl = tls_side(1, sv[1], v, &ptok), .count = rounds, .start = &start};
+            SSL *me = tls_side(0, sv[0], v, &mtok);
+            pthread_t th;
+            OK(pthread_create(&th, NULL, tls_echo_peer, &p) == 0);
+            if (SSL_connect(me) != 1) DIE("TLS connect failed");
+            pthread_barrier_wait(&start);
+            for (long i = 0; i < rounds; i++) {
+                double t0 = now_ns();
+                if (SSL_write(me, buf, sizeof buf) != sizeof buf || tls_read_all(me, buf, sizeof buf) != 0)
+                    DIE("TLS ping failed");
+                if (i >= warm) add(s, (now_ns() - t0) / 1e3);
+            }
+            pthread_join(th, NULL);
+            pthread_barrier_destroy(&start);
+            SSL_free(me); /* closes the sockets */
+            SSL_free(p.ssl);
+            rsock_token_unref(mtok);
+            rsock_token_unref(ptok);
+        }
+    }
+    unpin();
+    SSL_CTX_free(tls_sctx);
+    SSL_CTX_free(tls_cctx);
+}
+#endif
 
 /* ---- bulk ---------------------------------------------------------------- */
 
@@ -911,6 +1038,13 @@ static void write_json(const char *path) {
     if (!f) DIE("cannot write %s", path);
     fprintf(f, "{\n  \"rsock_version\": \"%s\",\n  \"cpus\": %d,\n  \"placement\": \"%s\",\n  \"quick\": %s,\n",
             rsock_version(), ncpu, placement_name[opt.place], opt.quick ? "true" : "false");
+    fprintf(f, "  \"openssl\": %s,\n",
+#ifdef HAVE_OPENSSL
+            "true"
+#else
+            "false"
+#endif
+    );
     fprintf(f, "  \"token\": {\"bytes\": %.1f, \"descriptors\": %.3f, \"descriptors_while_waiting\": %d",
             tok.bytes_per_token, tok.fds_per_token, tok.fds_while_waiting);
 #ifdef HAVE_GLIB
@@ -1001,7 +1135,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) opt.only = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--quick] [--placement same|cross|any] [--json FILE] [--svg FILE]\n"
-                            "       [--only pingpong|bulk|cancel|cancelall|tokens]\n", argv[0]);
+                            "       [--only pingpong|tls|bulk|cancel|cancelall|tokens]\n", argv[0]);
             return 2;
         }
     }
@@ -1027,6 +1161,9 @@ int main(int argc, char **argv) {
         pingpong(tcp, 1);
         pingpong(tcp, 1024);
     }
+#ifdef HAVE_OPENSSL
+    if (wanted("tls")) tls_pingpong();
+#endif
     if (wanted("bulk")) {
         bulk(1);
         bulk(0);

@@ -2,6 +2,8 @@
 # no FetchContent) and defines the imported targets:
 #   rsock::rsock         static library, carrying the native libraries it needs
 #   rsock::rsock_shared  shared library
+#   rsock::openssl       when OpenSSL is found: what a program that includes
+#                        rsock_openssl.h adds to either (OpenSSL::SSL)
 include_guard(GLOBAL)
 
 find_package(Threads REQUIRED)
@@ -113,3 +115,15 @@ add_dependencies(rsock_shared rsock_cargo)
 
 add_library(rsock::rsock ALIAS rsock_static)
 add_library(rsock::rsock_shared ALIAS rsock_shared)
+
+# The OpenSSL adapter is header-only (include/rsock_openssl.h): rsock links
+# no TLS library. rsock::openssl adds OpenSSL for a program that includes
+# it; link it together with rsock::rsock or rsock::rsock_shared.
+find_package(OpenSSL 1.1.1 QUIET)
+if(OPENSSL_FOUND)
+  # Visible to the projects that add rsock with add_subdirectory.
+  set_target_properties(OpenSSL::SSL OpenSSL::Crypto PROPERTIES IMPORTED_GLOBAL TRUE)
+  add_library(rsock_openssl INTERFACE)
+  target_link_libraries(rsock_openssl INTERFACE OpenSSL::SSL)
+  add_library(rsock::openssl ALIAS rsock_openssl)
+endif()

@@ -8,3 +8,6 @@ run("${CMAKE_COMMAND}" -S "${SOURCE}" -B "${BINARY}" "-DRSOCK_SOURCE_DIR=${RSOCK
     "-DCMAKE_C_COMPILER=${C_COMPILER}")
 run("${CMAKE_COMMAND}" --build "${BINARY}")
 run("${BINARY}/consumer_subdir")
+if(EXISTS "${BINARY}/consumer_subdir_openssl")
+  run("${BINARY}/consumer_subdir_openssl")
+endif()

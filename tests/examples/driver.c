@@ -4,7 +4,7 @@
  *
  * usage: driver [--wine] NAME PROGRAM
  *   NAME: cancel_demo, legacy_hook, worker_cancel, echo_server,
- *   http_get_timeout or jthread_client; PROGRAM: the built example.
+ *   http_get_timeout, jthread_client or https_get; PROGRAM: the built example.
  *   --wine: PROGRAM is a Windows build, run with $WINE (default: wine;
  *   WINEPREFIX as set). Its sockets are the host's, so the driver talks to
  *   it as to a native one; checks that cannot work there are skipped, with
@@ -425,6 +425,154 @@ static void check_jthread_client(char *prog) {
     printf("%s", p.buf);
 }
 
+/* ---------------------------------------------------------------- https_get */
+
+/* `openssl s_server` on 127.0.0.1 (an ephemeral port), with a certificate
+   for localhost that make_cert made in `dir`. -www: it answers GET with a
+   status page; otherwise it completes the handshake and never answers.
+   Its stdin is a pipe the driver holds open (at the end of its stdin,
+   s_server drops the connection). */
+struct tls_server {
+    pid_t pid;
+    int in, out;
+    unsigned short port;
+};
+
+static int make_cert(const char *dir) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1",
+             dir, dir);
+    return system(cmd) == 0;
+}
+
+static void tls_server_start(struct tls_server *t, const char *dir, int www) {
+    char cert[512], key[512];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0) {
+        perror("pipe");
+        exit(2);
+    }
+    t->pid = fork();
+    if (t->pid < 0) {
+        perror("fork");
+        exit(2);
+    }
+    if (t->pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+        close(in[1]);
+        close(out[0]);
+        execlp("openssl", "openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", cert, "-key", key,
+               www ? "-www" : (char *)NULL, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    t->in = in[1];
+    t->out = out[0];
+    struct proc p = {.pid = t->pid, .out = t->out, .len = 0};
+    p.buf[0] = '\0';
+    const char *tag = "ACCEPT 127.0.0.1:";
+    if (!read_until(&p, tag, 10000) || !strchr(strstr(p.buf, tag), '\n')) {
+        read_until(&p, "\n", 2000);
+        if (!strstr(p.buf, tag)) {
+            fprintf(stderr, "FAIL: openssl s_server did not start:\n%s\n", p.buf);
+            kill(t->pid, SIGKILL);
+            exit(1);
+        }
+    }
+    t->port = (unsigned short)atoi(strstr(p.buf, tag) + strlen(tag));
+}
+
+static void tls_server_stop(struct tls_server *t) {
+    close(t->in);
+    kill(t->pid, SIGTERM);
+    waitpid(t->pid, NULL, 0);
+    close(t->out);
+}
+
+static int run_https(char *prog, const char *host, unsigned short port, const char *timeout_ms, const char *ca_file,
+                     const char *sigint_after, struct proc *p) {
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%u", port);
+    char *argv[] = {prog, (char *)host, port_s, "/hello", (char *)timeout_ms, (char *)ca_file, NULL};
+    spawn(p, argv);
+    if (sigint_after) {
+        CHECK(read_until(p, sigint_after, 10000));
+        usleep(50 * 1000); /* into the wait that follows */
+        CHECK(kill(p->pid, SIGINT) == 0);
+    }
+    int status = finish(p, 30000);
+    printf("%s", p->buf);
+    fflush(stdout);
+    return status;
+}
+
+static void check_https_get(char *prog) {
+    if (wine || system("openssl version >/dev/null 2>&1") != 0) {
+        printf("skip https_get: %s\n", wine ? "no OpenSSL in the Windows build" : "no openssl command");
+        return;
+    }
+    char dir[] = "/tmp/rsock-https-XXXXXX", ca[600];
+    if (!mkdtemp(dir) || !make_cert(dir)) {
+        fprintf(stderr, "FAIL: cannot make a certificate with the openssl command\n");
+        failures++;
+        return;
+    }
+    snprintf(ca, sizeof ca, "%s/cert.pem", dir);
+    struct proc p;
+    struct tls_server ts;
+
+    printf("-- openssl s_server -www, its certificate trusted\n");
+    tls_server_start(&ts, dir, 1);
+    CHECK(run_https(prog, "localhost", ts.port, "5000", ca, NULL, &p) == 0);
+    const char *ok[] = {"TLS handshake", "waiting for the reply", "HTTP/1.0 200 ok", "bytes received", NULL};
+    expect_output(&p, ok);
+
+    printf("-- the same server, its certificate not trusted\n");
+    CHECK(run_https(prog, "localhost", ts.port, "5000", NULL, NULL, &p) == 1);
+    const char *untrusted[] = {"TLS handshake", "certificate verify failed", NULL};
+    expect_output(&p, untrusted);
+    tls_server_stop(&ts);
+
+    printf("-- a server that never answers the handshake, 300 ms timeout\n");
+    struct http_server srv;
+    http_server_start(&srv, 0);
+    long long t0 = now_ms();
+    CHECK(run_https(prog, "127.0.0.1", srv.port, "300", ca, NULL, &p) == 2);
+    CHECK(now_ms() - t0 >= 300);
+    http_server_stop(&srv);
+    const char *hs_timeout[] = {"TLS handshake", "handshake: operation timed out", NULL};
+    expect_output(&p, hs_timeout);
+
+    printf("-- a server that never answers the handshake, then Ctrl-C\n");
+    http_server_start(&srv, 0);
+    CHECK(run_https(prog, "127.0.0.1", srv.port, "60000", ca, "TLS handshake", &p) == 130);
+    http_server_stop(&srv);
+    const char *hs_cancel[] = {"TLS handshake", "handshake: operation cancelled", NULL};
+    expect_output(&p, hs_cancel);
+
+    printf("-- openssl s_server that never answers the request, then Ctrl-C; then a 1 s timeout\n");
+    tls_server_start(&ts, dir, 0);
+    CHECK(run_https(prog, "localhost", ts.port, "60000", ca, "waiting for the reply", &p) == 130);
+    const char *reply_cancel[] = {"waiting for the reply", "reply: operation cancelled", NULL};
+    expect_output(&p, reply_cancel);
+    CHECK(run_https(prog, "localhost", ts.port, "1000", ca, NULL, &p) == 2);
+    const char *reply_timeout[] = {"waiting for the reply", "reply: operation timed out", NULL};
+    expect_output(&p, reply_timeout);
+    tls_server_stop(&ts);
+
+    char path[700];
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    if (system(path) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "--wine") == 0) {
         wine = getenv("WINE") && *getenv("WINE") ? getenv("WINE") : "wine";
@@ -459,6 +607,8 @@ int main(int argc, char **argv) {
         check_http_get_timeout(prog);
     } else if (strcmp(name, "jthread_client") == 0) {
         check_jthread_client(prog);
+    } else if (strcmp(name, "https_get") == 0) {
+        check_https_get(prog);
     } else {
         fprintf(stderr, "unknown example %s\n", name);
         return 2;
