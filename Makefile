@@ -10,6 +10,7 @@ LIB := target/release/librsock.a
 # cmake/native-libs.txt, which CMake reads too.
 native_libs = $(addprefix -l,$(shell sed -n 's/^$(1): *//p' cmake/native-libs.txt))
 UNAME := $(shell uname -s)
+RSOCK_MAJOR := $(shell sed -n 's/^version = "\([0-9]*\)\..*/\1/p' Cargo.toml)
 LDLIBS := $(call native_libs,$(if $(filter Linux,$(UNAME)),linux,$(if $(filter %BSD,$(UNAME)),bsd,unix)))
 
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
@@ -21,8 +22,12 @@ EXAMPLES := $(sort $(basename $(notdir $(wildcard examples-c/*.c examples-c/*.cp
 .PHONY: all demo examples test rust-test header-check c-test cpp-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke
 all: lib
 
+# `cargo rustc` with the C crate types only: cargo applies the release
+# profile's LTO only when no rlib is built alongside. cmake/slim.sh then
+# slims the static library and relinks the shared one (ELF; see the script).
 lib:
-	$(CARGO) build --release --lib
+	$(CARGO) rustc --release --lib --crate-type staticlib --crate-type cdylib
+	$(if $(filter Linux,$(UNAME)),sh cmake/slim.sh $(LIB) target/release/librsock.so librsock.so.$(RSOCK_MAJOR) $(LDLIBS))
 
 demo: examples
 	$(BUILD)/cancel_demo
