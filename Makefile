@@ -19,7 +19,7 @@ C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 # and examples-c/CMakeLists.txt glob the same files).
 EXAMPLES := $(sort $(basename $(notdir $(wildcard examples-c/*.c examples-c/*.cpp))))
 
-.PHONY: all demo examples test rust-test header-check c-test cpp-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke
+.PHONY: all demo examples test rust-test header-check c-test cpp-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke docs footprint abi-check abi-baseline
 all: lib
 
 # `cargo rustc` with the C crate types only: cargo applies the release
@@ -141,6 +141,26 @@ example-test: examples $(BUILD)/example_driver
 
 header:
 	RSOCK_BLESS=1 $(CARGO) test --test header
+
+# The reference documentation from the headers' comments (Doxygen): HTML in
+# build/make/docs/html, one man page per function, type and macro in
+# build/make/docs/man/man3 (`man -l build/make/docs/man/man3/rsock_recv.3`).
+# Fails listing what rsock.h leaves undocumented.
+docs:
+	docs/reference/build.sh $(BUILD)/docs
+
+# How much the static library adds to a stripped program (limit 200 KB).
+footprint:
+	tests/footprint/footprint.sh
+
+# The ABI of librsock.so against the committed baseline abi/librsock.abi
+# (libabigail): additions pass, anything incompatible fails unless the
+# SONAME changed with it. `make abi-baseline` rewrites the baseline (after
+# a release, or once an incompatible change has a new SONAME).
+abi-check: lib
+	tests/abi.sh check
+abi-baseline: lib
+	tests/abi.sh baseline
 
 clean:
 	rm -rf $(BUILD)
