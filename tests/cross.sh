@@ -6,11 +6,12 @@
 #   tests/cross.sh aarch64-unknown-linux-gnu   cross-built, run under qemu-user
 #
 # Needs the target's standard library (`rustup target add TARGET`) and its
-# C toolchain: musl-tools; gcc-i686-linux-gnu with libc6-i386 and
-# lib32gcc-s1 and libc6-dev-i386-cross (Debian's gcc-multilib conflicts with the aarch64 cross
-# compiler, so the i686 cross compiler stands in for `gcc -m32`: the same
-# 32-bit glibc ABI, the programs run natively); gcc-aarch64-linux-gnu with
-# qemu-user-static (or qemu-user).
+# C toolchain (Debian packages): musl-tools; gcc-i686-linux-gnu with
+# libc6-dev-i386-cross, libc6-i386 and lib32gcc-s1 (gcc-multilib conflicts
+# with the aarch64 cross compiler, so the i686 cross compiler stands in for
+# `gcc -m32`: the same 32-bit glibc ABI, and the programs run natively);
+# gcc-aarch64-linux-gnu with libc6-dev-arm64-cross and qemu-user-static (or
+# qemu-user).
 #
 # Each target builds into target/cross/ and build/cross/TARGET/. Under qemu
 # the C suite's iteration counts are scaled down (RSOCK_TEST_SCALE) and the

@@ -84,6 +84,12 @@ printf 'added by rsock:                   %8d bytes (%d KB; limit %d KB)\n' "$de
 printf 'librsock.a as installed:          %8d bytes\n' "$(size "$lib")"
 printf 'librsock.so as installed:         %8d bytes\n' "$(size "$so")"
 if [ "$delta" -gt "$limit" ]; then
+  # What takes the room: the largest functions and data of the unstripped
+  # program (docs/DESIGN.md, "Footprint and panics", says what to look for).
+  # shellcheck disable=SC2086
+  $cc ${flags/-s /} "$out/with_rsock.c" "$lib" $ldlibs -o "$out/with_rsock.unstripped"
+  echo "largest symbols of the program with rsock:"
+  nm --size-sort -S -C "$out/with_rsock.unstripped" | tail -n 25
   echo "FAILED: rsock adds $delta bytes, above the limit of $limit" >&2
   exit 1
 fi
