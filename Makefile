@@ -10,6 +10,7 @@ LIB := target/release/librsock.a
 # cmake/native-libs.txt, which CMake reads too.
 native_libs = $(addprefix -l,$(shell sed -n 's/^$(1): *//p' cmake/native-libs.txt))
 UNAME := $(shell uname -s)
+RSOCK_MAJOR := $(shell sed -n 's/^version = "\([0-9]*\)\..*/\1/p' Cargo.toml)
 LDLIBS := $(call native_libs,$(if $(filter Linux,$(UNAME)),linux,$(if $(filter %BSD,$(UNAME)),bsd,unix)))
 
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
@@ -32,11 +33,15 @@ TLS_EXAMPLES := $(sort $(basename $(notdir $(shell grep -l '^\#include [<"]rsock
 EXAMPLES := $(if $(OPENSSL_LIBS),$(ALL_EXAMPLES),$(filter-out $(TLS_EXAMPLES),$(ALL_EXAMPLES)))
 WIN_EXAMPLES := $(filter-out $(TLS_EXAMPLES),$(ALL_EXAMPLES))
 
-.PHONY: all demo examples test thirdparty-test rust-test header-check c-test cpp-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke
+.PHONY: all demo examples test thirdparty-test rust-test header-check c-test cpp-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke docs footprint abi-check abi-baseline
 all: lib
 
+# `cargo rustc` with the C crate types only: cargo applies the release
+# profile's LTO only when no rlib is built alongside. cmake/slim.sh then
+# slims the static library and relinks the shared one (ELF; see the script).
 lib:
-	$(CARGO) build --release --lib
+	$(CARGO) rustc --release --lib --crate-type staticlib --crate-type cdylib
+	$(if $(filter Linux,$(UNAME)),sh cmake/slim.sh $(LIB) target/release/librsock.so librsock.so.$(RSOCK_MAJOR) $(LDLIBS))
 
 demo: examples
 	$(BUILD)/cancel_demo
@@ -175,6 +180,26 @@ thirdparty-test: lib
 
 header:
 	RSOCK_BLESS=1 $(CARGO) test --test header
+
+# The reference documentation from the headers' comments (Doxygen): HTML in
+# build/make/docs/html, one man page per function, type and macro in
+# build/make/docs/man/man3 (`man -l build/make/docs/man/man3/rsock_recv.3`).
+# Fails listing what rsock.h leaves undocumented.
+docs:
+	docs/reference/build.sh $(BUILD)/docs
+
+# How much the static library adds to a stripped program (limit 200 KB).
+footprint:
+	tests/footprint/footprint.sh
+
+# The ABI of librsock.so against the committed baseline abi/librsock.abi
+# (libabigail): additions pass, anything incompatible fails unless the
+# SONAME changed with it. `make abi-baseline` rewrites the baseline (after
+# a release, or once an incompatible change has a new SONAME).
+abi-check:
+	tests/abi.sh check
+abi-baseline:
+	tests/abi.sh baseline
 
 clean:
 	rm -rf $(BUILD)

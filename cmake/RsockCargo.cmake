@@ -10,6 +10,9 @@ find_package(Threads REQUIRED)
 find_program(RSOCK_CARGO cargo HINTS "$ENV{CARGO_HOME}/bin" "$ENV{HOME}/.cargo/bin" REQUIRED)
 
 set(RSOCK_CARGO_PROFILE "release" CACHE STRING "Cargo profile used to build rsock (release or dev)")
+execute_process(COMMAND "${RSOCK_CARGO}" --version OUTPUT_VARIABLE _rsock_cargo_version
+  OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+message(STATUS "rsock: building with ${RSOCK_CARGO} (${_rsock_cargo_version}), profile ${RSOCK_CARGO_PROFILE}")
 # A cross build names the Rust target; a MinGW-w64 toolchain picks its own.
 set(_rsock_default_target "")
 if(CMAKE_CROSSCOMPILING AND MINGW AND CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64)$")
@@ -70,6 +73,7 @@ if(NOT RSOCK_NATIVE_LIBS)
 endif()
 string(REGEX REPLACE "^${_rsock_platform}: *" "" RSOCK_NATIVE_LIBS "${RSOCK_NATIVE_LIBS}")
 separate_arguments(RSOCK_NATIVE_LIBS UNIX_COMMAND "${RSOCK_NATIVE_LIBS}")
+list(TRANSFORM RSOCK_NATIVE_LIBS PREPEND "-l" OUTPUT_VARIABLE _rsock_native_flags)
 list(TRANSFORM RSOCK_NATIVE_LIBS REPLACE "^pthread$" "Threads::Threads")
 
 file(GLOB_RECURSE _rsock_sources CONFIGURE_DEPENDS "${_rsock_src}/src/*.rs")
@@ -81,13 +85,28 @@ if(RSOCK_SHARED_SONAME)
   list(APPEND _rsock_outputs "${_rsock_out}/${RSOCK_SHARED_SONAME}")
 endif()
 
+# `cargo rustc` with the C crate types only: cargo applies the profile's LTO
+# only when no rlib is built alongside. On ELF systems with binutils the
+# release build is then slimmed and the shared library relinked from it
+# (cmake/slim.sh; docs/DESIGN.md, "Footprint").
+set(_rsock_slim "")
+if(RSOCK_SHARED_SONAME AND NOT RSOCK_CARGO_PROFILE STREQUAL "dev"
+   AND CMAKE_OBJCOPY AND CMAKE_NM AND CMAKE_AR AND CMAKE_LINKER AND CMAKE_READELF)
+  set(_rsock_slim COMMAND "${CMAKE_COMMAND}" -E env "AR=${CMAKE_AR}" "NM=${CMAKE_NM}"
+    "OBJCOPY=${CMAKE_OBJCOPY}" "LD=${CMAKE_LINKER}" "READELF=${CMAKE_READELF}" "CC=${CMAKE_C_COMPILER}"
+    sh "${_rsock_src}/cmake/slim.sh" "${RSOCK_STATIC_LIB}" "${RSOCK_SHARED_LIB}" "${RSOCK_SHARED_SONAME}"
+    ${_rsock_native_flags})
+endif()
+
 add_custom_command(
   OUTPUT ${_rsock_outputs}
   COMMAND "${CMAKE_COMMAND}" -E env "CARGO_TARGET_DIR=${_rsock_target_dir}" ${_rsock_cargo_env}
-          "${RSOCK_CARGO}" build --lib --profile "${RSOCK_CARGO_PROFILE}" ${_rsock_cargo_target}
+          "${RSOCK_CARGO}" rustc --lib --profile "${RSOCK_CARGO_PROFILE}" ${_rsock_cargo_target}
+          --crate-type staticlib --crate-type cdylib
           --manifest-path "${_rsock_src}/Cargo.toml"
+  ${_rsock_slim}
   ${_rsock_link_soname}
-  DEPENDS ${_rsock_sources} "${_rsock_src}/Cargo.toml" "${_rsock_src}/build.rs"
+  DEPENDS ${_rsock_sources} "${_rsock_src}/Cargo.toml" "${_rsock_src}/build.rs" "${_rsock_src}/cmake/slim.sh"
   WORKING_DIRECTORY "${_rsock_src}"
   COMMENT "Building the rsock crate with cargo (${RSOCK_CARGO_PROFILE})"
   USES_TERMINAL

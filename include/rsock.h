@@ -169,6 +169,8 @@ extern "C" {
  * Creates a cancellation token with one reference, owned by the caller.
  * Holds no file descriptor and makes no system call. Any thread may use,
  * cancel and release it. Returns NULL with `ENOMEM` if memory runs out.
+ *
+ * Returns: the new token, or NULL with ENOMEM.
  */
 rsock_token *rsock_token_new(void);
 
@@ -179,6 +181,12 @@ rsock_token *rsock_token_new(void);
  * leaves the parent alone. A child of a cancelled parent is born cancelled.
  * The child keeps its parent alive. NULL `parent`: returns NULL with EINVAL;
  * out of memory: NULL with ENOMEM.
+ *
+ * Parameters:
+ * - `parent`: the token the child follows (the child holds a reference to
+ *   it).
+ *
+ * Returns: the new child token, or NULL with EINVAL or ENOMEM.
  */
 rsock_token *rsock_token_child(rsock_token *parent);
 
@@ -186,6 +194,11 @@ rsock_token *rsock_token_child(rsock_token *parent);
  * Adds a reference to `token` and returns it; the caller owns the new
  * reference (hand it to another thread, which releases it). Thread-safe.
  * NULL: returns NULL with EINVAL.
+ *
+ * Parameters:
+ * - `token`: a token the caller holds a reference to.
+ *
+ * Returns: `token`, or NULL with EINVAL.
  */
 rsock_token *rsock_token_ref(rsock_token *token);
 
@@ -195,6 +208,9 @@ rsock_token *rsock_token_ref(rsock_token *token);
  * releasing its last reference is undefined; a debug build of the library
  * catches it for the 4096 most recently freed tokens, printing a message
  * and aborting. NULL does nothing.
+ *
+ * Parameters:
+ * - `token`: the token whose reference is released, or NULL.
  */
 void rsock_token_unref(rsock_token *token);
 
@@ -204,6 +220,11 @@ void rsock_token_unref(rsock_token *token);
  * `rsock_token_reset`. Callable from any thread and from a signal handler
  * (async-signal-safe: no lock, no allocation; errno is preserved).
  * Returns 0, or -1 with EINVAL for NULL.
+ *
+ * Parameters:
+ * - `token`: the token to cancel.
+ *
+ * Returns: 0, or -1 with EINVAL.
  */
 int rsock_cancel(rsock_token *token);
 
@@ -211,6 +232,11 @@ int rsock_cancel(rsock_token *token);
  * Returns 1 if calls on `token` would fail with RSOCK_ECANCELED (it or an
  * ancestor was cancelled and it was not reset since), else 0. NULL: 0.
  * Thread-safe; the answer may be stale by the time it is read.
+ *
+ * Parameters:
+ * - `token`: the token to test, or NULL.
+ *
+ * Returns: 1 if cancelled, else 0.
  */
 int rsock_is_cancelled(const rsock_token *token);
 
@@ -221,6 +247,11 @@ int rsock_is_cancelled(const rsock_token *token);
  * before it wakes; calls started after the reset are not affected.
  * Thread-safe.
  * Returns 0, or -1 with EINVAL for NULL.
+ *
+ * Parameters:
+ * - `token`: the token to re-arm.
+ *
+ * Returns: 0, or -1 with EINVAL.
  */
 int rsock_token_reset(rsock_token *token);
 
@@ -236,6 +267,13 @@ int rsock_token_reset(rsock_token *token);
  * thread and from a signal handler (no lock, no allocation, no descriptor,
  * no thread; errno is preserved on success).
  * Returns 0, or -1 with EINVAL for NULL or a `timeout_ms` below -1.
+ *
+ * Parameters:
+ * - `token`: the token that gets the deadline.
+ * - `timeout_ms`: milliseconds from now (0: already passed; RSOCK_INFINITE:
+ *   clears the deadline).
+ *
+ * Returns: 0, or -1 with EINVAL.
  */
 int rsock_token_set_deadline(rsock_token *token,
                              int timeout_ms);
@@ -244,6 +282,11 @@ int rsock_token_set_deadline(rsock_token *token,
  * Milliseconds until the earliest deadline of `token` and its ancestors,
  * rounded up: 0 once it has passed, RSOCK_INFINITE if none is set (and for
  * NULL, which also sets EINVAL). Thread-safe and async-signal-safe.
+ *
+ * Parameters:
+ * - `token`: the token whose chain of deadlines is read.
+ *
+ * Returns: milliseconds left, 0, or RSOCK_INFINITE.
  */
 int rsock_token_remaining(const rsock_token *token);
 
@@ -256,6 +299,16 @@ int rsock_token_remaining(const rsock_token *token);
  * invalid socket, EINVAL for bad `events` or `timeout_ms`, or the system's
  * error. NULL `token`: the calling thread's own token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the token whose cancel or passed deadline ends the call; NULL:
+ *   the calling thread's own token.
+ * - `sock`: the socket to wait on.
+ * - `events`: RSOCK_READABLE, RSOCK_WRITABLE or both.
+ * - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+ *   check).
+ *
+ * Returns: the ready events (> 0), or -1 with the error.
  */
 int rsock_block(rsock_token *token,
                 rsock_socket sock,
@@ -271,6 +324,17 @@ int rsock_block(rsock_token *token,
  * though rsock polls one descriptor of its own too). NULL `token`: the
  * calling thread's own token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the token whose cancel or passed deadline ends the call; NULL:
+ *   the calling thread's own token.
+ * - `fds`: the entries, as for `poll` (NULL only when `nfds` is 0).
+ * - `nfds`: the number of entries.
+ * - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+ *   check).
+ *
+ * Returns: the number of entries with events, 0 on timeout, or -1 with the
+ *   error.
  */
 int rsock_poll(rsock_token *token,
                rsock_pollfd *fds,
@@ -286,6 +350,12 @@ int rsock_poll(rsock_token *token,
  * closing such a socket so that a later socket with the same handle is
  * not taken for non-blocking. Returns 0, or -1 with the system's error.
  * Thread-safe.
+ *
+ * Parameters:
+ * - `sock`: the socket.
+ * - `nonblocking`: nonzero for non-blocking mode, 0 for blocking.
+ *
+ * Returns: 0, or -1 with the error.
  */
 int rsock_set_nonblocking(rsock_socket sock,
                           int nonblocking);
@@ -308,6 +378,18 @@ int rsock_set_nonblocking(rsock_socket sock,
  * the flags are MSG_OOB, MSG_PEEK and MSG_WAITALL).
  * `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the token whose cancel or passed deadline ends the call; NULL:
+ *   the calling thread's own token.
+ * - `sock`: the socket.
+ * - `buf`: where the data goes (NULL only when `len` is 0).
+ * - `len`: the size of `buf` in bytes.
+ * - `flags`: `recv` flags (see above).
+ * - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+ *   check).
+ *
+ * Returns: the byte count (0 at end of stream), or -1 with the error.
  */
 intptr_t rsock_recv(rsock_token *token,
                     rsock_socket sock,
@@ -329,6 +411,19 @@ intptr_t rsock_recv(rsock_token *token,
  * MSG_DONTWAIT it makes one attempt, as `send` does. `buf` may be
  * NULL only when `len` is 0. NULL `token`: the thread's token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the token whose cancel or passed deadline ends the call; NULL:
+ *   the calling thread's own token.
+ * - `sock`: the socket.
+ * - `buf`: the data (NULL only when `len` is 0).
+ * - `len`: the number of bytes to send.
+ * - `flags`: `send` flags (see above).
+ * - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+ *   check).
+ *
+ * Returns: the byte count (`len`, or less when stopped after a partial
+ *   send), or -1 with the error.
  */
 intptr_t rsock_send(rsock_token *token,
                     rsock_socket sock,
@@ -344,6 +439,21 @@ intptr_t rsock_send(rsock_token *token,
  * queued. Flags and errors as for `rsock_recv`. NULL `token`: the
  * thread's token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the token whose cancel or passed deadline ends the call; NULL:
+ *   the calling thread's own token.
+ * - `sock`: the socket.
+ * - `buf`: where the data goes (NULL only when `len` is 0).
+ * - `len`: the size of `buf` in bytes.
+ * - `flags`: flags as for rsock_recv.
+ * - `from`: receives the sender's address, or NULL.
+ * - `fromlen`: in: the size of `from`; out: the address's length (NULL when
+ *   `from` is).
+ * - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+ *   check).
+ *
+ * Returns: the byte count, or -1 with the error.
  */
 intptr_t rsock_recvfrom(rsock_token *token,
                         rsock_socket sock,
@@ -360,6 +470,20 @@ intptr_t rsock_recvfrom(rsock_token *token,
  * (connected socket) only with `tolen` 0. `flags` as for `rsock_send`.
  * NULL `token`: the thread's token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the token whose cancel or passed deadline ends the call; NULL:
+ *   the calling thread's own token.
+ * - `sock`: the socket.
+ * - `buf`: the data (NULL only when `len` is 0).
+ * - `len`: the number of bytes to send.
+ * - `flags`: flags as for rsock_send.
+ * - `to`: the destination address, or NULL on a connected socket.
+ * - `tolen`: the size of `to` (0 when `to` is NULL).
+ * - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+ *   check).
+ *
+ * Returns: the byte count, or -1 with the error.
  */
 intptr_t rsock_sendto(rsock_token *token,
                       rsock_socket sock,
@@ -386,6 +510,18 @@ intptr_t rsock_sendto(rsock_token *token,
  * on Linux) fails it at once with EINVAL, as `accept` does.
  * NULL `token`: the thread's token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the token whose cancel or passed deadline ends the call; NULL:
+ *   the calling thread's own token.
+ * - `sock`: the listening socket.
+ * - `addr`: receives the peer's address, or NULL.
+ * - `addrlen`: in: the size of `addr`; out: the address's length (NULL when
+ *   `addr` is).
+ * - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+ *   check).
+ *
+ * Returns: the accepted socket, or RSOCK_INVALID_SOCKET with the error.
  */
 rsock_socket rsock_accept(rsock_token *token,
                           rsock_socket sock,
@@ -402,6 +538,17 @@ rsock_socket rsock_accept(rsock_token *token,
  * after a cancelled connect in Winsock 1.1). `addr` NULL: EINVAL.
  * NULL `token`: the thread's token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the token whose cancel or passed deadline ends the call; NULL:
+ *   the calling thread's own token.
+ * - `sock`: the socket to connect.
+ * - `addr`: the address to connect to.
+ * - `addrlen`: the size of `addr`.
+ * - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+ *   check).
+ *
+ * Returns: 0, or -1 with the error.
  */
 int rsock_connect(rsock_token *token,
                   rsock_socket sock,
@@ -429,6 +576,17 @@ int rsock_connect(rsock_token *token,
  * EMSGSIZE; a bad buffer is the system's EFAULT. NULL `token`: the
  * thread's token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the call's token; NULL: the calling thread's own token.
+ * - `sock`: the socket to receive from.
+ * - `msg`: as for `recvmsg`: the iovecs to fill, and optionally the
+ *   address and control buffers, which the call fills in.
+ * - `flags`: `recvmsg` flags, as listed above.
+ * - `timeout_ms`: milliseconds; RSOCK_INFINITE, 0 (check once), or
+ *   RSOCK_SOCKET_TIMEOUT.
+ *
+ * Returns: the byte count (0 at end of stream), or -1 with the error.
  */
 intptr_t rsock_recvmsg(rsock_token *token,
                        rsock_socket sock,
@@ -452,6 +610,18 @@ intptr_t rsock_recvmsg(rsock_token *token,
  * `msg_iovlen`: EINVAL; `msg_iovlen` over IOV_MAX: EMSGSIZE.
  * NULL `token`: the thread's token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the call's token; NULL: the calling thread's own token.
+ * - `sock`: the socket to send on.
+ * - `msg`: as for `sendmsg`: the iovecs to send, and optionally the
+ *   address and the ancillary data.
+ * - `flags`: `sendmsg` flags, as listed above.
+ * - `timeout_ms`: milliseconds; RSOCK_INFINITE, 0 (check once), or
+ *   RSOCK_SOCKET_TIMEOUT.
+ *
+ * Returns: the byte count (all of it, or the exact partial count with
+ * errno saying why), or -1 with the error.
  */
 intptr_t rsock_sendmsg(rsock_token *token,
                        rsock_socket sock,
@@ -477,6 +647,16 @@ intptr_t rsock_sendmsg(rsock_token *token,
  * standard input or a pipe can be cancelled like a socket call. `buf` may
  * be NULL only when `len` is 0. NULL `token`: the thread's token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the call's token; NULL: the calling thread's own token.
+ * - `fd`: the descriptor to read.
+ * - `buf`: where the bytes go (NULL only when `len` is 0).
+ * - `len`: the most bytes to read.
+ * - `timeout_ms`: milliseconds; RSOCK_INFINITE, 0 (check once), or
+ *   RSOCK_SOCKET_TIMEOUT.
+ *
+ * Returns: the byte count (0 at end of file), or -1 with the error.
  */
 intptr_t rsock_read(rsock_token *token,
                     int fd,
@@ -503,6 +683,17 @@ intptr_t rsock_read(rsock_token *token,
  * the open file may see it). SIGPIPE as from `write`. `buf` may be NULL
  * only when `len` is 0. NULL `token`: the thread's token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the call's token; NULL: the calling thread's own token.
+ * - `fd`: the descriptor to write.
+ * - `buf`: the bytes to write (NULL only when `len` is 0).
+ * - `len`: how many.
+ * - `timeout_ms`: milliseconds; RSOCK_INFINITE, 0 (check once), or
+ *   RSOCK_SOCKET_TIMEOUT.
+ *
+ * Returns: the byte count (all of it, or the exact partial count with
+ * errno saying why), or -1 with the error.
  */
 intptr_t rsock_write(rsock_token *token,
                      int fd,
@@ -534,6 +725,18 @@ intptr_t rsock_write(rsock_token *token,
  * RSOCK_EINPROGRESS. After fork() the child starts a pool of its own (the
  * child of a multithreaded process may call it where the C library allows
  * getaddrinfo there, as glibc does).
+ *
+ * Parameters:
+ * - `token`: the token whose cancel or passed deadline ends the call; NULL:
+ *   the calling thread's own token.
+ * - `node`: host name or address, or NULL (as for `getaddrinfo`).
+ * - `service`: service name or port number, or NULL.
+ * - `hints`: the `getaddrinfo` hints, or NULL.
+ * - `res`: receives the result list (NULL on failure).
+ * - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+ *   check).
+ *
+ * Returns: 0, or an EAI_* code.
  */
 int rsock_getaddrinfo(rsock_token *token,
                       const char *node,
@@ -568,6 +771,17 @@ int rsock_getaddrinfo(rsock_token *token,
  * `socktype`, or a timeout below -1: EINVAL. NULL `token`: the thread's
  * token.
  * Threads: as for every blocking call (see the top of this header).
+ *
+ * Parameters:
+ * - `token`: the token whose cancel or passed deadline ends the call; NULL:
+ *   the calling thread's own token.
+ * - `host`: host name or numeric address.
+ * - `service`: service name or port number.
+ * - `socktype`: SOCK_STREAM or SOCK_DGRAM.
+ * - `timeout_ms`: the limit in milliseconds for resolution and connection
+ *   together (RSOCK_INFINITE: none).
+ *
+ * Returns: the connected socket, or RSOCK_INVALID_SOCKET with the error.
  */
 rsock_socket rsock_connect_host(rsock_token *token,
                                 const char *host,
@@ -578,18 +792,27 @@ rsock_socket rsock_connect_host(rsock_token *token,
 /**
  * The version of the linked library as "major.minor.patch" (static string;
  * compare with the RSOCK_VERSION_* macros of the header you compiled with).
+ *
+ * Returns: the version string (static).
  */
 const char *rsock_version(void);
 
 /**
  * The calling thread's last error code: `errno` on POSIX,
  * `WSAGetLastError()` on Windows. Per thread, like errno.
+ *
+ * Returns: the error code.
  */
 int rsock_last_error(void);
 
 /**
  * A static, NUL-terminated description of an error code; never NULL, never
  * to be freed. Unknown codes give "unknown error". Thread-safe.
+ *
+ * Parameters:
+ * - `code`: an error code (errno value, or a Winsock code on Windows).
+ *
+ * Returns: the description (static).
  */
 const char *rsock_strerror(int code);
 
@@ -603,12 +826,19 @@ const char *rsock_strerror(int code);
  * blocking rsock call fails at once with RSOCK_EINPROGRESS. NULL removes
  * the hook. Affects only the calling thread. The hook must return normally
  * (no longjmp, pthread_exit or C++ exception out of it).
+ *
+ * Parameters:
+ * - `hook`: the new hook, or NULL for none.
+ *
+ * Returns: the previous hook, or NULL.
  */
 rsock_blocking_hook rsock_set_blocking_hook(rsock_blocking_hook hook);
 
 /**
  * Removes the calling thread's blocking hook (other threads' hooks stay).
  * Returns 0.
+ *
+ * Returns: 0.
  */
 int rsock_unhook_blocking_hook(void);
 
@@ -616,6 +846,8 @@ int rsock_unhook_blocking_hook(void);
  * Returns 1 while the calling thread is inside a blocking rsock call (so:
  * from its blocking hook, or a signal handler on that thread), else 0.
  * Async-signal-safe.
+ *
+ * Returns: 1 or 0.
  */
 int rsock_is_blocking(void);
 
@@ -627,6 +859,8 @@ int rsock_is_blocking(void);
  * -1 with EINVAL when no call is outstanding on this thread. To cancel a
  * thread's call from another thread, use `rsock_cancel(rsock_thread_token())`
  * obtained on that thread.
+ *
+ * Returns: 0, or -1 with EINVAL.
  */
 int rsock_cancel_blocking_call(void);
 
@@ -638,6 +872,8 @@ int rsock_cancel_blocking_call(void);
  * `rsock_token_reset` before the thread's next NULL-token call. The token
  * outlives the thread while references remain. NULL with ENOMEM if the
  * token cannot be created.
+ *
+ * Returns: a new reference to the thread's token, or NULL with ENOMEM.
  */
 rsock_token *rsock_thread_token(void);
 

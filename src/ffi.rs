@@ -182,6 +182,8 @@ unsafe fn addr_out(addr: *mut sockaddr, addrlen: *mut socklen_t) -> Result<AddrO
 /// Creates a cancellation token with one reference, owned by the caller.
 /// Holds no file descriptor and makes no system call. Any thread may use,
 /// cancel and release it. Returns NULL with `ENOMEM` if memory runs out.
+///
+/// Returns: the new token, or NULL with ENOMEM.
 #[no_mangle]
 pub extern "C" fn rsock_token_new() -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
@@ -196,6 +198,12 @@ pub extern "C" fn rsock_token_new() -> *mut rsock_token {
 /// leaves the parent alone. A child of a cancelled parent is born cancelled.
 /// The child keeps its parent alive. NULL `parent`: returns NULL with EINVAL;
 /// out of memory: NULL with ENOMEM.
+///
+/// Parameters:
+/// - `parent`: the token the child follows (the child holds a reference to
+///   it).
+///
+/// Returns: the new child token, or NULL with EINVAL or ENOMEM.
 #[no_mangle]
 pub extern "C" fn rsock_token_child(parent: *mut rsock_token) -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
@@ -209,6 +217,11 @@ pub extern "C" fn rsock_token_child(parent: *mut rsock_token) -> *mut rsock_toke
 /// Adds a reference to `token` and returns it; the caller owns the new
 /// reference (hand it to another thread, which releases it). Thread-safe.
 /// NULL: returns NULL with EINVAL.
+///
+/// Parameters:
+/// - `token`: a token the caller holds a reference to.
+///
+/// Returns: `token`, or NULL with EINVAL.
 #[no_mangle]
 pub extern "C" fn rsock_token_ref(token: *mut rsock_token) -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {
@@ -226,6 +239,9 @@ pub extern "C" fn rsock_token_ref(token: *mut rsock_token) -> *mut rsock_token {
 /// releasing its last reference is undefined; a debug build of the library
 /// catches it for the 4096 most recently freed tokens, printing a message
 /// and aborting. NULL does nothing.
+///
+/// Parameters:
+/// - `token`: the token whose reference is released, or NULL.
 #[no_mangle]
 pub extern "C" fn rsock_token_unref(token: *mut rsock_token) {
     guard((), || {
@@ -242,6 +258,11 @@ pub extern "C" fn rsock_token_unref(token: *mut rsock_token) {
 /// `rsock_token_reset`. Callable from any thread and from a signal handler
 /// (async-signal-safe: no lock, no allocation; errno is preserved).
 /// Returns 0, or -1 with EINVAL for NULL.
+///
+/// Parameters:
+/// - `token`: the token to cancel.
+///
+/// Returns: 0, or -1 with EINVAL.
 #[no_mangle]
 pub extern "C" fn rsock_cancel(token: *mut rsock_token) -> c_int {
     if token.is_null() {
@@ -256,6 +277,11 @@ pub extern "C" fn rsock_cancel(token: *mut rsock_token) -> c_int {
 /// Returns 1 if calls on `token` would fail with RSOCK_ECANCELED (it or an
 /// ancestor was cancelled and it was not reset since), else 0. NULL: 0.
 /// Thread-safe; the answer may be stale by the time it is read.
+///
+/// Parameters:
+/// - `token`: the token to test, or NULL.
+///
+/// Returns: 1 if cancelled, else 0.
 #[no_mangle]
 pub extern "C" fn rsock_is_cancelled(token: *const rsock_token) -> c_int {
     guard(0, || {
@@ -272,6 +298,11 @@ pub extern "C" fn rsock_is_cancelled(token: *const rsock_token) -> c_int {
 /// before it wakes; calls started after the reset are not affected.
 /// Thread-safe.
 /// Returns 0, or -1 with EINVAL for NULL.
+///
+/// Parameters:
+/// - `token`: the token to re-arm.
+///
+/// Returns: 0, or -1 with EINVAL.
 #[no_mangle]
 pub extern "C" fn rsock_token_reset(token: *mut rsock_token) -> c_int {
     guard(-1, || {
@@ -293,6 +324,13 @@ pub extern "C" fn rsock_token_reset(token: *mut rsock_token) -> c_int {
 /// thread and from a signal handler (no lock, no allocation, no descriptor,
 /// no thread; errno is preserved on success).
 /// Returns 0, or -1 with EINVAL for NULL or a `timeout_ms` below -1.
+///
+/// Parameters:
+/// - `token`: the token that gets the deadline.
+/// - `timeout_ms`: milliseconds from now (0: already passed; RSOCK_INFINITE:
+///   clears the deadline).
+///
+/// Returns: 0, or -1 with EINVAL.
 #[no_mangle]
 pub extern "C" fn rsock_token_set_deadline(token: *mut rsock_token, timeout_ms: c_int) -> c_int {
     let at = match (token.is_null(), wake::token_deadline(timeout_ms)) {
@@ -311,6 +349,11 @@ pub extern "C" fn rsock_token_set_deadline(token: *mut rsock_token, timeout_ms: 
 /// Milliseconds until the earliest deadline of `token` and its ancestors,
 /// rounded up: 0 once it has passed, RSOCK_INFINITE if none is set (and for
 /// NULL, which also sets EINVAL). Thread-safe and async-signal-safe.
+///
+/// Parameters:
+/// - `token`: the token whose chain of deadlines is read.
+///
+/// Returns: milliseconds left, 0, or RSOCK_INFINITE.
 #[no_mangle]
 pub extern "C" fn rsock_token_remaining(token: *const rsock_token) -> c_int {
     if token.is_null() {
@@ -331,6 +374,16 @@ pub extern "C" fn rsock_token_remaining(token: *const rsock_token) -> c_int {
 /// invalid socket, EINVAL for bad `events` or `timeout_ms`, or the system's
 /// error. NULL `token`: the calling thread's own token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the token whose cancel or passed deadline ends the call; NULL:
+///   the calling thread's own token.
+/// - `sock`: the socket to wait on.
+/// - `events`: RSOCK_READABLE, RSOCK_WRITABLE or both.
+/// - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+///   check).
+///
+/// Returns: the ready events (> 0), or -1 with the error.
 #[no_mangle]
 pub extern "C" fn rsock_block(
     token: *mut rsock_token,
@@ -351,6 +404,17 @@ pub extern "C" fn rsock_block(
 /// though rsock polls one descriptor of its own too). NULL `token`: the
 /// calling thread's own token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the token whose cancel or passed deadline ends the call; NULL:
+///   the calling thread's own token.
+/// - `fds`: the entries, as for `poll` (NULL only when `nfds` is 0).
+/// - `nfds`: the number of entries.
+/// - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+///   check).
+///
+/// Returns: the number of entries with events, 0 on timeout, or -1 with the
+///   error.
 #[no_mangle]
 pub extern "C" fn rsock_poll(
     token: *mut rsock_token,
@@ -383,6 +447,12 @@ pub extern "C" fn rsock_poll(
 /// closing such a socket so that a later socket with the same handle is
 /// not taken for non-blocking. Returns 0, or -1 with the system's error.
 /// Thread-safe.
+///
+/// Parameters:
+/// - `sock`: the socket.
+/// - `nonblocking`: nonzero for non-blocking mode, 0 for blocking.
+///
+/// Returns: 0, or -1 with the error.
 #[no_mangle]
 pub extern "C" fn rsock_set_nonblocking(sock: rsock_socket, nonblocking: c_int) -> c_int {
     guard(-1, || ops::set_mode(sock, nonblocking != 0).map(|()| 0))
@@ -405,6 +475,18 @@ pub extern "C" fn rsock_set_nonblocking(sock: rsock_socket, nonblocking: c_int) 
 /// the flags are MSG_OOB, MSG_PEEK and MSG_WAITALL).
 /// `buf` may be NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the token whose cancel or passed deadline ends the call; NULL:
+///   the calling thread's own token.
+/// - `sock`: the socket.
+/// - `buf`: where the data goes (NULL only when `len` is 0).
+/// - `len`: the size of `buf` in bytes.
+/// - `flags`: `recv` flags (see above).
+/// - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+///   check).
+///
+/// Returns: the byte count (0 at end of stream), or -1 with the error.
 #[no_mangle]
 pub extern "C" fn rsock_recv(
     token: *mut rsock_token,
@@ -433,6 +515,19 @@ pub extern "C" fn rsock_recv(
 /// MSG_DONTWAIT it makes one attempt, as `send` does. `buf` may be
 /// NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the token whose cancel or passed deadline ends the call; NULL:
+///   the calling thread's own token.
+/// - `sock`: the socket.
+/// - `buf`: the data (NULL only when `len` is 0).
+/// - `len`: the number of bytes to send.
+/// - `flags`: `send` flags (see above).
+/// - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+///   check).
+///
+/// Returns: the byte count (`len`, or less when stopped after a partial
+///   send), or -1 with the error.
 #[no_mangle]
 pub extern "C" fn rsock_send(
     token: *mut rsock_token,
@@ -455,6 +550,21 @@ pub extern "C" fn rsock_send(
 /// queued. Flags and errors as for `rsock_recv`. NULL `token`: the
 /// thread's token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the token whose cancel or passed deadline ends the call; NULL:
+///   the calling thread's own token.
+/// - `sock`: the socket.
+/// - `buf`: where the data goes (NULL only when `len` is 0).
+/// - `len`: the size of `buf` in bytes.
+/// - `flags`: flags as for rsock_recv.
+/// - `from`: receives the sender's address, or NULL.
+/// - `fromlen`: in: the size of `from`; out: the address's length (NULL when
+///   `from` is).
+/// - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+///   check).
+///
+/// Returns: the byte count, or -1 with the error.
 #[no_mangle]
 pub extern "C" fn rsock_recvfrom(
     token: *mut rsock_token,
@@ -480,6 +590,20 @@ pub extern "C" fn rsock_recvfrom(
 /// (connected socket) only with `tolen` 0. `flags` as for `rsock_send`.
 /// NULL `token`: the thread's token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the token whose cancel or passed deadline ends the call; NULL:
+///   the calling thread's own token.
+/// - `sock`: the socket.
+/// - `buf`: the data (NULL only when `len` is 0).
+/// - `len`: the number of bytes to send.
+/// - `flags`: flags as for rsock_send.
+/// - `to`: the destination address, or NULL on a connected socket.
+/// - `tolen`: the size of `to` (0 when `to` is NULL).
+/// - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+///   check).
+///
+/// Returns: the byte count, or -1 with the error.
 #[no_mangle]
 pub extern "C" fn rsock_sendto(
     token: *mut rsock_token,
@@ -518,6 +642,18 @@ pub extern "C" fn rsock_sendto(
 /// on Linux) fails it at once with EINVAL, as `accept` does.
 /// NULL `token`: the thread's token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the token whose cancel or passed deadline ends the call; NULL:
+///   the calling thread's own token.
+/// - `sock`: the listening socket.
+/// - `addr`: receives the peer's address, or NULL.
+/// - `addrlen`: in: the size of `addr`; out: the address's length (NULL when
+///   `addr` is).
+/// - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+///   check).
+///
+/// Returns: the accepted socket, or RSOCK_INVALID_SOCKET with the error.
 #[no_mangle]
 pub extern "C" fn rsock_accept(
     token: *mut rsock_token,
@@ -541,6 +677,17 @@ pub extern "C" fn rsock_accept(
 /// after a cancelled connect in Winsock 1.1). `addr` NULL: EINVAL.
 /// NULL `token`: the thread's token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the token whose cancel or passed deadline ends the call; NULL:
+///   the calling thread's own token.
+/// - `sock`: the socket to connect.
+/// - `addr`: the address to connect to.
+/// - `addrlen`: the size of `addr`.
+/// - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+///   check).
+///
+/// Returns: 0, or -1 with the error.
 #[no_mangle]
 pub extern "C" fn rsock_connect(
     token: *mut rsock_token,
@@ -601,6 +748,17 @@ unsafe fn iovecs<'a>(msg: &ops::MsgHdr) -> Result<&'a [ops::IoVec]> {
 /// EMSGSIZE; a bad buffer is the system's EFAULT. NULL `token`: the
 /// thread's token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the call's token; NULL: the calling thread's own token.
+/// - `sock`: the socket to receive from.
+/// - `msg`: as for `recvmsg`: the iovecs to fill, and optionally the
+///   address and control buffers, which the call fills in.
+/// - `flags`: `recvmsg` flags, as listed above.
+/// - `timeout_ms`: milliseconds; RSOCK_INFINITE, 0 (check once), or
+///   RSOCK_SOCKET_TIMEOUT.
+///
+/// Returns: the byte count (0 at end of stream), or -1 with the error.
 #[cfg(unix)]
 #[no_mangle]
 pub extern "C" fn rsock_recvmsg(
@@ -636,6 +794,18 @@ pub extern "C" fn rsock_recvmsg(
 /// `msg_iovlen`: EINVAL; `msg_iovlen` over IOV_MAX: EMSGSIZE.
 /// NULL `token`: the thread's token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the call's token; NULL: the calling thread's own token.
+/// - `sock`: the socket to send on.
+/// - `msg`: as for `sendmsg`: the iovecs to send, and optionally the
+///   address and the ancillary data.
+/// - `flags`: `sendmsg` flags, as listed above.
+/// - `timeout_ms`: milliseconds; RSOCK_INFINITE, 0 (check once), or
+///   RSOCK_SOCKET_TIMEOUT.
+///
+/// Returns: the byte count (all of it, or the exact partial count with
+/// errno saying why), or -1 with the error.
 #[cfg(unix)]
 #[no_mangle]
 pub extern "C" fn rsock_sendmsg(
@@ -672,6 +842,16 @@ pub extern "C" fn rsock_sendmsg(
 /// standard input or a pipe can be cancelled like a socket call. `buf` may
 /// be NULL only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the call's token; NULL: the calling thread's own token.
+/// - `fd`: the descriptor to read.
+/// - `buf`: where the bytes go (NULL only when `len` is 0).
+/// - `len`: the most bytes to read.
+/// - `timeout_ms`: milliseconds; RSOCK_INFINITE, 0 (check once), or
+///   RSOCK_SOCKET_TIMEOUT.
+///
+/// Returns: the byte count (0 at end of file), or -1 with the error.
 #[cfg(unix)]
 #[no_mangle]
 pub extern "C" fn rsock_read(
@@ -704,6 +884,17 @@ pub extern "C" fn rsock_read(
 /// the open file may see it). SIGPIPE as from `write`. `buf` may be NULL
 /// only when `len` is 0. NULL `token`: the thread's token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the call's token; NULL: the calling thread's own token.
+/// - `fd`: the descriptor to write.
+/// - `buf`: the bytes to write (NULL only when `len` is 0).
+/// - `len`: how many.
+/// - `timeout_ms`: milliseconds; RSOCK_INFINITE, 0 (check once), or
+///   RSOCK_SOCKET_TIMEOUT.
+///
+/// Returns: the byte count (all of it, or the exact partial count with
+/// errno saying why), or -1 with the error.
 #[cfg(unix)]
 #[no_mangle]
 pub extern "C" fn rsock_write(
@@ -744,6 +935,18 @@ pub extern "C" fn rsock_write(
 /// RSOCK_EINPROGRESS. After fork() the child starts a pool of its own (the
 /// child of a multithreaded process may call it where the C library allows
 /// getaddrinfo there, as glibc does).
+///
+/// Parameters:
+/// - `token`: the token whose cancel or passed deadline ends the call; NULL:
+///   the calling thread's own token.
+/// - `node`: host name or address, or NULL (as for `getaddrinfo`).
+/// - `service`: service name or port number, or NULL.
+/// - `hints`: the `getaddrinfo` hints, or NULL.
+/// - `res`: receives the result list (NULL on failure).
+/// - `timeout_ms`: the limit in milliseconds (RSOCK_INFINITE: none; 0: one
+///   check).
+///
+/// Returns: 0, or an EAI_* code.
 #[no_mangle]
 pub extern "C" fn rsock_getaddrinfo(
     token: *mut rsock_token,
@@ -809,6 +1012,17 @@ pub extern "C" fn rsock_getaddrinfo(
 /// `socktype`, or a timeout below -1: EINVAL. NULL `token`: the thread's
 /// token.
 /// Threads: as for every blocking call (see the top of this header).
+///
+/// Parameters:
+/// - `token`: the token whose cancel or passed deadline ends the call; NULL:
+///   the calling thread's own token.
+/// - `host`: host name or numeric address.
+/// - `service`: service name or port number.
+/// - `socktype`: SOCK_STREAM or SOCK_DGRAM.
+/// - `timeout_ms`: the limit in milliseconds for resolution and connection
+///   together (RSOCK_INFINITE: none).
+///
+/// Returns: the connected socket, or RSOCK_INVALID_SOCKET with the error.
 #[no_mangle]
 pub extern "C" fn rsock_connect_host(
     token: *mut rsock_token,
@@ -833,6 +1047,8 @@ pub extern "C" fn rsock_connect_host(
 
 /// The version of the linked library as "major.minor.patch" (static string;
 /// compare with the RSOCK_VERSION_* macros of the header you compiled with).
+///
+/// Returns: the version string (static).
 #[no_mangle]
 pub extern "C" fn rsock_version() -> *const c_char {
     VERSION.as_ptr().cast()
@@ -842,6 +1058,8 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
 /// The calling thread's last error code: `errno` on POSIX,
 /// `WSAGetLastError()` on Windows. Per thread, like errno.
+///
+/// Returns: the error code.
 #[no_mangle]
 pub extern "C" fn rsock_last_error() -> c_int {
     error::last_error()
@@ -849,6 +1067,11 @@ pub extern "C" fn rsock_last_error() -> c_int {
 
 /// A static, NUL-terminated description of an error code; never NULL, never
 /// to be freed. Unknown codes give "unknown error". Thread-safe.
+///
+/// Parameters:
+/// - `code`: an error code (errno value, or a Winsock code on Windows).
+///
+/// Returns: the description (static).
 #[no_mangle]
 pub extern "C" fn rsock_strerror(code: c_int) -> *const c_char {
     crate::error::describe_c(code).as_ptr()
@@ -865,6 +1088,11 @@ pub extern "C" fn rsock_strerror(code: c_int) -> *const c_char {
 /// blocking rsock call fails at once with RSOCK_EINPROGRESS. NULL removes
 /// the hook. Affects only the calling thread. The hook must return normally
 /// (no longjmp, pthread_exit or C++ exception out of it).
+///
+/// Parameters:
+/// - `hook`: the new hook, or NULL for none.
+///
+/// Returns: the previous hook, or NULL.
 #[no_mangle]
 pub extern "C" fn rsock_set_blocking_hook(hook: rsock_blocking_hook) -> rsock_blocking_hook {
     ops::set_blocking_hook(hook)
@@ -872,6 +1100,8 @@ pub extern "C" fn rsock_set_blocking_hook(hook: rsock_blocking_hook) -> rsock_bl
 
 /// Removes the calling thread's blocking hook (other threads' hooks stay).
 /// Returns 0.
+///
+/// Returns: 0.
 #[no_mangle]
 pub extern "C" fn rsock_unhook_blocking_hook() -> c_int {
     ops::set_blocking_hook(None);
@@ -881,6 +1111,8 @@ pub extern "C" fn rsock_unhook_blocking_hook() -> c_int {
 /// Returns 1 while the calling thread is inside a blocking rsock call (so:
 /// from its blocking hook, or a signal handler on that thread), else 0.
 /// Async-signal-safe.
+///
+/// Returns: 1 or 0.
 #[no_mangle]
 pub extern "C" fn rsock_is_blocking() -> c_int {
     ops::is_blocking() as c_int
@@ -893,6 +1125,8 @@ pub extern "C" fn rsock_is_blocking() -> c_int {
 /// -1 with EINVAL when no call is outstanding on this thread. To cancel a
 /// thread's call from another thread, use `rsock_cancel(rsock_thread_token())`
 /// obtained on that thread.
+///
+/// Returns: 0, or -1 with EINVAL.
 #[no_mangle]
 pub extern "C" fn rsock_cancel_blocking_call() -> c_int {
     guard(-1, || ops::cancel_blocking_call().map(|()| 0))
@@ -905,6 +1139,8 @@ pub extern "C" fn rsock_cancel_blocking_call() -> c_int {
 /// `rsock_token_reset` before the thread's next NULL-token call. The token
 /// outlives the thread while references remain. NULL with ENOMEM if the
 /// token cannot be created.
+///
+/// Returns: a new reference to the thread's token, or NULL with ENOMEM.
 #[no_mangle]
 pub extern "C" fn rsock_thread_token() -> *mut rsock_token {
     guard(std::ptr::null_mut(), || {

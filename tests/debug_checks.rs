@@ -13,7 +13,20 @@ const MISUSE: &str = "RSOCK_MISUSE";
 /// and whether it succeeded.
 fn run_child(name: &str) -> (bool, String) {
     let exe = std::env::current_exe().expect("test binary");
-    let out = Command::new(exe)
+    // A cross-built test runs under an emulator (tests/cross.sh: qemu-user),
+    // which the child needs too: RSOCK_TEST_RUNNER names it, with its
+    // arguments.
+    let runner = std::env::var("RSOCK_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let out = cmd
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(MISUSE, "1")
         .output()

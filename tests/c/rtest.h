@@ -88,12 +88,15 @@ static inline int rt_scaled(int n) {
 #endif
 #endif
 
-/* Whether a memory tool (valgrind, or a sanitizer built in) owns this
-   process's address space, so that RLIMIT_AS means nothing useful. */
+/* Whether a memory tool (valgrind, or a sanitizer built in) or an
+   emulator (qemu-user: tests/cross.sh sets RSOCK_TEST_EMULATED) owns this
+   process's address space, so that RLIMIT_AS means nothing useful and
+   everything runs slower. */
 static inline int rt_memory_tool(void) {
 #ifdef RT_SANITIZED
     return 1;
 #else
+    if (getenv("RSOCK_TEST_EMULATED")) return 1;
     const char *p = getenv("LD_PRELOAD");
     return p && strstr(p, "vgpreload") != NULL;
 #endif

@@ -671,6 +671,9 @@ static void reap_children(int wait) {
 }
 
 static void fork_child(void) {
+    /* qemu-user cannot fork a process whose other threads are running
+       guest code (the child can hang in the emulator's own locks). */
+    if (getenv("RSOCK_TEST_EMULATED")) return;
     if (nchildren == MAX_CHILDREN) reap_children(1);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -855,7 +858,7 @@ int main(void) {
     CHECK(atomic_load(&deadline_timeouts) > 0);
     CHECK(fork_failures == 0);
 #ifndef _WIN32
-    CHECK(forks > 0 && dup_rounds > 0);
+    CHECK((forks > 0 || getenv("RSOCK_TEST_EMULATED")) && dup_rounds > 0);
 #endif
 #ifdef __linux__
     CHECK(shutdowns > 0 || rt_memory_tool());
