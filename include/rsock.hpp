@@ -18,8 +18,9 @@
  *   rsock::transfer_error, whose transferred() is the exact count; the
  *   error_code form returns that count and sets the error_code.
  * - Timeouts are any std::chrono::duration, rounded up to milliseconds;
- *   rsock::infinite waits for ever, zero checks once, other negative
- *   durations are EINVAL.
+ *   rsock::infinite waits for ever, zero checks once,
+ *   rsock::socket_timeout behaves as the plain call (RSOCK_SOCKET_TIMEOUT),
+ *   other negative durations are EINVAL.
  */
 #ifndef RSOCK_HPP
 #define RSOCK_HPP
@@ -56,6 +57,9 @@ namespace rsock {
 
 /** Waits for ever. */
 inline constexpr std::chrono::milliseconds infinite{-1};
+/** As the plain system call would on that socket (RSOCK_SOCKET_TIMEOUT):
+    its mode and SO_RCVTIMEO/SO_SNDTIMEO, plus cancellation. */
+inline constexpr std::chrono::milliseconds socket_timeout{-2};
 
 /** The category of rsock's errors: errno values on POSIX, Winsock codes
     on Windows, as rsock_last_error() returns them. */
@@ -225,6 +229,7 @@ private:
            to integer milliseconds would overflow. */
         double ms = std::chrono::duration<double, std::milli>(d).count();
         if (ms == -1.0) return RSOCK_INFINITE;
+        if (ms == -2.0) return RSOCK_SOCKET_TIMEOUT;
         if (ms < 0) return INT_MIN;
         if (ms >= static_cast<double>(INT_MAX)) return INT_MAX;
         return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(d).count());
@@ -533,6 +538,59 @@ inline addrinfo_ptr getaddrinfo(const token &t, const char *node, const char *se
     if (ec) detail::fail(ec, "rsock::getaddrinfo");
     return r;
 }
+
+#if defined(RSOCK_POSIX)
+/* ---- the rest of the POSIX blocking I/O surface -------------------------- */
+
+/** rsock_recvmsg (scatter/gather, ancillary data). With MSG_WAITALL a
+    receive stopped short throws transfer_error. */
+inline std::size_t recvmsg(const token &t, rsock_socket s, struct msghdr *msg, timeout to, int flags,
+                           std::error_code &ec) noexcept {
+    return detail::counted(rsock_recvmsg(t.native(), s, msg, flags, to.ms()), ec);
+}
+inline std::size_t recvmsg(const token &t, rsock_socket s, struct msghdr *msg, timeout to = infinite,
+                           int flags = 0) {
+    std::error_code ec;
+    std::size_t n = recvmsg(t, s, msg, to, flags, ec);
+    return detail::checked_transfer(n, ec, "rsock::recvmsg");
+}
+
+/** rsock_sendmsg: stopped short, it throws transfer_error with the exact
+    count. */
+inline std::size_t sendmsg(const token &t, rsock_socket s, const struct msghdr *msg, timeout to, int flags,
+                           std::error_code &ec) noexcept {
+    return detail::counted(rsock_sendmsg(t.native(), s, msg, flags, to.ms()), ec);
+}
+inline std::size_t sendmsg(const token &t, rsock_socket s, const struct msghdr *msg, timeout to = infinite,
+                           int flags = 0) {
+    std::error_code ec;
+    std::size_t n = sendmsg(t, s, msg, to, flags, ec);
+    return detail::checked_transfer(n, ec, "rsock::sendmsg");
+}
+
+/** rsock_read, on any descriptor poll can wait on (0 at end of file). */
+inline std::size_t read(const token &t, int fd, void *buf, std::size_t len, timeout to,
+                        std::error_code &ec) noexcept {
+    return detail::counted(rsock_read(t.native(), fd, buf, len, to.ms()), ec);
+}
+inline std::size_t read(const token &t, int fd, void *buf, std::size_t len, timeout to = infinite) {
+    std::error_code ec;
+    std::size_t n = read(t, fd, buf, len, to, ec);
+    return detail::checked(n, ec, "rsock::read");
+}
+
+/** rsock_write: stopped short, it throws transfer_error with the exact
+    count. */
+inline std::size_t write(const token &t, int fd, const void *buf, std::size_t len, timeout to,
+                         std::error_code &ec) noexcept {
+    return detail::counted(rsock_write(t.native(), fd, buf, len, to.ms()), ec);
+}
+inline std::size_t write(const token &t, int fd, const void *buf, std::size_t len, timeout to = infinite) {
+    std::error_code ec;
+    std::size_t n = write(t, fd, buf, len, to, ec);
+    return detail::checked_transfer(n, ec, "rsock::write");
+}
+#endif
 
 #if defined(__cpp_lib_span)
 /* ---- std::span buffers (C++20) ------------------------------------------- */

@@ -394,6 +394,37 @@ static void one_deadline_ends_many_waiters(void) {
 }
 
 #ifndef _WIN32
+/* The POSIX calls too: a read waiting on a pipe ends at the deadline; a
+   passed deadline fails recvmsg with data queued, consuming nothing. */
+static void deadline_reaches_the_posix_calls(void) {
+    rsock_token *t = rsock_token_new();
+    REQUIRE(t);
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    char buf[8];
+    CHECK(rsock_token_set_deadline(t, 50) == 0);
+    double start = now_ms();
+    CHECK_ERR(rsock_read(t, p[0], buf, sizeof buf, RSOCK_INFINITE), RSOCK_ETIMEDOUT);
+    CHECK(now_ms() - start >= 45);
+    CHECK_ERR(rsock_write(t, p[1], "x", 1, RSOCK_INFINITE), RSOCK_ETIMEDOUT);
+    rsock_socket sv[2];
+    unix_pair(sv);
+    REQUIRE(send(sv[1], "abc", 3, 0) == 3);
+    struct iovec iov = {buf, sizeof buf};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    CHECK_ERR(rsock_recvmsg(t, sv[0], &m, 0, RSOCK_INFINITE), RSOCK_ETIMEDOUT);
+    CHECK_ERR(rsock_sendmsg(t, sv[0], &m, 0, RSOCK_INFINITE), RSOCK_ETIMEDOUT);
+    CHECK(rsock_token_set_deadline(t, RSOCK_INFINITE) == 0);
+    CHECK(rsock_recvmsg(t, sv[0], &m, 0, 1000) == 3);
+    close_pair(sv);
+    close(p[0]);
+    close(p[1]);
+    rsock_token_unref(t);
+}
+
 static rsock_token *alarm_token;
 static void set_deadline_on_alarm(int sig) {
     (void)sig;
@@ -438,6 +469,7 @@ int main(void) {
     RUN(deadline_ends_a_pending_connect);
     RUN(partial_send_count_is_exact);
     RUN(one_deadline_ends_many_waiters);
+    RUN_POSIX(deadline_reaches_the_posix_calls, "POSIX calls");
     RUN_POSIX(deadline_from_a_signal_handler, "no signals");
     return rt_finish("test_deadline");
 }

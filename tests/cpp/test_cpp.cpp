@@ -35,6 +35,7 @@ void errors_compare_with_portable_conditions() {
 
 void timeouts_convert_rounding_up() {
     CHECK(rsock::timeout(rsock::infinite).ms() == RSOCK_INFINITE);
+    CHECK(rsock::timeout(rsock::socket_timeout).ms() == RSOCK_SOCKET_TIMEOUT);
     CHECK(rsock::timeout(0ms).ms() == 0);
     CHECK(rsock::timeout(1500us).ms() == 2);
     CHECK(rsock::timeout(1ns).ms() == 1);
@@ -53,7 +54,7 @@ void timeouts_convert_rounding_up() {
     std::error_code ec;
     rsock::recv(tok, p.s[0], &b, 1, -1s, 0, ec);
     CHECK(ec == std::errc::invalid_argument);
-    rsock::recv(tok, p.s[0], &b, 1, -2ms, 0, ec);
+    rsock::recv(tok, p.s[0], &b, 1, -3ms, 0, ec);
     CHECK(ec == std::errc::invalid_argument);
     tok.set_deadline(-5ms, ec);
     CHECK(ec == std::errc::invalid_argument);
@@ -301,6 +302,58 @@ void nothing_lost() {
     CHECK(rsock::recv(tok, p.s[0], three, 8, 50ms, MSG_WAITALL, ec) == 3 && is_timeout(ec));
 }
 
+#ifndef _WIN32
+// recvmsg / sendmsg / read / write (POSIX): both forms, a cancel, a
+// stopped write's exact count.
+void posix_io_both_forms() {
+    rsock::token tok;
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    char a[] = "ab", b[] = "cd";
+    iovec out[2] = {{a, 2}, {b, 2}};
+    msghdr m{};
+    m.msg_iov = out;
+    m.msg_iovlen = 2;
+    CHECK(rsock::sendmsg(tok, sv[0], &m, 1s) == 4);
+    char x[2], y[2];
+    iovec in[2] = {{x, 2}, {y, 2}};
+    msghdr r{};
+    r.msg_iov = in;
+    r.msg_iovlen = 2;
+    CHECK(rsock::recvmsg(tok, sv[1], &r, 1s, MSG_WAITALL) == 4 && std::memcmp(y, "cd", 2) == 0);
+    std::error_code ec;
+    CHECK(rsock::recvmsg(tok, sv[1], &r, 0ms, 0, ec) == 0 && is_timeout(ec));
+    CHECK(rsock::sendmsg(tok, sv[0], &m, 1s, 0, ec) == 4 && !ec);
+    CHECK(rsock::recvmsg(tok, sv[1], &r, 1s, MSG_WAITALL, ec) == 4 && !ec);
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    CHECK(rsock::write(tok, p[1], "pipe", 4) == 4);
+    char buf[8];
+    CHECK(rsock::read(tok, p[0], buf, sizeof buf, 1s) == 4);
+    CHECK(rsock::read(tok, p[0], buf, sizeof buf, 10ms, ec) == 0 && is_timeout(ec));
+    // Non-blocking pipe, plain-call semantics: one attempt.
+    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+    CHECK(rsock::read(tok, p[0], buf, sizeof buf, rsock::socket_timeout, ec) == 0 &&
+          ec == std::errc::resource_unavailable_try_again);
+    tok.cancel();
+    CHECK(rsock::read(tok, p[0], buf, sizeof buf, rsock::infinite, ec) == 0 && is_canceled(ec));
+    tok.reset();
+    // A pipe nobody reads: the write stops with its exact count.
+    std::vector<char> big(1 << 20, 'w');
+    bool threw = false;
+    try {
+        rsock::write(tok, p[1], big.data(), big.size(), 30ms);
+    } catch (const rsock::transfer_error &e) {
+        threw = is_timeout(e.code()) && e.transferred() > 0 && e.transferred() < big.size();
+    }
+    CHECK(threw);
+    close(p[0]);
+    close(p[1]);
+    close(sv[0]);
+    close(sv[1]);
+}
+#endif
+
 #if defined(__cpp_lib_jthread)
 // A jthread blocked in rsock::recv, stopped by request_stop().
 void jthread_request_stop() {
@@ -440,6 +493,9 @@ int main() {
     RUN(children_and_deadlines);
     RUN(every_call_both_forms);
     RUN(nothing_lost);
+#ifndef _WIN32
+    RUN(posix_io_both_forms);
+#endif
 #if defined(__cpp_lib_jthread)
     RUN(jthread_request_stop);
     RUN(jthread_destructor_stops);
