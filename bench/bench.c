@@ -193,10 +193,12 @@ static const struct series *baseline_of(const struct series *s) {
 /* V_RSOCK_TO: rsock with a finite (60 s) timeout on each call, the same
    timed wait in the kernel as a deadline makes. V_RSOCK_CPP: rsock through
    the C++ header (bench/bench_cpp.cpp). */
-enum variant { V_RAW, V_POLL, V_RSOCK, V_RSOCK_DL, V_RSOCK_TO, V_RSOCK_CPP, V_GLIB, NV };
-static const char *vname[NV] = {"raw blocking",        "poll+eventfd", "rsock",
-                                "rsock, deadline set", "rsock, 60 s timeout", "rsock C++",
-                                "GLib GCancellable"};
+/* V_RSOCK_PLAIN: rsock with RSOCK_SOCKET_TIMEOUT (the redirect mode's
+   timeout) on a blocking socket with no socket timeout set. */
+enum variant { V_RAW, V_POLL, V_RSOCK, V_RSOCK_DL, V_RSOCK_TO, V_RSOCK_PLAIN, V_RSOCK_CPP, V_GLIB, NV };
+static const char *vname[NV] = {"raw blocking",        "poll+eventfd",        "rsock",
+                                "rsock, deadline set", "rsock, 60 s timeout", "rsock, socket timeout",
+                                "rsock C++",           "GLib GCancellable"};
 
 void *bench_cpp_token(rsock_token *tok);
 void bench_cpp_token_free(void *t);
@@ -227,7 +229,8 @@ static void ep_init(struct endpoint *e, enum variant v, int fd) {
     e->fd = fd;
     e->efd = -1;
     if (v == V_POLL) OK((e->efd = eventfd(0, EFD_CLOEXEC)) >= 0);
-    if (v == V_RSOCK || v == V_RSOCK_DL || v == V_RSOCK_TO || v == V_RSOCK_CPP) OK(e->tok = rsock_token_new());
+    if (v == V_RSOCK || v == V_RSOCK_DL || v == V_RSOCK_TO || v == V_RSOCK_PLAIN || v == V_RSOCK_CPP)
+        OK(e->tok = rsock_token_new());
     if (v == V_RSOCK_CPP) OK(e->cpp_tok = bench_cpp_token(e->tok));
     if (v == V_RSOCK_DL) OK(rsock_token_set_deadline(e->tok, 1 << 30) == 0);
 #ifdef HAVE_GLIB
@@ -275,6 +278,8 @@ static ssize_t ep_recv(struct endpoint *e, void *buf, size_t len) {
         return rsock_recv(e->tok, e->fd, buf, len, 0, RSOCK_INFINITE);
     case V_RSOCK_TO:
         return rsock_recv(e->tok, e->fd, buf, len, 0, 60000);
+    case V_RSOCK_PLAIN:
+        return rsock_recv(e->tok, e->fd, buf, len, 0, RSOCK_SOCKET_TIMEOUT);
     case V_RSOCK_CPP:
         return bench_cpp_recv(e->cpp_tok, e->fd, buf, len);
 #ifdef HAVE_GLIB
@@ -315,6 +320,9 @@ static ssize_t ep_send(struct endpoint *e, const void *buf, size_t len) {
             break;
         case V_RSOCK_TO:
             n = rsock_send(e->tok, e->fd, p + done, len - done, MSG_NOSIGNAL, 60000);
+            break;
+        case V_RSOCK_PLAIN:
+            n = rsock_send(e->tok, e->fd, p + done, len - done, MSG_NOSIGNAL, RSOCK_SOCKET_TIMEOUT);
             break;
         case V_RSOCK_CPP:
             n = bench_cpp_send(e->cpp_tok, e->fd, p + done, len - done);
