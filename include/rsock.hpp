@@ -126,7 +126,10 @@ inline const std::error_category &resolver_category() noexcept {
 #endif
 
 /** The calling thread's last rsock error, as a std::error_code. */
-inline std::error_code last_error() noexcept { return std::error_code(rsock_last_error(), category()); }
+inline std::error_code last_error() noexcept {
+    int e = rsock_last_error(); /* first: category()'s first call may clear it (Windows) */
+    return std::error_code(e, category());
+}
 
 /** A transfer that had to be whole and stopped short: transferred() bytes
     went through before code() stopped it. */
