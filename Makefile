@@ -33,7 +33,7 @@ TLS_EXAMPLES := $(sort $(basename $(notdir $(shell grep -l '^\#include [<"]rsock
 EXAMPLES := $(if $(OPENSSL_LIBS),$(ALL_EXAMPLES),$(filter-out $(TLS_EXAMPLES),$(ALL_EXAMPLES)))
 WIN_EXAMPLES := $(filter-out $(TLS_EXAMPLES),$(ALL_EXAMPLES))
 
-.PHONY: all demo examples test thirdparty-test rust-test header-check c-test cpp-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke docs footprint abi-check abi-baseline
+.PHONY: all demo examples test thirdparty-test tls-compat-test rust-test header-check c-test cpp-test valgrind-test asan-test tsan-test miri-test loom-test example-test header lib clean bench bench-smoke docs footprint abi-check abi-baseline
 all: lib
 
 # `cargo rustc` with the C crate types only: cargo applies the release
@@ -177,6 +177,14 @@ example-test: examples $(BUILD)/example_driver
 # downloads pinned packages with pip, so it is not part of `make test`.
 thirdparty-test: lib
 	tests/thirdparty/hiredis.sh
+
+# The TLS adapters' tests (tests/c/test_tls_*.c) and their headers' C99 and
+# C++ checks against OpenSSL 1.1.1w and Mbed TLS 3.6.5, the versions besides
+# the system's 3.x and 2.28 that `make test` covers: both built once from
+# pinned crates.io sources under build/tls-compat (tests/tls_compat.sh).
+# It downloads with cargo, so it is not part of `make test`.
+tls-compat-test: lib
+	tests/tls_compat.sh
 
 header:
 	RSOCK_BLESS=1 $(CARGO) test --test header

@@ -2,7 +2,8 @@
  * rsock_openssl.h: a cancellable OpenSSL BIO over an rsock socket
  * (OpenSSL 1.1.1 and 3.x). Header-only: rsock itself links no TLS library;
  * a program that includes this header links -lssl -lcrypto (CMake:
- * rsock::openssl) besides rsock.
+ * rsock::openssl) besides rsock. Tested with OpenSSL 3.0 (`make test` on
+ * Debian 12) and 1.1.1w (`make tls-compat-test`, tests/tls_compat.sh).
  *
  *     BIO *bio = rsock_bio_new(token, sock, BIO_CLOSE, RSOCK_INFINITE);
  *     SSL_set_bio(ssl, bio, bio);          // the SSL object owns the BIO

@@ -315,6 +315,7 @@ static void test_basics(void) {
     struct client c;
     client_init(&c, tok, sv[0], 5000, 1);
     CHECK(handshake(&c.side.ssl) == 0);
+    printf("  negotiated %s\n", mbedtls_ssl_get_version(&c.side.ssl));
     CHECK(mbedtls_ssl_get_verify_result(&c.side.ssl) == 0);
     CHECK(echo_ok(&c.side.ssl, "hello over rsock"));
     CHECK(mbedtls_ssl_close_notify(&c.side.ssl) == 0);
@@ -654,7 +655,15 @@ int main(void) {
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
     REQUIRE(psa_crypto_init() == PSA_SUCCESS);
 #endif
+    /* The headers' version, and the library's (they differ if the
+       program picked up another copy's headers or library). */
+#ifdef MBEDTLS_VERSION_C
+    char linked[18];
+    mbedtls_version_get_string(linked);
+    printf("Mbed TLS %s (run time %s)\n", MBEDTLS_VERSION_STRING, linked);
+#else
     printf("Mbed TLS %s\n", MBEDTLS_VERSION_STRING);
+#endif
     make_credentials();
     RUN(test_callbacks);
     RUN(test_basics);

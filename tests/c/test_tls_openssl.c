@@ -209,6 +209,7 @@ static void test_bio_basics(void) {
     rsock_token *tok = rsock_token_new();
     SSL *ssl = client_ssl(cctx, tok, sv[0], 5000);
     CHECK(SSL_connect(ssl) == 1);
+    printf("  negotiated %s\n", SSL_get_version(ssl));
     CHECK(SSL_get_verify_result(ssl) == X509_V_OK);
     CHECK(SSL_get_fd(ssl) == sv[0]);
     BIO *bio = SSL_get_rbio(ssl);
