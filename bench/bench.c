@@ -133,7 +133,7 @@ struct series {
     double median, p99;
 };
 
-static struct series results[64];
+static struct series results[96];
 static int nresults;
 
 static struct series *series_for(const char *scenario, const char *variant, const char *unit, int baseline,
@@ -191,12 +191,13 @@ static const struct series *baseline_of(const struct series *s) {
 /* V_RSOCK_DL: rsock with a deadline on the token (far off: it never ends a
    call, but every wait reads it and the clock). */
 /* V_RSOCK_TO: rsock with a finite (60 s) timeout on each call, the same
-   timed wait in the kernel as a deadline makes. V_RSOCK_CPP: rsock through
+   timed wait in the kernel as a deadline makes; V_POLL_TO: the hand-written
+   loop with that timeout, what a timed poll costs by itself. V_RSOCK_CPP: rsock through
    the C++ header (bench/bench_cpp.cpp). */
 /* V_RSOCK_PLAIN: rsock with RSOCK_SOCKET_TIMEOUT (the redirect mode's
    timeout) on a blocking socket with no socket timeout set. */
-enum variant { V_RAW, V_POLL, V_RSOCK, V_RSOCK_DL, V_RSOCK_TO, V_RSOCK_PLAIN, V_RSOCK_CPP, V_GLIB, NV };
-static const char *vname[NV] = {"raw blocking",        "poll+eventfd",        "rsock",
+enum variant { V_RAW, V_POLL, V_POLL_TO, V_RSOCK, V_RSOCK_DL, V_RSOCK_TO, V_RSOCK_PLAIN, V_RSOCK_CPP, V_GLIB, NV };
+static const char *vname[NV] = {"raw blocking",        "poll+eventfd",        "poll+eventfd, 60 s timeout", "rsock",
                                 "rsock, deadline set", "rsock, 60 s timeout", "rsock, socket timeout",
                                 "rsock C++",           "GLib GCancellable"};
 
@@ -228,7 +229,7 @@ static void ep_init(struct endpoint *e, enum variant v, int fd) {
     e->v = v;
     e->fd = fd;
     e->efd = -1;
-    if (v == V_POLL) OK((e->efd = eventfd(0, EFD_CLOEXEC)) >= 0);
+    if (v == V_POLL || v == V_POLL_TO) OK((e->efd = eventfd(0, EFD_CLOEXEC)) >= 0);
     if (v == V_RSOCK || v == V_RSOCK_DL || v == V_RSOCK_TO || v == V_RSOCK_PLAIN || v == V_RSOCK_CPP)
         OK(e->tok = rsock_token_new());
     if (v == V_RSOCK_CPP) OK(e->cpp_tok = bench_cpp_token(e->tok));
@@ -263,9 +264,10 @@ static ssize_t ep_recv(struct endpoint *e, void *buf, size_t len) {
     case V_RAW:
         return recv(e->fd, buf, len, 0);
     case V_POLL:
+    case V_POLL_TO:
         for (;;) {
             struct pollfd p[2] = {{e->fd, POLLIN, 0}, {e->efd, POLLIN, 0}};
-            if (poll(p, 2, -1) < 0) {
+            if (poll(p, 2, e->v == V_POLL_TO ? 60000 : -1) < 0) {
                 if (errno == EINTR) continue;
                 return -1;
             }
@@ -306,10 +308,11 @@ static ssize_t ep_send(struct endpoint *e, const void *buf, size_t len) {
             n = send(e->fd, p + done, len - done, MSG_NOSIGNAL);
             break;
         case V_POLL:
+        case V_POLL_TO:
             n = send(e->fd, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n < 0 && errno == EAGAIN) {
                 struct pollfd q[2] = {{e->fd, POLLOUT, 0}, {e->efd, POLLIN, 0}};
-                if (poll(q, 2, -1) < 0 && errno != EINTR) return -1;
+                if (poll(q, 2, e->v == V_POLL_TO ? 60000 : -1) < 0 && errno != EINTR) return -1;
                 if (q[1].revents) return -1;
                 continue;
             }
