@@ -973,6 +973,23 @@ static void tokens(void) {
         }
         add(d, (now_ns() - t0) / (double)n);
     }
+    /* rsock_cancel by itself (no waiter): a deadline on the token must not
+       change what a cancel costs. */
+    for (int v = 0; v < 2; v++) {
+        rsock_token *t = rsock_token_new();
+        OK(t);
+        if (v) OK(rsock_token_set_deadline(t, 1 << 30) == 0);
+        struct series *c = series_for("token cancel+reset", v ? "rsock, deadline set" : "rsock", "ns", !v, 1);
+        for (int r = 0; r < 7; r++) {
+            double t0 = now_ns();
+            for (long i = 0; i < n; i++) {
+                rsock_cancel(t);
+                rsock_token_reset(t);
+            }
+            add(c, (now_ns() - t0) / (double)n);
+        }
+        rsock_token_unref(t);
+    }
 #ifdef HAVE_GLIB
     struct series *g = series_for("token create+cancel+destroy", "GLib GCancellable", "ns", 0, 1);
     for (int r = 0; r < 7; r++) {
