@@ -42,7 +42,10 @@
  * token. A NULL token means the token of whichever thread does the I/O
  * (rsock_thread_token). The SSL context and its io are used by one thread
  * at a time; other threads (and signal handlers) stop it with
- * rsock_cancel(token) or a deadline on the token.
+ * rsock_cancel(token) or a deadline on the token. Several threads each
+ * with its own SSL context share Mbed TLS's crypto layer: that needs a
+ * build with MBEDTLS_THREADING_C (Debian's has it; the stock config of
+ * 3.x does not).
  */
 #ifndef RSOCK_MBEDTLS_H
 #define RSOCK_MBEDTLS_H
