@@ -699,6 +699,9 @@ fn transmit(
 /// connection queued. The new socket is in blocking mode. Each attempt
 /// never blocks, whatever the listener's mode (see `sys::try_accept`).
 pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) -> Result<RawSocket> {
+    // The C library's accept and connect are cancellation points (see
+    // sys::CallDefer); dropped last, after the call.
+    let _defer = sys::DeferCancel::new();
     let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Accept)?;
     let read_shut: ReadShut<RawSocket> = Some(|| Err(Error(sys::EINVAL)));
     retry_as(&call, sock, sys::POLLIN, &mut dl, false, read_shut, || {
@@ -709,6 +712,8 @@ pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) ->
 /// `connect`, cancellable. After a cancel or timeout the socket must be
 /// closed. The socket's blocking mode is restored in every case.
 pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> Result<()> {
+    // As for accept.
+    let _defer = sys::DeferCancel::new();
     let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Connect)?;
     if dl.is_plain() && sys::is_nonblocking(sock)? {
         // The plain call on a non-blocking socket: one attempt, and a

@@ -51,7 +51,7 @@ pub(crate) struct Call<'t> {
     /// The token's cancel epoch when the call started: a cancel during the
     /// call is seen even if the token was reset before the call woke up.
     epoch: u64,
-    _defer_cancel: sys::DeferCancel,
+    _defer_cancel: sys::CallDefer,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -71,7 +71,7 @@ impl<'t> Call<'t> {
         let call = Call {
             token,
             epoch: token.epoch(),
-            _defer_cancel: sys::DeferCancel::new(),
+            _defer_cancel: sys::CallDefer::new(),
             _not_send: std::marker::PhantomData,
         };
         call.check()?;
@@ -133,10 +133,15 @@ impl<'t> Call<'t> {
             let Some(hook) = STATE.with(|s| s.hook.get()) else {
                 return;
             };
-            // SAFETY: the hook is a C function the application installed for
-            // this thread; it takes no arguments. A C function cannot unwind
-            // into us.
-            let more = unsafe { hook() } != 0;
+            let more = {
+                // The application's code may reach a cancellation point: a
+                // pthread_cancel must not act inside it (see sys::CallDefer).
+                let _defer = sys::DeferCancel::new();
+                // SAFETY: the hook is a C function the application installed
+                // for this thread; it takes no arguments. A C function cannot
+                // unwind into us.
+                (unsafe { hook() }) != 0
+            };
             if !more || STATE.with(|s| s.cancel_requested.get()) || self.token.is_cancelled() {
                 return;
             }
