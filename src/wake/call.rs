@@ -109,6 +109,7 @@ impl<'t> Call<'t> {
     /// call, or the thread's hook cancelled it; with ETIMEDOUT if a deadline
     /// of the token's chain has passed (even with data ready, as for a
     /// cancel).
+    #[inline]
     pub(crate) fn check(&self) -> sys::Result<()> {
         if self.token.cancelled_since(self.epoch) || STATE.with(|s| s.cancel_requested.get()) {
             return Err(Error(sys::ECANCELED));

@@ -221,14 +221,18 @@ impl WaiterHandle {
     /// ENOMEM if memory for the registration runs out.
     pub(crate) fn register<'a>(&'a mut self, token: &'a Token) -> sys::Result<Registration<'a>> {
         let rec = self.rec;
-        let reg = Registration {
+        let mut reg = Registration {
             handle: self,
+            own: None,
             _token: token,
         };
-        // On failure, dropping `reg` releases the slots already taken.
-        token
-            .register(rec, &mut reg.handle.slots)
-            .map_err(|()| no_memory())?;
+        // On failure, dropping `reg` releases the ancestors' slots already
+        // taken (`Token::register` releases the token's own).
+        reg.own = Some(
+            token
+                .register(rec, &mut reg.handle.slots)
+                .map_err(|()| no_memory())?,
+        );
         Ok(reg)
     }
 }
@@ -260,6 +264,8 @@ impl Drop for WaiterHandle {
 /// A waiter registered on a token; unregisters when dropped.
 pub(crate) struct Registration<'a> {
     handle: &'a mut WaiterHandle,
+    /// The slot in the token itself (the ancestors' are in `handle.slots`).
+    own: Option<Slot>,
     _token: &'a Token,
 }
 
@@ -274,8 +280,13 @@ impl Registration<'_> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        for s in self.handle.slots.drain(..) {
+        if let Some(s) = self.own.take() {
             s.release();
+        }
+        if !self.handle.slots.is_empty() {
+            for s in self.handle.slots.drain(..) {
+                s.release();
+            }
         }
     }
 }
