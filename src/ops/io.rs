@@ -334,6 +334,7 @@ impl WaitFirst {
     const PROBE_EVERY: u8 = 8;
 
     /// Whether this receive should wait before its first attempt.
+    #[inline]
     fn now(sock: RawSocket) -> bool {
         WAIT_FIRST
             .try_with(|c| {
@@ -352,6 +353,7 @@ impl WaitFirst {
             .unwrap_or(false)
     }
 
+    #[inline]
     fn forget(sock: RawSocket) {
         let _ = WAIT_FIRST.try_with(|c| {
             if c.get().sock == sock {
@@ -364,6 +366,7 @@ impl WaitFirst {
         });
     }
 
+    #[inline]
     fn found_nothing(sock: RawSocket) {
         let _ = WAIT_FIRST.try_with(|c| {
             c.set(WaitFirstState {
@@ -375,6 +378,7 @@ impl WaitFirst {
     }
 
     /// A first attempt (try-first, or a probe) that completed at once.
+    #[inline]
     fn found_ready(sock: RawSocket) {
         let _ = WAIT_FIRST.try_with(|c| {
             let st = c.get();

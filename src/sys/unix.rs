@@ -120,6 +120,7 @@ pub fn set_last_error(code: i32) {
     unsafe { *errno_ptr() = code }
 }
 
+#[inline]
 fn check(ret: isize) -> Result<usize> {
     if ret < 0 {
         Err(Error(last_error()))
@@ -409,6 +410,7 @@ use libc::write as write_nocancel;
 pub use super::model::signal;
 
 /// `poll`, with the error as a value. EINTR is returned to the caller.
+#[inline]
 pub fn poll(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
     // SAFETY: fds is a valid, exclusively borrowed slice of pollfd.
     let n = unsafe { nc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
@@ -434,6 +436,7 @@ pub fn poll_hooked(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
 }
 
 /// One non-blocking `recv` attempt (MSG_DONTWAIT: the socket's mode is untouched).
+#[inline]
 pub fn recv(sock: RawSocket, buf: &mut [u8], flags: c_int) -> Result<usize> {
     // SAFETY: buf is valid for writes of buf.len() bytes.
     let n = unsafe {
@@ -450,6 +453,7 @@ pub fn recv(sock: RawSocket, buf: &mut [u8], flags: c_int) -> Result<usize> {
 }
 
 /// One non-blocking `send` attempt.
+#[inline]
 pub fn send(sock: RawSocket, buf: &[u8], flags: c_int) -> Result<usize> {
     // SAFETY: buf is valid for reads of buf.len() bytes.
     let n = unsafe {

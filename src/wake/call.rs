@@ -59,6 +59,7 @@ impl<'t> Call<'t> {
     /// Starts a call: EINPROGRESS if the thread already has one outstanding
     /// (a call made from inside the blocking hook), ECANCELED if the token
     /// is cancelled.
+    #[inline]
     pub(crate) fn enter(token: &'t Token) -> sys::Result<Call<'t>> {
         STATE.with(|s| {
             if s.in_call.get() {
@@ -121,6 +122,7 @@ impl<'t> Call<'t> {
     }
 
     /// Whether a hook is installed on this thread.
+    #[inline]
     pub(crate) fn has_hook(&self) -> bool {
         STATE.with(|s| s.hook.get().is_some())
     }
@@ -151,6 +153,7 @@ impl<'t> Call<'t> {
 }
 
 impl Drop for Call<'_> {
+    #[inline]
     fn drop(&mut self) {
         let _ = STATE.try_with(|s| {
             s.in_call.set(false);

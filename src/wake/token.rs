@@ -153,6 +153,7 @@ impl Drop for Token {
 pub(crate) struct Slot(*const AtomicPtr<Waiter>);
 
 impl Slot {
+    #[inline]
     pub(crate) fn release(self) {
         // SAFETY: the slot lives in a segment of a token the waiter holds a
         // reference to for the whole wait; segments are freed only with it.
@@ -368,6 +369,7 @@ impl Token {
     /// check of `is_cancelled` and a read of `deadline`. Fails, with some
     /// ancestors' slots possibly appended (this token's is released), only
     /// if memory runs out.
+    #[inline]
     pub(crate) fn register(
         &self,
         w: &'static Waiter,

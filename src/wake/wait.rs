@@ -14,6 +14,7 @@ const HOOK_INTERVAL_MS: u64 = 10;
 /// ETIMEDOUT (or the plain call's error for a socket timeout, and for a
 /// non-blocking socket at once: see `Deadline::resolve`), or the error of
 /// `poll`. EINTR resumes with the time left.
+#[inline]
 pub(crate) fn wait(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> sys::Result<usize> {
     let last = fds.len() - 1;
     let token = call.token();
@@ -66,6 +67,7 @@ pub(crate) fn wait(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> sys::R
 }
 
 /// Waits for one socket; returns its `revents`.
+#[inline]
 pub(crate) fn wait_one(
     call: &Call,
     sock: sys::RawSocket,

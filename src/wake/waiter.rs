@@ -205,12 +205,14 @@ impl WaiterHandle {
     }
 
     /// The descriptor to poll alongside the sockets.
+    #[inline]
     pub(crate) fn poll_fd(&self) -> sys::RawSocket {
         self.wake
             .as_ref()
             .map_or(sys::INVALID_SOCKET, |w| w.poll_fd())
     }
 
+    #[inline]
     pub(crate) fn drain(&self) {
         if let Some(w) = &self.wake {
             w.drain();
@@ -219,6 +221,7 @@ impl WaiterHandle {
 
     /// Registers on `token` and its ancestors until the guard is dropped;
     /// ENOMEM if memory for the registration runs out.
+    #[inline]
     pub(crate) fn register<'a>(&'a mut self, token: &'a Token) -> sys::Result<Registration<'a>> {
         let rec = self.rec;
         let mut reg = Registration {
@@ -270,15 +273,18 @@ pub(crate) struct Registration<'a> {
 }
 
 impl Registration<'_> {
+    #[inline]
     pub(crate) fn poll_fd(&self) -> sys::RawSocket {
         self.handle.poll_fd()
     }
+    #[inline]
     pub(crate) fn drain(&self) {
         self.handle.drain()
     }
 }
 
 impl Drop for Registration<'_> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(s) = self.own.take() {
             s.release();
@@ -320,12 +326,20 @@ fn thread_key() -> Option<&'static sys::ThreadKey> {
 }
 
 /// The calling thread's handle, created (or, after fork, replaced) as needed.
+#[inline]
 fn thread_handle() -> sys::Result<*mut WaiterHandle> {
     let p = CURRENT.with(|c| c.get());
     // SAFETY: a non-null CURRENT is this thread's live handle.
     if !p.is_null() && unsafe { (*p).generation } == FORK_GENERATION.load(SeqCst) {
         return Ok(p);
     }
+    new_thread_handle(p)
+}
+
+/// `thread_handle` on the thread's first wait, or its first after fork()
+/// (`p`: the stale handle, or null).
+#[cold]
+fn new_thread_handle(p: *mut WaiterHandle) -> sys::Result<*mut WaiterHandle> {
     let key = thread_key().ok_or_else(no_memory)?;
     let fresh = Box::into_raw(try_box(WaiterHandle::new()?).map_err(|_| no_memory())?);
     if !p.is_null() {
@@ -346,6 +360,7 @@ fn thread_handle() -> sys::Result<*mut WaiterHandle> {
 }
 
 /// Runs `f` with the calling thread's waiter, creating it on first use.
+#[inline]
 pub(crate) fn with_waiter<R>(
     f: impl FnOnce(&mut WaiterHandle) -> sys::Result<R>,
 ) -> sys::Result<R> {
