@@ -110,8 +110,19 @@ impl<'t> Call<'t> {
     /// call, or the thread's hook cancelled it; with ETIMEDOUT if a deadline
     /// of the token's chain has passed (even with data ready, as for a
     /// cancel).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn check(&self) -> sys::Result<()> {
+        // The common case inline: a root token, not cancelled since the
+        // call began, with no deadline (the same reads as `check_all`).
+        if self.token.root_unchanged_since(self.epoch) && !STATE.with(|s| s.cancel_requested.get())
+        {
+            return Ok(());
+        }
+        self.check_all()
+    }
+
+    #[inline(never)]
+    fn check_all(&self) -> sys::Result<()> {
         if self.token.cancelled_since(self.epoch) || STATE.with(|s| s.cancel_requested.get()) {
             return Err(Error(sys::ECANCELED));
         }

@@ -305,6 +305,18 @@ impl Token {
         self.effective_count()
     }
 
+    /// Whether this is a root token that has no deadline and was neither
+    /// cancelled nor cancelled since `epoch` (false says nothing).
+    #[inline(always)]
+    pub(crate) fn root_unchanged_since(&self, epoch: u64) -> bool {
+        let inner = self.inner();
+        if inner.parent.is_some() {
+            return false;
+        }
+        let c = inner.cancels.load(SeqCst);
+        c == inner.base.load(SeqCst) && c == epoch && inner.deadline.load(SeqCst) == NO_DEADLINE
+    }
+
     /// Whether a call that started at `epoch` must end cancelled: the token
     /// is cancelled, or was cancelled since (even if reset again).
     #[inline]
