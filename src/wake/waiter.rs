@@ -360,26 +360,33 @@ fn new_thread_handle(p: *mut WaiterHandle) -> sys::Result<*mut WaiterHandle> {
 }
 
 /// Runs `f` with the calling thread's waiter, creating it on first use.
+/// (`f` is called in one place only, so that it is inlined.)
 #[inline]
 pub(crate) fn with_waiter<R>(
     f: impl FnOnce(&mut WaiterHandle) -> sys::Result<R>,
 ) -> sys::Result<R> {
-    if EXITED.with(|e| e.get()) {
-        // The thread's exit destructor has run: a handle stored now would
-        // never be freed.
-        return f(&mut WaiterHandle::new()?);
+    let mut temp = None;
+    // Not once the thread's exit destructor has run (a handle stored now
+    // would never be freed), nor re-entered (not reachable through the
+    // API, which allows one call per thread): then a temporary waiter.
+    let claimed = !EXITED.with(|e| e.get()) && !IN_USE.with(|u| u.replace(true));
+    let handle = if claimed {
+        match thread_handle() {
+            // SAFETY: the handle belongs to this thread and IN_USE
+            // guarantees no other reference to it exists while `f` runs.
+            Ok(p) => unsafe { &mut *p },
+            Err(e) => {
+                IN_USE.with(|u| u.set(false));
+                return Err(e);
+            }
+        }
+    } else {
+        temp.insert(WaiterHandle::new()?)
+    };
+    let r = f(handle);
+    if claimed {
+        IN_USE.with(|u| u.set(false));
     }
-    if IN_USE.with(|u| u.replace(true)) {
-        // Re-entered (not reachable through the API, which allows one call
-        // per thread): use a temporary waiter.
-        return f(&mut WaiterHandle::new()?);
-    }
-    let r = thread_handle().and_then(|p| {
-        // SAFETY: the handle belongs to this thread and IN_USE guarantees
-        // no other reference to it exists while `f` runs.
-        f(unsafe { &mut *p })
-    });
-    IN_USE.with(|u| u.set(false));
     r
 }
 
