@@ -51,7 +51,8 @@
  *   earlier than the call's own timeout (RSOCK_ETIMEDOUT; rsock_poll: 0).
  *   A blocking call made from inside the calling thread's blocking
  *   hook fails with RSOCK_EINPROGRESS. pthread_cancel is deferred until the
- *   call returns (cancel the token instead).
+ *   call returns (cancel the token instead); the calls are not
+ *   async-cancel-safe (PTHREAD_CANCEL_ASYNCHRONOUS).
  * - POSIX only (absent from this header on Windows; RSOCK_POSIX is defined
  *   where they exist): rsock_recvmsg, rsock_sendmsg, rsock_read and
  *   rsock_write, blocking calls that count among the socket calls above

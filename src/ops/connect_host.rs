@@ -24,6 +24,9 @@ pub fn connect_host(
     if socktype != sys::SOCK_STREAM && socktype != sys::SOCK_DGRAM {
         return Err(Error(sys::EINVAL));
     }
+    // The system's resolver may reach cancellation points (see
+    // sys::CallDefer); dropped last, after the call.
+    let _defer = sys::DeferCancel::new();
     let (call, mut dl) = Call::start(token, timeout_ms)?;
     let list = lookup(&call, host, service, socktype, &mut dl)?;
     let entries = list.entries()?;

@@ -334,6 +334,7 @@ impl WaitFirst {
     const PROBE_EVERY: u8 = 8;
 
     /// Whether this receive should wait before its first attempt.
+    #[inline]
     fn now(sock: RawSocket) -> bool {
         WAIT_FIRST
             .try_with(|c| {
@@ -352,6 +353,7 @@ impl WaitFirst {
             .unwrap_or(false)
     }
 
+    #[inline]
     fn forget(sock: RawSocket) {
         let _ = WAIT_FIRST.try_with(|c| {
             if c.get().sock == sock {
@@ -364,6 +366,7 @@ impl WaitFirst {
         });
     }
 
+    #[inline]
     fn found_nothing(sock: RawSocket) {
         let _ = WAIT_FIRST.try_with(|c| {
             c.set(WaitFirstState {
@@ -375,6 +378,7 @@ impl WaitFirst {
     }
 
     /// A first attempt (try-first, or a probe) that completed at once.
+    #[inline]
     fn found_ready(sock: RawSocket) {
         let _ = WAIT_FIRST.try_with(|c| {
             let st = c.get();
@@ -699,6 +703,9 @@ fn transmit(
 /// connection queued. The new socket is in blocking mode. Each attempt
 /// never blocks, whatever the listener's mode (see `sys::try_accept`).
 pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) -> Result<RawSocket> {
+    // The C library's accept and connect are cancellation points (see
+    // sys::CallDefer); dropped last, after the call.
+    let _defer = sys::DeferCancel::new();
     let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Accept)?;
     let read_shut: ReadShut<RawSocket> = Some(|| Err(Error(sys::EINVAL)));
     retry_as(&call, sock, sys::POLLIN, &mut dl, false, read_shut, || {
@@ -709,6 +716,8 @@ pub fn accept(token: &Token, sock: RawSocket, from: AddrOut, timeout_ms: i32) ->
 /// `connect`, cancellable. After a cancel or timeout the socket must be
 /// closed. The socket's blocking mode is restored in every case.
 pub fn connect(token: &Token, sock: RawSocket, to: AddrIn, timeout_ms: i32) -> Result<()> {
+    // As for accept.
+    let _defer = sys::DeferCancel::new();
     let (call, mut dl) = begin_socket(token, sock, timeout_ms, Plain::Connect)?;
     if dl.is_plain() && sys::is_nonblocking(sock)? {
         // The plain call on a non-blocking socket: one attempt, and a

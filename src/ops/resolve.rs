@@ -313,6 +313,9 @@ pub fn getaddrinfo(
     hints: Option<Hints>,
     timeout_ms: i32,
 ) -> Result<AddrList, ResolveError> {
+    // The system's resolver may reach cancellation points (see
+    // sys::CallDefer); dropped last, after the call.
+    let _defer = sys::DeferCancel::new();
     let (call, mut dl) = Call::start(token, timeout_ms)?;
     resolve(&call, node, service, hints, &mut dl)
 }

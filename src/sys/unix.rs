@@ -120,12 +120,142 @@ pub fn set_last_error(code: i32) {
     unsafe { *errno_ptr() = code }
 }
 
+#[inline]
 fn check(ret: isize) -> Result<usize> {
     if ret < 0 {
         Err(Error(last_error()))
     } else {
         Ok(ret as usize)
     }
+}
+
+/// The system calls a blocking call makes on its hot path, without the C
+/// library's cancellation points. On Linux each is the raw system call
+/// (`syscall` is not a cancellation point in glibc or musl), so a
+/// `pthread_cancel` cannot act inside an rsock call and calls need no
+/// `pthread_setcancelstate` pair (see `CallDefer`); it saves the C
+/// library's per-call switch to asynchronous cancellation too. Elsewhere
+/// they are the C library's functions, and calls defer cancellation
+/// instead. (`accept` and `connect`, once per connection, stay the C
+/// library's, and those calls defer cancellation.) Arguments go to
+/// `syscall` as `c_long`, the width the kernel reads.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod nc {
+    use libc::{c_int, c_long, c_void, msghdr, pollfd, sockaddr, socklen_t, syscall};
+
+    // SAFETY (every function): as for the C library function of the same
+    // name, whose system call each makes with the same arguments.
+
+    pub unsafe fn recvfrom(
+        fd: c_int,
+        buf: *mut c_void,
+        len: usize,
+        flags: c_int,
+        addr: *mut sockaddr,
+        alen: *mut socklen_t,
+    ) -> isize {
+        // SAFETY: per the module's contract.
+        unsafe {
+            syscall(
+                libc::SYS_recvfrom,
+                fd as c_long,
+                buf,
+                len,
+                flags as c_long,
+                addr,
+                alen,
+            ) as isize
+        }
+    }
+
+    pub unsafe fn sendto(
+        fd: c_int,
+        buf: *const c_void,
+        len: usize,
+        flags: c_int,
+        addr: *const sockaddr,
+        alen: socklen_t,
+    ) -> isize {
+        // SAFETY: per the module's contract.
+        unsafe {
+            syscall(
+                libc::SYS_sendto,
+                fd as c_long,
+                buf,
+                len,
+                flags as c_long,
+                addr,
+                alen as c_long,
+            ) as isize
+        }
+    }
+
+    pub unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> isize {
+        // SAFETY: per the module's contract.
+        unsafe { syscall(libc::SYS_recvmsg, fd as c_long, msg, flags as c_long) as isize }
+    }
+
+    pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> isize {
+        // SAFETY: per the module's contract.
+        unsafe { syscall(libc::SYS_sendmsg, fd as c_long, msg, flags as c_long) as isize }
+    }
+
+    pub unsafe fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
+        // SAFETY: per the module's contract.
+        unsafe { syscall(libc::SYS_read, fd as c_long, buf, len) as isize }
+    }
+
+    pub unsafe fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
+        // SAFETY: per the module's contract.
+        unsafe { syscall(libc::SYS_write, fd as c_long, buf, len) as isize }
+    }
+
+    pub unsafe fn close(fd: c_int) -> c_int {
+        // SAFETY: per the module's contract.
+        unsafe { syscall(libc::SYS_close, fd as c_long) as c_int }
+    }
+
+    /// `poll`: the `poll` system call where the architecture has one (as
+    /// the C libraries do), else `ppoll` with no signal mask.
+    pub unsafe fn poll(fds: *mut pollfd, n: libc::nfds_t, timeout_ms: c_int) -> c_int {
+        #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "arm"))]
+        // SAFETY: per the module's contract.
+        unsafe {
+            syscall(libc::SYS_poll, fds, n as c_long, timeout_ms as c_long) as c_int
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "arm")))]
+        {
+            let ts = libc::timespec {
+                tv_sec: (timeout_ms / 1000) as _,
+                tv_nsec: ((timeout_ms % 1000) * 1_000_000) as _,
+            };
+            let tsp: *const libc::timespec = if timeout_ms < 0 {
+                std::ptr::null()
+            } else {
+                &ts
+            };
+            // The kernel's signal set size (_NSIG / 8); unused without a mask.
+            const SIGSET_SIZE: c_long = 8;
+            // SAFETY: per the module's contract; `ts` outlives the call.
+            unsafe {
+                syscall(
+                    libc::SYS_ppoll,
+                    fds,
+                    n as c_long,
+                    tsp,
+                    std::ptr::null::<c_void>(),
+                    SIGSET_SIZE,
+                ) as c_int
+            }
+        }
+    }
+}
+
+/// Elsewhere the C library's functions (cancellation points, deferred by
+/// the call's `CallDefer`).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod nc {
+    pub use libc::{close, poll, read, recvfrom, recvmsg, sendmsg, sendto, write};
 }
 
 /// Nanoseconds on the monotonic clock, from an arbitrary origin.
@@ -209,7 +339,7 @@ impl WakeFd {
         let mut buf = [0u8; 64];
         loop {
             // SAFETY: reads into a local buffer of the given size.
-            let n = unsafe { libc::read(self.read, buf.as_mut_ptr().cast(), buf.len()) };
+            let n = unsafe { nc::read(self.read, buf.as_mut_ptr().cast(), buf.len()) };
             // eventfd empties in one read of 8 bytes; a pipe may need more.
             if n <= 0 || (self.read == self.write) || (n as usize) < buf.len() {
                 if n < 0 && last_error() == EINTR {
@@ -225,9 +355,9 @@ impl Drop for WakeFd {
     fn drop(&mut self) {
         // SAFETY: the descriptors are owned by this object and closed once.
         unsafe {
-            libc::close(self.read);
+            nc::close(self.read);
             if self.write != self.read {
-                libc::close(self.write);
+                nc::close(self.write);
             }
         }
     }
@@ -250,15 +380,9 @@ pub fn signal(handle: c_int) {
 /// `write` without the cancellation point that the C library's `write` is:
 /// the raw system call (Linux: `syscall` is not a cancellation point), or
 /// the C library's own non-cancelling entry where it exports one.
-///
-/// # Safety
-/// As for `write`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-#[cfg_attr(loom, allow(dead_code))] // the models replace `signal`
-unsafe fn write_nocancel(fd: c_int, buf: *const c_void, len: usize) -> isize {
-    // SAFETY: per the function's contract.
-    unsafe { libc::syscall(libc::SYS_write, fd, buf, len) as isize }
-}
+#[cfg_attr(loom, allow(unused_imports))] // the models replace `signal`
+use nc::write as write_nocancel;
 
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 extern "C" {
@@ -286,9 +410,10 @@ use libc::write as write_nocancel;
 pub use super::model::signal;
 
 /// `poll`, with the error as a value. EINTR is returned to the caller.
+#[inline]
 pub fn poll(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
     // SAFETY: fds is a valid, exclusively borrowed slice of pollfd.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    let n = unsafe { nc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
     check(n as isize)
 }
 
@@ -311,28 +436,34 @@ pub fn poll_hooked(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
 }
 
 /// One non-blocking `recv` attempt (MSG_DONTWAIT: the socket's mode is untouched).
+#[inline]
 pub fn recv(sock: RawSocket, buf: &mut [u8], flags: c_int) -> Result<usize> {
     // SAFETY: buf is valid for writes of buf.len() bytes.
     let n = unsafe {
-        libc::recv(
+        nc::recvfrom(
             sock,
             buf.as_mut_ptr().cast::<c_void>(),
             buf.len(),
             flags | libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
         )
     };
     check(n)
 }
 
 /// One non-blocking `send` attempt.
+#[inline]
 pub fn send(sock: RawSocket, buf: &[u8], flags: c_int) -> Result<usize> {
     // SAFETY: buf is valid for reads of buf.len() bytes.
     let n = unsafe {
-        libc::send(
+        nc::sendto(
             sock,
             buf.as_ptr().cast::<c_void>(),
             buf.len(),
             flags | libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
         )
     };
     check(n)
@@ -342,7 +473,7 @@ pub fn send(sock: RawSocket, buf: &[u8], flags: c_int) -> Result<usize> {
 pub fn recvfrom(sock: RawSocket, buf: &mut [u8], flags: c_int, from: AddrOut) -> Result<usize> {
     // SAFETY: buf is valid for writes; `from` is valid per AddrOut::new.
     let n = unsafe {
-        libc::recvfrom(
+        nc::recvfrom(
             sock,
             buf.as_mut_ptr().cast::<c_void>(),
             buf.len(),
@@ -358,7 +489,7 @@ pub fn recvfrom(sock: RawSocket, buf: &mut [u8], flags: c_int, from: AddrOut) ->
 pub fn sendto(sock: RawSocket, buf: &[u8], flags: c_int, to: AddrIn) -> Result<usize> {
     // SAFETY: buf is valid for reads; `to` is valid per AddrIn::new.
     let n = unsafe {
-        libc::sendto(
+        nc::sendto(
             sock,
             buf.as_ptr().cast::<c_void>(),
             buf.len(),
@@ -414,7 +545,7 @@ pub fn cmsg_align(n: usize) -> usize {
 /// kernel rejects with EFAULT).
 pub unsafe fn recvmsg(sock: RawSocket, msg: &mut MsgHdr, flags: c_int) -> Result<usize> {
     // SAFETY: per the function's contract.
-    check(unsafe { libc::recvmsg(sock, msg, flags | libc::MSG_DONTWAIT) })
+    check(unsafe { nc::recvmsg(sock, msg, flags | libc::MSG_DONTWAIT) })
 }
 
 /// One non-blocking `sendmsg` attempt (MSG_DONTWAIT).
@@ -424,19 +555,19 @@ pub unsafe fn recvmsg(sock: RawSocket, msg: &mut MsgHdr, flags: c_int) -> Result
 /// kernel rejects with EFAULT).
 pub unsafe fn sendmsg(sock: RawSocket, msg: &MsgHdr, flags: c_int) -> Result<usize> {
     // SAFETY: per the function's contract.
-    check(unsafe { libc::sendmsg(sock, msg, flags | libc::MSG_DONTWAIT) })
+    check(unsafe { nc::sendmsg(sock, msg, flags | libc::MSG_DONTWAIT) })
 }
 
 /// One `read`, in the descriptor's own mode.
 pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize> {
     // SAFETY: buf is valid for writes of buf.len() bytes.
-    check(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+    check(unsafe { nc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
 }
 
 /// One `write`, in the descriptor's own mode.
 pub fn write(fd: c_int, buf: &[u8]) -> Result<usize> {
     // SAFETY: buf is valid for reads of buf.len() bytes.
-    check(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+    check(unsafe { nc::write(fd, buf.as_ptr().cast(), buf.len()) })
 }
 
 /// The file status flags (`F_GETFL`).
@@ -638,7 +769,7 @@ fn accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
     if cfg!(not(any(target_os = "linux", target_os = "android"))) {
         if let Err(e) = set_nonblocking(fd, false) {
             // SAFETY: fd was just accepted and is owned here.
-            unsafe { libc::close(fd) };
+            unsafe { nc::close(fd) };
             return Err(e);
         }
     }
@@ -710,7 +841,7 @@ impl Socket {
 /// Closes a socket the library owns.
 pub(super) fn close_socket(sock: RawSocket) {
     // SAFETY: the caller owns the descriptor and closes it once.
-    unsafe { libc::close(sock) };
+    unsafe { nc::close(sock) };
 }
 
 /// One `getpeername` into the buffer `to`.
@@ -790,6 +921,27 @@ pub fn spawn_thread(
 /// unwind must not cross Rust frames. A pending cancel acts at the thread's
 /// next cancellation point after the rsock call returns.
 pub struct DeferCancel(c_int);
+
+/// What a blocking call holds against `pthread_cancel` for its length. On
+/// Linux nothing: no function a call reaches is a cancellation point (its
+/// system calls are raw: see `nc`; `fcntl` is one only for `F_SETLKW`), so
+/// a cancel cannot act before the call returns. Name resolution, which
+/// calls the C library's resolver, and a thread's blocking hook (the
+/// application's code) defer cancellation themselves. Elsewhere the C
+/// library's calls are cancellation points: a `DeferCancel`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub struct CallDefer;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl CallDefer {
+    #[inline]
+    pub fn new() -> CallDefer {
+        CallDefer
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub type CallDefer = DeferCancel;
 
 impl DeferCancel {
     pub fn new() -> DeferCancel {

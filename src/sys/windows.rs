@@ -723,6 +723,9 @@ pub fn spawn_thread(
 /// Nothing to defer: Windows has no pthread_cancel.
 pub struct DeferCancel;
 
+/// What a blocking call holds against `pthread_cancel`: nothing here.
+pub type CallDefer = DeferCancel;
+
 impl DeferCancel {
     pub fn new() -> DeferCancel {
         DeferCancel

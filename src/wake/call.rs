@@ -51,7 +51,7 @@ pub(crate) struct Call<'t> {
     /// The token's cancel epoch when the call started: a cancel during the
     /// call is seen even if the token was reset before the call woke up.
     epoch: u64,
-    _defer_cancel: sys::DeferCancel,
+    _defer_cancel: sys::CallDefer,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -59,6 +59,7 @@ impl<'t> Call<'t> {
     /// Starts a call: EINPROGRESS if the thread already has one outstanding
     /// (a call made from inside the blocking hook), ECANCELED if the token
     /// is cancelled.
+    #[inline]
     pub(crate) fn enter(token: &'t Token) -> sys::Result<Call<'t>> {
         STATE.with(|s| {
             if s.in_call.get() {
@@ -71,7 +72,7 @@ impl<'t> Call<'t> {
         let call = Call {
             token,
             epoch: token.epoch(),
-            _defer_cancel: sys::DeferCancel::new(),
+            _defer_cancel: sys::CallDefer::new(),
             _not_send: std::marker::PhantomData,
         };
         call.check()?;
@@ -109,7 +110,19 @@ impl<'t> Call<'t> {
     /// call, or the thread's hook cancelled it; with ETIMEDOUT if a deadline
     /// of the token's chain has passed (even with data ready, as for a
     /// cancel).
+    #[inline(always)]
     pub(crate) fn check(&self) -> sys::Result<()> {
+        // The common case inline: a root token, not cancelled since the
+        // call began, with no deadline (the same reads as `check_all`).
+        if self.token.root_unchanged_since(self.epoch) && !STATE.with(|s| s.cancel_requested.get())
+        {
+            return Ok(());
+        }
+        self.check_all()
+    }
+
+    #[inline(never)]
+    fn check_all(&self) -> sys::Result<()> {
         if self.token.cancelled_since(self.epoch) || STATE.with(|s| s.cancel_requested.get()) {
             return Err(Error(sys::ECANCELED));
         }
@@ -120,6 +133,7 @@ impl<'t> Call<'t> {
     }
 
     /// Whether a hook is installed on this thread.
+    #[inline]
     pub(crate) fn has_hook(&self) -> bool {
         STATE.with(|s| s.hook.get().is_some())
     }
@@ -133,10 +147,15 @@ impl<'t> Call<'t> {
             let Some(hook) = STATE.with(|s| s.hook.get()) else {
                 return;
             };
-            // SAFETY: the hook is a C function the application installed for
-            // this thread; it takes no arguments. A C function cannot unwind
-            // into us.
-            let more = unsafe { hook() } != 0;
+            let more = {
+                // The application's code may reach a cancellation point: a
+                // pthread_cancel must not act inside it (see sys::CallDefer).
+                let _defer = sys::DeferCancel::new();
+                // SAFETY: the hook is a C function the application installed
+                // for this thread; it takes no arguments. A C function cannot
+                // unwind into us.
+                (unsafe { hook() }) != 0
+            };
             if !more || STATE.with(|s| s.cancel_requested.get()) || self.token.is_cancelled() {
                 return;
             }
@@ -145,6 +164,7 @@ impl<'t> Call<'t> {
 }
 
 impl Drop for Call<'_> {
+    #[inline]
     fn drop(&mut self) {
         let _ = STATE.try_with(|s| {
             s.in_call.set(false);

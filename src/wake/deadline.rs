@@ -100,7 +100,15 @@ impl<'t> Deadline<'t> {
     /// Before a wait: with RSOCK_SOCKET_TIMEOUT, looks up (once) the
     /// socket's mode and timeout. A non-blocking socket does not wait: the
     /// error is what the plain call reports when it would block.
+    #[inline]
     pub(crate) fn resolve(&mut self) -> sys::Result<()> {
+        if self.plain.is_none() {
+            return Ok(());
+        }
+        self.resolve_plain()
+    }
+
+    fn resolve_plain(&mut self) -> sys::Result<()> {
         let Some(p) = &mut self.plain else {
             return Ok(());
         };
@@ -176,6 +184,7 @@ impl<'t> Deadline<'t> {
 
     /// Milliseconds left, rounded up; `None` for an infinite wait (and for
     /// a socket timeout not yet looked up: see `resolve`).
+    #[inline]
     pub(crate) fn remaining_ms(&mut self) -> Option<u64> {
         let chain = self.token.map_or(NO_DEADLINE, Token::deadline);
         if self.timeout_ms < 0 && chain == NO_DEADLINE {
@@ -214,6 +223,7 @@ pub(crate) fn token_remaining_ms(token: &Token) -> i32 {
 }
 
 /// Whether `token`'s chain has a deadline that has passed.
+#[inline]
 pub(crate) fn token_deadline_passed(token: &Token) -> bool {
     match token.deadline() {
         NO_DEADLINE => false,

@@ -35,7 +35,8 @@ impl Sleeper {
         let fd = model::open();
         rec.open(fd);
         let mut slots = Vec::new();
-        t.register(rec, &mut slots).expect("memory");
+        let own = t.register(rec, &mut slots).expect("memory");
+        slots.push(own);
         let saw_cancel = t.cancelled_since(epoch);
         let deadline = t.deadline();
         Sleeper {

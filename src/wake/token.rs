@@ -153,6 +153,7 @@ impl Drop for Token {
 pub(crate) struct Slot(*const AtomicPtr<Waiter>);
 
 impl Slot {
+    #[inline]
     pub(crate) fn release(self) {
         // SAFETY: the slot lives in a segment of a token the waiter holds a
         // reference to for the whole wait; segments are freed only with it.
@@ -239,7 +240,16 @@ impl Token {
 
     /// The earliest deadline of this token and its ancestors, or
     /// NO_DEADLINE.
+    #[inline]
     pub fn deadline(&self) -> u64 {
+        let inner = self.inner();
+        if inner.parent.is_none() {
+            return inner.deadline.load(SeqCst); // a root: no chain to walk
+        }
+        self.chain_deadline()
+    }
+
+    fn chain_deadline(&self) -> u64 {
         let mut earliest = NO_DEADLINE;
         let mut t = Some(self);
         while let Some(tok) = t {
@@ -286,14 +296,38 @@ impl Token {
     }
 
     /// A number that changes whenever this token or an ancestor is cancelled.
+    #[inline]
     pub(crate) fn epoch(&self) -> u64 {
+        let inner = self.inner();
+        if inner.parent.is_none() {
+            return inner.cancels.load(SeqCst);
+        }
         self.effective_count()
+    }
+
+    /// Whether this is a root token that has no deadline and was neither
+    /// cancelled nor cancelled since `epoch` (false says nothing).
+    #[inline(always)]
+    pub(crate) fn root_unchanged_since(&self, epoch: u64) -> bool {
+        let inner = self.inner();
+        if inner.parent.is_some() {
+            return false;
+        }
+        let c = inner.cancels.load(SeqCst);
+        c == inner.base.load(SeqCst) && c == epoch && inner.deadline.load(SeqCst) == NO_DEADLINE
     }
 
     /// Whether a call that started at `epoch` must end cancelled: the token
     /// is cancelled, or was cancelled since (even if reset again).
+    #[inline]
     pub(crate) fn cancelled_since(&self, epoch: u64) -> bool {
-        self.is_cancelled() || self.epoch() != epoch
+        let inner = self.inner();
+        if inner.parent.is_none() {
+            // A root: its own count is its effective count (one read).
+            let c = inner.cancels.load(SeqCst);
+            return c != inner.base.load(SeqCst) || c != epoch;
+        }
+        self.is_cancelled() || self.effective_count() != epoch
     }
 
     fn effective_count(&self) -> u64 {
@@ -341,12 +375,36 @@ impl Token {
         key != Some(below) || self.effective_count() != below
     }
 
-    /// Registers `w` on this token and every ancestor, appending the slots
-    /// to `out`. Must be followed by a check of `is_cancelled` and a read of
-    /// `deadline`. Fails, with
-    /// some slots possibly appended, only if memory runs out.
-    pub(crate) fn register(&self, w: &'static Waiter, out: &mut Vec<Slot>) -> Result<(), ()> {
+    /// Registers `w` on this token and every ancestor: returns this
+    /// token's slot and appends the ancestors' to `ancestors` (nothing for a
+    /// root, the common case: no vector is touched). Must be followed by a
+    /// check of `is_cancelled` and a read of `deadline`. Fails, with some
+    /// ancestors' slots possibly appended (this token's is released), only
+    /// if memory runs out.
+    #[inline]
+    pub(crate) fn register(
+        &self,
+        w: &'static Waiter,
+        ancestors: &mut Vec<Slot>,
+    ) -> Result<Slot, ()> {
         let wp = w as *const Waiter as *mut Waiter;
+        let own = self.inner().claim_slot(wp)?;
+        if let Some(parent) = &self.inner().parent {
+            if parent.register_chain(wp, ancestors).is_err() {
+                own.release();
+                return Err(());
+            }
+        }
+        // Slots written, then counts read (by the caller's check); `cancel`
+        // writes its count, then reads slots. SeqCst operations alone forbid
+        // both sides reading stale values; the fences say so explicitly, and
+        // are what loom (which models SeqCst accesses as AcqRel) can check.
+        fence(SeqCst);
+        Ok(own)
+    }
+
+    /// Registers `wp` on this token and every ancestor, appending the slots.
+    fn register_chain(&self, wp: *mut Waiter, out: &mut Vec<Slot>) -> Result<(), ()> {
         let mut depth = 0;
         let mut t = Some(self);
         while let Some(tok) = t {
@@ -359,11 +417,6 @@ impl Token {
             out.push(tok.inner().claim_slot(wp)?);
             t = tok.inner().parent.as_ref();
         }
-        // Slots written, then counts read (by the caller's check); `cancel`
-        // writes its count, then reads slots. SeqCst operations alone forbid
-        // both sides reading stale values; the fences say so explicitly, and
-        // are what loom (which models SeqCst accesses as AcqRel) can check.
-        fence(SeqCst);
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! descriptor until a socket is ready, the token is cancelled, or the
 //! deadline passes.
 
-use super::waiter::with_waiter;
+use super::waiter::{with_waiter, WaiterHandle};
 use super::{Call, Deadline};
 use crate::sys::{self, PollFd};
 
@@ -14,58 +14,69 @@ const HOOK_INTERVAL_MS: u64 = 10;
 /// ETIMEDOUT (or the plain call's error for a socket timeout, and for a
 /// non-blocking socket at once: see `Deadline::resolve`), or the error of
 /// `poll`. EINTR resumes with the time left.
+#[inline]
 pub(crate) fn wait(call: &Call, fds: &mut [PollFd], dl: &mut Deadline) -> sys::Result<usize> {
-    let last = fds.len() - 1;
-    let token = call.token();
     dl.resolve()?;
-    with_waiter(|w| {
-        let reg = w.register(token)?;
-        fds[last] = sys::poll_entry(reg.poll_fd(), sys::POLLIN);
-        loop {
-            // Registered before this check: a cancel from here on signals us.
+    with_waiter(|w| wait_with(call, fds, dl, w))
+}
+
+/// `wait` with the thread's waiter (a function rather than the closure's
+/// body, so that it is inlined into the wait).
+#[inline(always)]
+fn wait_with(
+    call: &Call,
+    fds: &mut [PollFd],
+    dl: &mut Deadline,
+    w: &mut WaiterHandle,
+) -> sys::Result<usize> {
+    let last = fds.len() - 1;
+    let reg = w.register(call.token())?;
+    fds[last] = sys::poll_entry(reg.poll_fd(), sys::POLLIN);
+    loop {
+        // Registered before this check: a cancel from here on signals us.
+        call.check()?;
+        let left = dl.remaining_ms();
+        let mut slice = left;
+        let hooked = call.has_hook();
+        if hooked {
+            call.run_hook();
             call.check()?;
-            let left = dl.remaining_ms();
-            let mut slice = left;
-            let hooked = call.has_hook();
-            if hooked {
-                call.run_hook();
-                call.check()?;
-                slice = Some(left.map_or(HOOK_INTERVAL_MS, |l| l.min(HOOK_INTERVAL_MS)));
-            }
-            let ms = slice.map_or(-1, |s| s.min(i32::MAX as u64) as i32);
-            // With a hook, a window message for the thread also ends the
-            // slice (Windows), so that the hook runs at once.
-            let polled = if hooked {
-                sys::poll_hooked(fds, ms)
-            } else {
-                sys::poll(fds, ms)
-            };
-            match polled {
-                Err(e) if e.0 == sys::EINTR => continue,
-                Err(e) => return Err(e),
-                Ok(0) => {
-                    // Timed out, unless a hook slice ended before the
-                    // deadline (or a window message arrived).
-                    if left == Some(0) || dl.remaining_ms() == Some(0) {
-                        return Err(dl.timeout_error());
-                    }
+            slice = Some(left.map_or(HOOK_INTERVAL_MS, |l| l.min(HOOK_INTERVAL_MS)));
+        }
+        let ms = slice.map_or(-1, |s| s.min(i32::MAX as u64) as i32);
+        // With a hook, a window message for the thread also ends the
+        // slice (Windows), so that the hook runs at once.
+        let polled = if hooked {
+            sys::poll_hooked(fds, ms)
+        } else {
+            sys::poll(fds, ms)
+        };
+        match polled {
+            Err(e) if e.0 == sys::EINTR => continue,
+            Err(e) => return Err(e),
+            Ok(0) => {
+                // Timed out, unless a hook slice ended before the
+                // deadline (or a window message arrived).
+                if left == Some(0) || dl.remaining_ms() == Some(0) {
+                    return Err(dl.timeout_error());
                 }
-                Ok(mut n) => {
-                    if fds[last].revents != 0 {
-                        reg.drain();
-                        fds[last].revents = 0;
-                        n -= 1;
-                    }
-                    if n > 0 {
-                        return Ok(n);
-                    }
+            }
+            Ok(mut n) => {
+                if fds[last].revents != 0 {
+                    reg.drain();
+                    fds[last].revents = 0;
+                    n -= 1;
+                }
+                if n > 0 {
+                    return Ok(n);
                 }
             }
         }
-    })
+    }
 }
 
 /// Waits for one socket; returns its `revents`.
+#[inline]
 pub(crate) fn wait_one(
     call: &Call,
     sock: sys::RawSocket,

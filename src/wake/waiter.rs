@@ -205,12 +205,14 @@ impl WaiterHandle {
     }
 
     /// The descriptor to poll alongside the sockets.
+    #[inline]
     pub(crate) fn poll_fd(&self) -> sys::RawSocket {
         self.wake
             .as_ref()
             .map_or(sys::INVALID_SOCKET, |w| w.poll_fd())
     }
 
+    #[inline]
     pub(crate) fn drain(&self) {
         if let Some(w) = &self.wake {
             w.drain();
@@ -219,16 +221,21 @@ impl WaiterHandle {
 
     /// Registers on `token` and its ancestors until the guard is dropped;
     /// ENOMEM if memory for the registration runs out.
+    #[inline]
     pub(crate) fn register<'a>(&'a mut self, token: &'a Token) -> sys::Result<Registration<'a>> {
         let rec = self.rec;
-        let reg = Registration {
+        let mut reg = Registration {
             handle: self,
+            own: None,
             _token: token,
         };
-        // On failure, dropping `reg` releases the slots already taken.
-        token
-            .register(rec, &mut reg.handle.slots)
-            .map_err(|()| no_memory())?;
+        // On failure, dropping `reg` releases the ancestors' slots already
+        // taken (`Token::register` releases the token's own).
+        reg.own = Some(
+            token
+                .register(rec, &mut reg.handle.slots)
+                .map_err(|()| no_memory())?,
+        );
         Ok(reg)
     }
 }
@@ -260,22 +267,32 @@ impl Drop for WaiterHandle {
 /// A waiter registered on a token; unregisters when dropped.
 pub(crate) struct Registration<'a> {
     handle: &'a mut WaiterHandle,
+    /// The slot in the token itself (the ancestors' are in `handle.slots`).
+    own: Option<Slot>,
     _token: &'a Token,
 }
 
 impl Registration<'_> {
+    #[inline]
     pub(crate) fn poll_fd(&self) -> sys::RawSocket {
         self.handle.poll_fd()
     }
+    #[inline]
     pub(crate) fn drain(&self) {
         self.handle.drain()
     }
 }
 
 impl Drop for Registration<'_> {
+    #[inline]
     fn drop(&mut self) {
-        for s in self.handle.slots.drain(..) {
+        if let Some(s) = self.own.take() {
             s.release();
+        }
+        if !self.handle.slots.is_empty() {
+            for s in self.handle.slots.drain(..) {
+                s.release();
+            }
         }
     }
 }
@@ -309,12 +326,20 @@ fn thread_key() -> Option<&'static sys::ThreadKey> {
 }
 
 /// The calling thread's handle, created (or, after fork, replaced) as needed.
+#[inline]
 fn thread_handle() -> sys::Result<*mut WaiterHandle> {
     let p = CURRENT.with(|c| c.get());
     // SAFETY: a non-null CURRENT is this thread's live handle.
     if !p.is_null() && unsafe { (*p).generation } == FORK_GENERATION.load(SeqCst) {
         return Ok(p);
     }
+    new_thread_handle(p)
+}
+
+/// `thread_handle` on the thread's first wait, or its first after fork()
+/// (`p`: the stale handle, or null).
+#[cold]
+fn new_thread_handle(p: *mut WaiterHandle) -> sys::Result<*mut WaiterHandle> {
     let key = thread_key().ok_or_else(no_memory)?;
     let fresh = Box::into_raw(try_box(WaiterHandle::new()?).map_err(|_| no_memory())?);
     if !p.is_null() {
@@ -335,25 +360,33 @@ fn thread_handle() -> sys::Result<*mut WaiterHandle> {
 }
 
 /// Runs `f` with the calling thread's waiter, creating it on first use.
+/// (`f` is called in one place only, so that it is inlined.)
+#[inline]
 pub(crate) fn with_waiter<R>(
     f: impl FnOnce(&mut WaiterHandle) -> sys::Result<R>,
 ) -> sys::Result<R> {
-    if EXITED.with(|e| e.get()) {
-        // The thread's exit destructor has run: a handle stored now would
-        // never be freed.
-        return f(&mut WaiterHandle::new()?);
+    let mut temp = None;
+    // Not once the thread's exit destructor has run (a handle stored now
+    // would never be freed), nor re-entered (not reachable through the
+    // API, which allows one call per thread): then a temporary waiter.
+    let claimed = !EXITED.with(|e| e.get()) && !IN_USE.with(|u| u.replace(true));
+    let handle = if claimed {
+        match thread_handle() {
+            // SAFETY: the handle belongs to this thread and IN_USE
+            // guarantees no other reference to it exists while `f` runs.
+            Ok(p) => unsafe { &mut *p },
+            Err(e) => {
+                IN_USE.with(|u| u.set(false));
+                return Err(e);
+            }
+        }
+    } else {
+        temp.insert(WaiterHandle::new()?)
+    };
+    let r = f(handle);
+    if claimed {
+        IN_USE.with(|u| u.set(false));
     }
-    if IN_USE.with(|u| u.replace(true)) {
-        // Re-entered (not reachable through the API, which allows one call
-        // per thread): use a temporary waiter.
-        return f(&mut WaiterHandle::new()?);
-    }
-    let r = thread_handle().and_then(|p| {
-        // SAFETY: the handle belongs to this thread and IN_USE guarantees
-        // no other reference to it exists while `f` runs.
-        f(unsafe { &mut *p })
-    });
-    IN_USE.with(|u| u.set(false));
     r
 }
 

@@ -172,6 +172,90 @@ static void pthread_cancel_is_deferred_past_the_call(void) {
     close_pair(sv);
     rsock_token_unref(v.tok);
 }
+
+/* With a pthread_cancel pending (and cancellation enabled), every kind of
+   rsock call still runs to its end, waits included: none reaches a
+   cancellation point (on Linux their system calls are raw, elsewhere the
+   calls defer cancellation). The victim makes only rsock calls until its
+   pthread_testcancel; `step` says how far it got. */
+struct pending_victim {
+    rsock_token *tok;
+    int sv[2], pipe[2];
+    rsock_socket listener, accepted, client;
+    struct sockaddr_in addr;
+    atomic_int ready;
+    atomic_int step;
+};
+static void *pending_victim_main(void *arg) {
+    struct pending_victim *v = arg;
+    char c = 'x', buf[8];
+    atomic_store(&v->ready, 1);
+    if (rsock_recv(v->tok, v->sv[0], &c, 1, 0, RSOCK_INFINITE) != -1) return NULL; /* cancelled by rsock_cancel */
+    atomic_store(&v->step, 1);
+    rsock_token_reset(v->tok);
+    if (rsock_recv(v->tok, v->sv[0], buf, 1, 0, 20) != -1) return NULL; /* waits, times out */
+    atomic_store(&v->step, 2);
+    if (rsock_send(v->tok, v->sv[1], "ab", 2, MSG_NOSIGNAL, RSOCK_INFINITE) != 2) return NULL;
+    if (rsock_recv(v->tok, v->sv[0], buf, 2, MSG_WAITALL, RSOCK_INFINITE) != 2) return NULL;
+    if (rsock_recv(v->tok, v->sv[0], buf, 1, 0, RSOCK_SOCKET_TIMEOUT) != -1) return NULL; /* SO_RCVTIMEO: 20 ms */
+    atomic_store(&v->step, 3);
+    if (rsock_block(v->tok, v->sv[0], RSOCK_READABLE, 10) != -1) return NULL;
+    struct pollfd p = {v->sv[0], POLLIN, 0};
+    if (rsock_poll(v->tok, &p, 1, 10) != 0) return NULL;
+    atomic_store(&v->step, 4);
+    struct iovec iov = {buf, 1};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    if (rsock_sendmsg(v->tok, v->sv[1], &m, MSG_NOSIGNAL, RSOCK_INFINITE) != 1) return NULL;
+    if (rsock_recvmsg(v->tok, v->sv[0], &m, 0, RSOCK_INFINITE) != 1) return NULL;
+    if (rsock_write(v->tok, v->pipe[1], "y", 1, RSOCK_INFINITE) != 1) return NULL;
+    if (rsock_read(v->tok, v->pipe[0], buf, 1, RSOCK_INFINITE) != 1) return NULL;
+    if (rsock_read(v->tok, v->pipe[0], buf, 1, 10) != -1) return NULL; /* waits, times out */
+    atomic_store(&v->step, 5);
+    if (rsock_connect(v->tok, v->client, (struct sockaddr *)&v->addr, sizeof v->addr, RSOCK_INFINITE) != 0) return NULL;
+    v->accepted = rsock_accept(v->tok, v->listener, NULL, NULL, RSOCK_INFINITE);
+    if (v->accepted < 0) return NULL;
+    if (rsock_accept(v->tok, v->listener, NULL, NULL, 10) != -1) return NULL; /* waits, times out */
+    atomic_store(&v->step, 6);
+    pthread_testcancel();
+    atomic_store(&v->step, 7); /* not reached */
+    return NULL;
+}
+
+static void pthread_cancel_pending_through_every_call(void) {
+    struct pending_victim v;
+    memset(&v, 0, sizeof v);
+    v.tok = rsock_token_new();
+    unix_pair(v.sv);
+    struct timeval tv = {0, 20000};
+    REQUIRE(setsockopt(v.sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+    REQUIRE(pipe(v.pipe) == 0);
+    v.listener = tcp_listener(4, &v.addr);
+    v.client = socket(AF_INET, SOCK_STREAM, 0);
+    v.accepted = -1;
+    REQUIRE(sock_ok(v.client));
+    pthread_t th;
+    pthread_create(&th, NULL, pending_victim_main, &v);
+    while (!atomic_load(&v.ready)) sched_yield();
+    sleep_ms(30);
+    CHECK(pthread_cancel(th) == 0);
+    sleep_ms(10);
+    rsock_cancel(v.tok);
+    void *ret = NULL;
+    pthread_join(th, &ret);
+    CHECK(ret == PTHREAD_CANCELED);
+    CHECK(atomic_load(&v.step) == 6);
+    if (atomic_load(&v.step) != 6) printf("     the victim stopped after step %d\n", atomic_load(&v.step));
+    if (v.accepted >= 0) close(v.accepted);
+    close(v.client);
+    close(v.listener);
+    close(v.pipe[0]);
+    close(v.pipe[1]);
+    close_pair(v.sv);
+    rsock_token_unref(v.tok);
+}
 #endif /* fork() and pthread_cancel */
 
 /* Several threads accepting on one blocking listener: none may end up
@@ -285,6 +369,7 @@ int main(void) {
     RUN_POSIX(fork_child_does_not_steal_wakeups, "no fork() on Windows");
     RUN_POSIX(fork_child_uses_inherited_tokens, "no fork() on Windows");
     RUN_POSIX(pthread_cancel_is_deferred_past_the_call, "pthread_cancel is POSIX (winpthreads only emulates it)");
+    RUN_POSIX(pthread_cancel_pending_through_every_call, "pthread_cancel is POSIX (winpthreads only emulates it)");
     RUN(threads_sharing_a_blocking_listener);
     RUN(peek_with_waitall_returns_what_is_queued);
     RUN(calls_during_thread_exit);
