@@ -210,11 +210,6 @@ mod nc {
         unsafe { syscall(libc::SYS_write, fd as c_long, buf, len) as isize }
     }
 
-    pub unsafe fn close(fd: c_int) -> c_int {
-        // SAFETY: per the module's contract.
-        unsafe { syscall(libc::SYS_close, fd as c_long) as c_int }
-    }
-
     /// `poll`: the `poll` system call where the architecture has one (as
     /// the C libraries do), else `ppoll` with no signal mask.
     pub unsafe fn poll(fds: *mut pollfd, n: libc::nfds_t, timeout_ms: c_int) -> c_int {
@@ -255,7 +250,7 @@ mod nc {
 /// the call's `CallDefer`).
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod nc {
-    pub use libc::{close, poll, read, recvfrom, recvmsg, sendmsg, sendto, write};
+    pub use libc::{poll, read, recvfrom, recvmsg, sendmsg, sendto, write};
 }
 
 /// Nanoseconds on the monotonic clock, from an arbitrary origin.
@@ -355,9 +350,9 @@ impl Drop for WakeFd {
     fn drop(&mut self) {
         // SAFETY: the descriptors are owned by this object and closed once.
         unsafe {
-            nc::close(self.read);
+            libc::close(self.read);
             if self.write != self.read {
-                nc::close(self.write);
+                libc::close(self.write);
             }
         }
     }
@@ -769,7 +764,7 @@ fn accept(sock: RawSocket, from: AddrOut) -> Result<RawSocket> {
     if cfg!(not(any(target_os = "linux", target_os = "android"))) {
         if let Err(e) = set_nonblocking(fd, false) {
             // SAFETY: fd was just accepted and is owned here.
-            unsafe { nc::close(fd) };
+            unsafe { libc::close(fd) };
             return Err(e);
         }
     }
@@ -841,7 +836,7 @@ impl Socket {
 /// Closes a socket the library owns.
 pub(super) fn close_socket(sock: RawSocket) {
     // SAFETY: the caller owns the descriptor and closes it once.
-    unsafe { nc::close(sock) };
+    unsafe { libc::close(sock) };
 }
 
 /// One `getpeername` into the buffer `to`.
