@@ -109,18 +109,27 @@ grep -q "MBEDTLS_VERSION_STRING *\"$MBEDTLS_VERSION\"" "$mbedtls_src/include/mbe
 # compiler) is the one in its stamp file.
 cc_id=$($CC --version | head -n 1)
 
+# start_build NAME PREFIX KEY SOURCES WHAT: false if PREFIX holds the build
+# KEY names; else clears PREFIX and sets $work to a fresh copy of SOURCES
+# to build in.
+start_build() {
+  if [ "$(cat "$2/.stamp" 2>/dev/null)" = "$3" ]; then
+    step "$1: cached in ${2#"$root/"}"
+    return 1
+  fi
+  step "$1: build ($5, -j$JOBS)"
+  work=$top/src/$(basename "$2")
+  rm -rf "$work" "$2"
+  mkdir -p "$top/src"
+  cp -R "$4" "$work"
+}
+
 # ---- OpenSSL 1.1.1w
 ossl=$root/$top/openssl-$OPENSSL_VERSION
 ossl_config=(no-shared no-tests)
 ossl_key="openssl-src $OPENSSL_CRATE; ./config ${ossl_config[*]}; build_libs apps/openssl install_dev; $cc_id"
-if [ "$(cat "$ossl/.stamp" 2>/dev/null)" = "$ossl_key" ]; then
-  step "OpenSSL $OPENSSL_VERSION: cached in $top/openssl-$OPENSSL_VERSION"
-else
-  step "OpenSSL $OPENSSL_VERSION: build (static libraries and the openssl program, -j$JOBS)"
-  work=$top/src/openssl-$OPENSSL_VERSION
-  rm -rf "$work" "$ossl"
-  mkdir -p "$top/src"
-  cp -R "$openssl_src" "$work"
+if start_build "OpenSSL $OPENSSL_VERSION" "$ossl" "$ossl_key" "$openssl_src" \
+  "static libraries and the openssl program"; then
   log=$root/$top/openssl-build.log
   (
     cd "$work"
@@ -138,14 +147,7 @@ fi
 # ---- Mbed TLS 3.6.5
 mbed=$root/$top/mbedtls-$MBEDTLS_VERSION
 mbed_key="mbedtls-rs-sys $MBEDTLS_CRATE; default config + THREADING_C THREADING_PTHREAD; make -C library CFLAGS=-O2 (the three libraries); $cc_id"
-if [ "$(cat "$mbed/.stamp" 2>/dev/null)" = "$mbed_key" ]; then
-  step "Mbed TLS $MBEDTLS_VERSION: cached in $top/mbedtls-$MBEDTLS_VERSION"
-else
-  step "Mbed TLS $MBEDTLS_VERSION: build (static libraries, -j$JOBS)"
-  work=$top/src/mbedtls-$MBEDTLS_VERSION
-  rm -rf "$work" "$mbed"
-  mkdir -p "$top/src"
-  cp -R "$mbedtls_src" "$work"
+if start_build "Mbed TLS $MBEDTLS_VERSION" "$mbed" "$mbed_key" "$mbedtls_src" "static libraries"; then
   cfg=$work/include/mbedtls/mbedtls_config.h
   sed -i -e 's|^//\(#define MBEDTLS_THREADING_C\)$|\1|' -e 's|^//\(#define MBEDTLS_THREADING_PTHREAD\)$|\1|' "$cfg"
   [ "$(grep -c '^#define MBEDTLS_THREADING_\(C\|PTHREAD\)$' "$cfg")" = 2 ] ||

@@ -154,6 +154,18 @@ static void *victim_main(void *arg) {
     return NULL;
 }
 
+/* pthread_cancel of `th`, which is inside an rsock call on `tok`; `ms`
+   later a cancel of `tok` ends that call, and the thread must then exit
+   cancelled, at its next cancellation point. */
+static void cancel_thread_then_token(pthread_t th, rsock_token *tok, unsigned ms) {
+    CHECK(pthread_cancel(th) == 0);
+    sleep_ms(ms);
+    rsock_cancel(tok);
+    void *ret = NULL;
+    pthread_join(th, &ret);
+    CHECK(ret == PTHREAD_CANCELED);
+}
+
 static void pthread_cancel_is_deferred_past_the_call(void) {
     int sv[2];
     unix_pair(sv);
@@ -162,12 +174,7 @@ static void pthread_cancel_is_deferred_past_the_call(void) {
     pthread_create(&th, NULL, victim_main, &v);
     while (!atomic_load(&v.in_call)) sched_yield();
     sleep_ms(30);
-    CHECK(pthread_cancel(th) == 0);
-    sleep_ms(30);
-    rsock_cancel(v.tok);
-    void *ret = NULL;
-    pthread_join(th, &ret);
-    CHECK(ret == PTHREAD_CANCELED);
+    cancel_thread_then_token(th, v.tok, 30);
     CHECK(v.result == -1);
     close_pair(sv);
     rsock_token_unref(v.tok);
@@ -240,12 +247,7 @@ static void pthread_cancel_pending_through_every_call(void) {
     pthread_create(&th, NULL, pending_victim_main, &v);
     while (!atomic_load(&v.ready)) sched_yield();
     sleep_ms(30);
-    CHECK(pthread_cancel(th) == 0);
-    sleep_ms(10);
-    rsock_cancel(v.tok);
-    void *ret = NULL;
-    pthread_join(th, &ret);
-    CHECK(ret == PTHREAD_CANCELED);
+    cancel_thread_then_token(th, v.tok, 10);
     CHECK(atomic_load(&v.step) == 6);
     if (atomic_load(&v.step) != 6) printf("     the victim stopped after step %d\n", atomic_load(&v.step));
     if (v.accepted >= 0) close(v.accepted);
