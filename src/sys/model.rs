@@ -10,7 +10,7 @@ use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering::SeqCst};
 const CLOSED: u8 = 0;
 const OPEN: u8 = 1;
 const SIGNALLED: u8 = 2;
-const MAX: usize = 4;
+const MAX: usize = 8;
 
 loom::lazy_static! {
     static ref STATE: [AtomicU8; MAX] = std::array::from_fn(|_| AtomicU8::new(CLOSED));

@@ -5,6 +5,7 @@
 //! `sys::model`: signalling a closed one fails the model. Token memory goes
 //! through loom's allocator, which fails a model that leaks or frees twice.
 
+use super::crowd::Crowd;
 use super::token::{Slot, Token};
 use super::waiter::{model_record, Waiter};
 use crate::sys::model;
@@ -368,5 +369,173 @@ fn deadline_racing_cancel_and_reset() {
         assert_eq!(t.deadline(), 100, "a reset leaves the deadline");
         assert!(!t.is_cancelled(), "a deadline is not a cancel");
         s.leave();
+    });
+}
+
+/// A crowd member as a blocking call runs it once the token's first
+/// segment is full: joins (or starts) the crowd, then makes the call's
+/// check before it would sleep in poll on the crowd's descriptor.
+struct Member<'t> {
+    crowd: &'t Crowd,
+    fd: i32,
+    epoch: u64,
+    saw_cancel: bool,
+}
+
+impl<'t> Member<'t> {
+    /// None if the crowd could not be joined (the caller would wait alone).
+    fn start(t: &'t Token) -> Option<Member<'t>> {
+        let epoch = t.epoch();
+        let crowd = t.crowd_or_new().expect("crowd");
+        if !crowd.join_or_activate(t) {
+            return None;
+        }
+        let fd = crowd.poll_fd();
+        let saw_cancel = t.cancelled_since(epoch);
+        Some(Member {
+            crowd,
+            fd,
+            epoch,
+            saw_cancel,
+        })
+    }
+
+    fn assert_not_lost(&self) {
+        assert!(
+            self.epoch > 0 || self.saw_cancel || model::signalled(self.fd),
+            "lost wake-up in a crowd"
+        );
+    }
+
+    /// Leaves; the last member closes the crowd's descriptor (the model
+    /// fails if a cancel signals it after that).
+    fn leave(self) {
+        self.crowd.leave();
+    }
+}
+
+/// A token whose one slot (the models' segments have one) is taken by a
+/// lone waiter, so that the next waiter crowds; and that waiter.
+fn crowded_token() -> (Token, Sleeper) {
+    let t = Token::new();
+    let alone = Sleeper::start(&t);
+    (t, alone)
+}
+
+/// Proves: a cancel racing with the first member starting the crowd
+/// (opening its descriptor, registering its record) is seen by the
+/// member's check or wakes it through the crowd's descriptor.
+#[test]
+fn cancel_racing_a_crowd_starting() {
+    loom::model(|| {
+        let (t, alone) = crowded_token();
+        let t2 = t.clone();
+        let canceller = thread::spawn(move || t2.cancel());
+        let m = Member::start(&t).expect("joined");
+        canceller.join().expect("canceller");
+        m.assert_not_lost();
+        m.leave();
+        alone.leave();
+    });
+}
+
+/// Proves: the last member leaving (releasing the crowd's slots, closing
+/// its descriptor) while a cancel scans the token never has the
+/// descriptor signalled after it is closed.
+#[test]
+fn crowd_ending_during_a_cancel() {
+    loom::model(|| {
+        let (t, alone) = crowded_token();
+        let m = Member::start(&t).expect("joined");
+        let t2 = t.clone();
+        let canceller = thread::spawn(move || t2.cancel());
+        m.leave();
+        canceller.join().expect("canceller");
+        alone.leave();
+    });
+}
+
+/// Proves: a parent's cancel reaches a crowd on its child (the crowd's
+/// record is registered on every ancestor), racing with its start.
+#[test]
+fn parent_cancel_racing_a_childs_crowd() {
+    loom::model(|| {
+        let parent = Token::new();
+        let (child, alone) = {
+            let c = parent.child();
+            let s = Sleeper::start(&c);
+            (c, s)
+        };
+        let p2 = parent.clone();
+        let canceller = thread::spawn(move || p2.cancel());
+        let m = Member::start(&child).expect("joined");
+        canceller.join().expect("canceller");
+        m.assert_not_lost();
+        m.leave();
+        alone.leave();
+    });
+}
+
+/// Proves: while another member joins and leaves (so either may start
+/// the crowd, either may end it, and it may start again), a cancel
+/// racing them reaches a member that stays, and no descriptor is
+/// signalled after it is closed.
+#[test]
+fn members_coming_and_going_racing_a_cancel() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        let (t, alone) = crowded_token();
+        let (t2, t3) = (t.clone(), t.clone());
+        let other = thread::spawn(move || {
+            if let Some(m) = Member::start(&t2) {
+                m.leave();
+            }
+        });
+        let canceller = thread::spawn(move || t3.cancel());
+        let m = Member::start(&t);
+        canceller.join().expect("canceller");
+        if let Some(m) = &m {
+            m.assert_not_lost();
+        }
+        other.join().expect("member");
+        if let Some(m) = m {
+            m.leave();
+        }
+        alone.leave();
+    });
+}
+
+/// Proves: a crowd woken before a reset is not joined after it (it stays
+/// readable until its members leave, and would wake a newcomer at once);
+/// the newcomer waits in a fresh crowd with an unsignalled descriptor (or
+/// alone), and a later cancel reaches it.
+#[test]
+fn no_one_joins_a_crowd_woken_before_a_reset() {
+    loom::model(|| {
+        let (t, alone) = crowded_token();
+        let early = Member::start(&t).expect("joined");
+        let t2 = t.clone();
+        let other = thread::spawn(move || {
+            t2.cancel();
+            t2.reset();
+        });
+        other.join().expect("canceller");
+        // `early` was woken and has not left yet; a new call arrives.
+        let epoch = t.epoch();
+        let late = Member::start(&t);
+        if let Some(m) = &late {
+            assert!(!model::signalled(m.fd), "joined a readable crowd");
+        }
+        early.leave();
+        t.cancel();
+        if let Some(m) = late {
+            assert!(
+                t.cancelled_since(epoch) && model::signalled(m.fd),
+                "the next cancel reaches the new member"
+            );
+            m.leave();
+        }
+        alone.leave();
     });
 }

@@ -23,6 +23,8 @@
 //!   each other.
 //! - `waiter.rs`: per-thread waiter records and their wake descriptors,
 //!   which outlive any slot that may point at them.
+//! - `crowd.rs`: one wake descriptor shared by the many waiters of one
+//!   token, so that a cancel wakes them all with one write.
 //! - `call.rs`: one blocking call on a thread: its cancel epoch, the
 //!   one-call-per-thread rule and the thread's blocking hook.
 //! - `wait.rs`: the wait itself (register, check, poll, drain, repeat).
@@ -31,6 +33,7 @@
 //! - `thread_token.rs`: the calling thread's own token (a NULL token).
 
 mod call;
+mod crowd;
 mod deadline;
 #[cfg(all(loom, test))]
 mod loom_models;

@@ -19,6 +19,7 @@
 //! ever appended and are freed with the token, so a concurrent cancel can scan
 //! them without a lock.
 
+use super::crowd::Crowd;
 use super::waiter::Waiter;
 use crate::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use crate::sync::{alloc, dealloc, try_box};
@@ -28,11 +29,15 @@ use std::ptr::{self, NonNull};
 
 /// Slots per segment. The loom models use tiny segments so that they also
 /// cover appending a segment.
-const SLOTS: usize = if cfg!(loom) { 1 } else { 8 };
+pub(crate) const SLOTS: usize = if cfg!(loom) { 1 } else { 8 };
 
 struct Segment {
     slots: [AtomicPtr<Waiter>; SLOTS],
     next: AtomicPtr<Segment>,
+    /// In the first segment: the token's crowd, made when the segment
+    /// first filled up (see crowd.rs). Kept here rather than in the token,
+    /// so that a token nobody waited on stays six words.
+    crowd: AtomicPtr<Crowd>,
 }
 
 impl Segment {
@@ -40,6 +45,17 @@ impl Segment {
         Segment {
             slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             next: AtomicPtr::new(ptr::null_mut()),
+            crowd: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        let c = self.crowd.load(Relaxed); // exclusive: the token is gone
+        if !c.is_null() {
+            // SAFETY: published by `crowd_or_new` from a Box, freed once.
+            drop(unsafe { Box::from_raw(c) });
         }
     }
 }
@@ -373,6 +389,52 @@ impl Token {
         // a reset elsewhere in the chain between two reads could otherwise
         // cancel each other out in the sums.
         key != Some(below) || self.effective_count() != below
+    }
+
+    /// The token's crowd, if one was ever made.
+    #[inline]
+    pub(crate) fn crowd(&self) -> Option<&Crowd> {
+        let seg = self.inner().waiters.load(SeqCst);
+        if seg.is_null() {
+            return None;
+        }
+        // SAFETY: segments live as long as the token, and so does the
+        // crowd published in the first one.
+        unsafe { (*seg).crowd.load(SeqCst).as_ref() }
+    }
+
+    /// The token's crowd, made now if it has none; `None` if memory runs
+    /// out (or nobody ever waited on the token).
+    pub(crate) fn crowd_or_new(&self) -> Option<&Crowd> {
+        if let Some(c) = self.crowd() {
+            return Some(c);
+        }
+        let seg = self.inner().waiters.load(SeqCst);
+        // SAFETY: as in `crowd`.
+        let link = &unsafe { seg.as_ref() }?.crowd;
+        let fresh = Box::into_raw(try_box(Crowd::new().ok()?).ok()?);
+        match link.compare_exchange(ptr::null_mut(), fresh, SeqCst, SeqCst) {
+            // SAFETY: published; freed with the segment.
+            Ok(_) => Some(unsafe { &*fresh }),
+            Err(cur) => {
+                // SAFETY: `fresh` was never published; `cur` was.
+                drop(unsafe { Box::from_raw(fresh) });
+                Some(unsafe { &*cur })
+            }
+        }
+    }
+
+    /// Whether `own`, this token's slot from `register`, lies beyond the
+    /// first segment: so many wait on the token that they should crowd.
+    #[inline]
+    pub(crate) fn crowded(&self, own: &Slot) -> bool {
+        let seg = self.inner().waiters.load(SeqCst);
+        if seg.is_null() {
+            return false;
+        }
+        // SAFETY: as in `crowd`.
+        let first = unsafe { &(*seg).slots };
+        !first.as_ptr_range().contains(&own.0)
     }
 
     /// Registers `w` on this token and every ancestor: returns this

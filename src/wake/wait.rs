@@ -30,11 +30,20 @@ fn wait_with(
     w: &mut WaiterHandle,
 ) -> sys::Result<usize> {
     let last = fds.len() - 1;
-    let reg = w.register(call.token())?;
+    let mut reg = w.register(call.token())?;
     fds[last] = sys::poll_entry(reg.poll_fd(), sys::POLLIN);
+    let mut crowd_woke = false;
     loop {
         // Registered before this check: a cancel from here on signals us.
         call.check()?;
+        if crowd_woke {
+            // Woken through the token's crowd, and the call goes on: the
+            // crowd's descriptor stays readable, so wait alone.
+            reg.wait_alone()?;
+            fds[last] = sys::poll_entry(reg.poll_fd(), sys::POLLIN);
+            crowd_woke = false;
+            continue;
+        }
         let left = dl.remaining_ms();
         let mut slice = left;
         let hooked = call.has_hook();
@@ -63,7 +72,7 @@ fn wait_with(
             }
             Ok(mut n) => {
                 if fds[last].revents != 0 {
-                    reg.drain();
+                    crowd_woke = !reg.drain();
                     fds[last].revents = 0;
                     n -= 1;
                 }

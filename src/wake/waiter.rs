@@ -17,6 +17,11 @@
 //! parent, so the child marks every record closed and replaces the forking
 //! thread's descriptor on its next wait.
 
+// Under loom, records come from `model_record`: the pool and the fork
+// handlers go unused.
+#![cfg_attr(loom, allow(dead_code))]
+
+use super::crowd::Crowd;
 use super::token::{Slot, Token};
 use crate::sync::atomic::{fence, AtomicBool, AtomicUsize};
 use crate::sync::try_box;
@@ -32,6 +37,9 @@ use std::sync::OnceLock;
 pub(crate) struct Waiter {
     busy: AtomicUsize,
     closed: AtomicBool,
+    /// Whether a wake reached the descriptor since `open` (what tells a
+    /// crowd's joiners that it is readable for good).
+    signalled: AtomicBool,
     handle: sys::AtomicSocket,
     /// Link in the list of every record ever made (for the fork handler).
     next_all: AtomicPtr<Waiter>,
@@ -43,6 +51,7 @@ impl Waiter {
         Waiter {
             busy: AtomicUsize::new(0),
             closed: AtomicBool::new(true),
+            signalled: AtomicBool::new(false),
             handle: sys::AtomicSocket::new(sys::INVALID_SOCKET),
             next_all: AtomicPtr::new(ptr::null_mut()),
         }
@@ -51,7 +60,14 @@ impl Waiter {
     /// Opens the record to cancellers, who will signal `handle`.
     pub(crate) fn open(&self, handle: sys::RawSocket) {
         self.handle.store(handle, SeqCst);
+        self.signalled.store(false, SeqCst);
         self.closed.store(false, SeqCst);
+    }
+
+    /// Whether a wake reached the descriptor since `open`.
+    #[inline]
+    pub(crate) fn is_signalled(&self) -> bool {
+        self.signalled.load(SeqCst)
     }
 
     /// Signals the owner's wake descriptor if it is still open.
@@ -60,6 +76,7 @@ impl Waiter {
         self.busy.fetch_add(1, SeqCst);
         fence(SeqCst); // pairs with `retire`: see Token::register
         if !self.closed.load(SeqCst) {
+            self.signalled.store(true, SeqCst);
             sys::signal(self.handle.load(SeqCst));
         }
         self.busy.fetch_sub(1, SeqCst);
@@ -77,9 +94,39 @@ impl Waiter {
 }
 
 /// A record for a model, never freed (as records never are).
-#[cfg(all(loom, test))]
+#[cfg(loom)]
 pub(crate) fn model_record() -> &'static Waiter {
     Box::leak(Box::new(Waiter::closed()))
+}
+
+/// A closed record for a crowd (from the pool, or new), or ENOMEM.
+#[cfg(not(loom))]
+pub(crate) fn take_record() -> sys::Result<&'static Waiter> {
+    match POOL.with(|free| free.pop()) {
+        Some(rec) => Ok(rec),
+        None => new_record(),
+    }
+}
+
+#[cfg(loom)]
+pub(crate) fn take_record() -> sys::Result<&'static Waiter> {
+    Ok(model_record())
+}
+
+/// Returns a closed record that no slot names any more to the pool.
+pub(crate) fn give_back_record(rec: &'static Waiter) {
+    // Without memory to pool it, the record stays unused (but on ALL).
+    POOL.with(|free| {
+        if free.try_reserve(1).is_ok() {
+            free.push(rec);
+        }
+    });
+}
+
+/// Bumped in a fork() child: what was made before belongs to threads that
+/// do not exist there.
+pub(crate) fn fork_generation() -> u64 {
+    FORK_GENERATION.load(SeqCst)
 }
 
 /// Records free for reuse. A spin lock with no per-thread state: it is
@@ -191,10 +238,7 @@ pub(crate) struct WaiterHandle {
 impl WaiterHandle {
     fn new() -> sys::Result<WaiterHandle> {
         let wake = sys::WakeFd::new()?;
-        let rec = match POOL.with(|free| free.pop()) {
-            Some(rec) => rec,
-            None => new_record()?,
-        };
+        let rec = take_record()?;
         rec.open(wake.signal_handle());
         Ok(WaiterHandle {
             rec,
@@ -219,23 +263,34 @@ impl WaiterHandle {
         }
     }
 
-    /// Registers on `token` and its ancestors until the guard is dropped;
+    /// Registers on `token` and its ancestors until the guard is dropped
+    /// (alone, or as a member of the token's crowd once many wait on it);
     /// ENOMEM if memory for the registration runs out.
     #[inline]
     pub(crate) fn register<'a>(&'a mut self, token: &'a Token) -> sys::Result<Registration<'a>> {
-        let rec = self.rec;
         let mut reg = Registration {
             handle: self,
             own: None,
-            _token: token,
+            crowd: None,
+            token,
         };
-        // On failure, dropping `reg` releases the ancestors' slots already
-        // taken (`Token::register` releases the token's own).
-        reg.own = Some(
-            token
-                .register(rec, &mut reg.handle.slots)
-                .map_err(|()| no_memory())?,
-        );
+        if let Some(c) = token.crowd() {
+            if c.join() {
+                reg.crowd = Some(c);
+                return Ok(reg);
+            }
+        }
+        reg.register_alone()?;
+        if !reg.own.as_ref().is_some_and(|s| token.crowded(s)) {
+            return Ok(reg);
+        }
+        // The token's first segment is full: join (or start) its crowd.
+        if let Some(c) = token.crowd_or_new() {
+            if c.join_or_activate(token) {
+                reg.release_alone();
+                reg.crowd = Some(c);
+            }
+        }
         Ok(reg)
     }
 }
@@ -255,12 +310,7 @@ impl Drop for WaiterHandle {
     fn drop(&mut self) {
         self.rec.retire();
         drop(self.wake.take());
-        // Without memory to pool it, the record stays unused (but on ALL).
-        POOL.with(|free| {
-            if free.try_reserve(1).is_ok() {
-                free.push(self.rec);
-            }
-        });
+        give_back_record(self.rec);
     }
 }
 
@@ -269,23 +319,57 @@ pub(crate) struct Registration<'a> {
     handle: &'a mut WaiterHandle,
     /// The slot in the token itself (the ancestors' are in `handle.slots`).
     own: Option<Slot>,
-    _token: &'a Token,
+    /// The token's crowd, when the waiter is one of its members instead.
+    crowd: Option<&'a Crowd>,
+    token: &'a Token,
 }
 
 impl Registration<'_> {
+    /// The descriptor to poll alongside the sockets.
     #[inline]
     pub(crate) fn poll_fd(&self) -> sys::RawSocket {
-        self.handle.poll_fd()
+        match self.crowd {
+            Some(c) => c.poll_fd(),
+            None => self.handle.poll_fd(),
+        }
     }
-    #[inline]
-    pub(crate) fn drain(&self) {
-        self.handle.drain()
-    }
-}
 
-impl Drop for Registration<'_> {
+    /// After poll found `poll_fd` readable: empties the thread's own
+    /// descriptor. Returns false for a crowd's, which stays readable for
+    /// every member: if the call goes on waiting after its next check, it
+    /// must `wait_alone` first.
     #[inline]
-    fn drop(&mut self) {
+    pub(crate) fn drain(&self) -> bool {
+        if self.crowd.is_some() {
+            return false;
+        }
+        self.handle.drain();
+        true
+    }
+
+    /// Leaves the crowd and registers alone (a member woken for a call
+    /// that goes on waiting); the caller checks the token again before it
+    /// sleeps.
+    #[cold]
+    pub(crate) fn wait_alone(&mut self) -> sys::Result<()> {
+        if let Some(c) = self.crowd.take() {
+            c.leave();
+        }
+        self.register_alone()
+    }
+
+    fn register_alone(&mut self) -> sys::Result<()> {
+        // On failure, dropping the registration releases the ancestors'
+        // slots already taken (`Token::register` releases the token's own).
+        self.own = Some(
+            self.token
+                .register(self.handle.rec, &mut self.handle.slots)
+                .map_err(|()| no_memory())?,
+        );
+        Ok(())
+    }
+
+    fn release_alone(&mut self) {
         if let Some(s) = self.own.take() {
             s.release();
         }
@@ -294,6 +378,16 @@ impl Drop for Registration<'_> {
                 s.release();
             }
         }
+    }
+}
+
+impl Drop for Registration<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(c) = self.crowd.take() {
+            c.leave();
+        }
+        self.release_alone();
     }
 }
 
