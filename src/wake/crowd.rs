@@ -11,7 +11,8 @@
 //! - **Lazy, and no descriptor when idle.** The first member activates the
 //!   crowd (creates its descriptor, registers its record); the last one to
 //!   leave deactivates it (releases the slots, closes the record to
-//!   cancellers, closes the descriptor). `members` counts them; it moves
+//!   cancellers, gives the descriptor back: emptied, it is kept for the
+//!   next crowd, at most `SPARES` in the process, or closed). `members` counts them; it moves
 //!   between 0 and 1 only under `lock`, held by waiters only, never by
 //!   cancellers, so `cancel` stays lock-free. Other joins and leaves are
 //!   one compare-and-swap between non-zero counts.
@@ -21,7 +22,7 @@
 //!   must go on waiting (a deadline moved, or a wake-up from before a
 //!   reset) leaves the crowd and waits alone; nobody joins a crowd whose
 //!   record was signalled. So a stale crowd empties, and the next crowd
-//!   starts with a fresh descriptor.
+//!   starts with an empty descriptor.
 //! - **Fork.** In a child, a crowd made before the fork is never joined
 //!   again (its count and lock belong to threads that do not exist there)
 //!   and its inherited descriptor is never closed by rsock.
@@ -37,10 +38,40 @@ use std::cell::UnsafeCell;
 #[cfg(not(loom))]
 struct Fd(sys::WakeFd);
 
+/// Descriptors of crowds that ended, for the next crowd: where the number
+/// of waiters hovers around the crowd's threshold, crowds start and end
+/// often. At most SPARES, held by no token; each with the fork generation
+/// it was made in (an inherited one is shared with the parent, and may have
+/// been closed and its number reused by the child: it is let go of).
+#[cfg(not(loom))]
+static SPARE: super::waiter::FreeList<(u64, sys::WakeFd)> = super::waiter::FreeList::new();
+#[cfg(not(loom))]
+const SPARES: usize = 4;
+
 #[cfg(not(loom))]
 impl Fd {
     fn open() -> sys::Result<Fd> {
+        while let Some((generation, fd)) = SPARE.try_with(|v| v.pop()).flatten() {
+            if generation == fork_generation() {
+                return Ok(Fd(fd));
+            }
+            std::mem::forget(fd);
+        }
         sys::WakeFd::new().map(Fd)
+    }
+
+    /// Keeps the descriptor of a crowd that ended for the next one
+    /// (emptied first if it was signalled), or closes it.
+    fn spare(self, signalled: bool) {
+        if signalled {
+            self.0.drain();
+        }
+        let mut fd = Some(self.0);
+        SPARE.try_with(|v| {
+            if v.len() < SPARES && v.try_reserve(1).is_ok() {
+                v.extend(fd.take().map(|fd| (fork_generation(), fd)));
+            }
+        });
     }
     fn poll_fd(&self) -> sys::RawSocket {
         self.0.poll_fd()
@@ -58,6 +89,7 @@ impl Fd {
     fn open() -> sys::Result<Fd> {
         Ok(Fd(sys::model::open()))
     }
+    fn spare(self, _signalled: bool) {}
     fn poll_fd(&self) -> i32 {
         self.0
     }
@@ -244,8 +276,8 @@ impl Crowd {
     }
 
     /// With the lock held and the last member gone: unregisters, waits
-    /// until no canceller is inside the record's `wake`, closes the
-    /// descriptor.
+    /// until no canceller is inside the record's `wake`, gives the
+    /// descriptor back.
     fn deactivate(&self) {
         // SAFETY: the lock is held.
         let a = unsafe { &mut *self.active.get() };
@@ -256,7 +288,9 @@ impl Crowd {
             s.release();
         }
         self.rec.retire();
-        drop(a.fd.take());
+        if let Some(fd) = a.fd.take() {
+            fd.spare(self.rec.is_signalled());
+        }
     }
 }
 
@@ -370,7 +404,7 @@ mod tests {
     }
 
     /// One cancel wakes every waiter; the crowd's one write reached most
-    /// of them, the token kept to its first segment of slots, and the
+    /// of them, they took 9 slots of the token rather than 40, and the
     /// crowd holds no descriptor once they have gone.
     #[test]
     #[cfg_attr(miri, ignore = "sockets, poll and threads Miri does not model")]
@@ -379,7 +413,8 @@ mod tests {
         let t = Token::new();
         for round in 0..3 {
             let threads = crowd_on(&t, s, -1);
-            assert_eq!(t.slot_usage(), (2, super::super::token::SLOTS + 1));
+            // 8 alone, and the crowd's record for the other 32.
+            assert_eq!(t.slot_usage().1, super::super::token::SLOTS + 1);
             t.cancel();
             assert!(results(threads).iter().all(|&e| e == sys::ECANCELED));
             let c = t.crowd().expect("crowd");

@@ -129,19 +129,26 @@ pub(crate) fn fork_generation() -> u64 {
     FORK_GENERATION.load(SeqCst)
 }
 
-/// Records free for reuse. A spin lock with no per-thread state: it is
-/// taken by the thread-exit destructor, which may run after the thread's
-/// thread-local destructors (POSIX), where such state would never be freed.
-/// Held only to push or pop.
-struct FreeList {
+/// Things free for reuse (records; crowds' spare descriptors). A spin lock
+/// with no per-thread state: it is taken by the thread-exit destructor,
+/// which may run after the thread's thread-local destructors (POSIX),
+/// where such state would never be freed. Held only to push or pop.
+pub(crate) struct FreeList<T> {
     locked: process::AtomicBool,
-    records: UnsafeCell<Vec<&'static Waiter>>,
+    records: UnsafeCell<Vec<T>>,
 }
 
 // SAFETY: `records` is only touched with `locked` held.
-unsafe impl Sync for FreeList {}
+unsafe impl<T: Send> Sync for FreeList<T> {}
 
-impl FreeList {
+impl<T> FreeList<T> {
+    pub(crate) const fn new() -> FreeList<T> {
+        FreeList {
+            locked: process::AtomicBool::new(false),
+            records: UnsafeCell::new(Vec::new()),
+        }
+    }
+
     fn lock(&self) {
         while self
             .locked
@@ -156,19 +163,28 @@ impl FreeList {
         self.locked.store(false, SeqCst);
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Vec<&'static Waiter>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<T>) -> R) -> R {
         self.lock();
         // SAFETY: the lock is held; `f` cannot reach the list again.
         let r = f(unsafe { &mut *self.records.get() });
         self.unlock();
         r
     }
+
+    /// `with`, or None at once if another thread holds the lock (or held
+    /// it at a fork: the list is then never used again in the child).
+    pub(crate) fn try_with<R>(&self, f: impl FnOnce(&mut Vec<T>) -> R) -> Option<R> {
+        self.locked
+            .compare_exchange(false, true, SeqCst, SeqCst)
+            .ok()?;
+        // SAFETY: the lock is held; `f` cannot reach the list again.
+        let r = f(unsafe { &mut *self.records.get() });
+        self.unlock();
+        Some(r)
+    }
 }
 
-static POOL: FreeList = FreeList {
-    locked: process::AtomicBool::new(false),
-    records: UnsafeCell::new(Vec::new()),
-};
+static POOL: FreeList<&'static Waiter> = FreeList::new();
 static ALL: AtomicPtr<Waiter> = AtomicPtr::new(ptr::null_mut());
 static CREATED: process::AtomicUsize = process::AtomicUsize::new(0);
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
