@@ -148,6 +148,12 @@ impl Crowd {
         })
     }
 
+    /// The crowd's waiter record (the token's for as long as it lives).
+    #[inline]
+    pub(crate) fn record(&self) -> &'static Waiter {
+        self.rec
+    }
+
     /// The descriptor a member polls.
     #[inline]
     pub(crate) fn poll_fd(&self) -> sys::RawSocket {

@@ -281,6 +281,14 @@ impl Token {
         // The other half of the fence in `register`: either this scan finds
         // a waiter's slot, or that waiter's check finds the change.
         fence(SeqCst);
+        // The token's own crowd first: one write wakes most waiters. Its
+        // record is then skipped in the scan: if this wake found it closed,
+        // any member of a crowd started since joins after the change, and
+        // its check sees it.
+        let crowd = self.crowd().map_or(ptr::null(), |c| {
+            c.record().wake();
+            c.record() as *const Waiter
+        });
         let mut seg = self.inner().waiters.load(SeqCst);
         while !seg.is_null() {
             // SAFETY: segments are freed only when the token is, and `self`
@@ -288,7 +296,7 @@ impl Token {
             let s = unsafe { &*seg };
             for slot in &s.slots {
                 let w = slot.load(SeqCst);
-                if !w.is_null() {
+                if !w.is_null() && w.cast_const() != crowd {
                     // SAFETY: waiter records are never freed (see waiter.rs).
                     unsafe { &*w }.wake();
                 }
