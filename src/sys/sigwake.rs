@@ -28,10 +28,14 @@
 //!
 //! 1. register the thread's `SigWaiter` on the token (and its ancestors),
 //!    so that `rsock_cancel` calls `SigWaiter::kick` on it;
-//! 2. `begin` (clears `kicked`, publishes the waiter as active);
-//! 3. check the token (a cancel from here on sends the signal);
-//! 4. `signal_blocked(signo)`: if the thread blocks the signal, `end` and
-//!    take the poll path instead;
+//! 2. the mask check, `signal_blocked(signo)` (one system call): if the
+//!    thread blocks the signal, take the poll path instead. Make it before
+//!    `begin`, or treat "blocked" after `begin` as a kick when
+//!    `was_kicked()`: a kick that lands outside the stub during the wait
+//!    re-raises the signal blocked (until `end`), exactly as the handler
+//!    must for a kick that lands in another signal handler;
+//! 3. `begin` (clears `kicked`, publishes the waiter as active);
+//! 4. check the token (a cancel from here on sends the signal);
 //! 5. `call` the plain blocking system call through the stub;
 //! 6. `end`, always, before anything else (and before unregistering);
 //! 7. then: `Ok(n)` is the result (completion wins); `Kicked` and
@@ -113,6 +117,11 @@ impl SigWaiter {
         self.os.refresh_after_fork();
         self.kicked.store(0, SeqCst);
         self.active.store(1, SeqCst);
+        // Active, then the caller's token check; `kick` runs after the
+        // token was set: either the check sees the cancel or the kick sees
+        // the waiter active (the fences say so to loom, which models SeqCst
+        // accesses as AcqRel).
+        fence(SeqCst);
     }
 
     /// The owner, leaving the wait (after any `call`): no kick sends from
@@ -132,7 +141,11 @@ impl SigWaiter {
 
     /// Whether a signal was sent that the handler has not taken yet.
     fn outstanding(&self) -> bool {
-        (self.sent.load(SeqCst).wrapping_sub(self.received.load(SeqCst)) as i32) > 0
+        (self
+            .sent
+            .load(SeqCst)
+            .wrapping_sub(self.received.load(SeqCst)) as i32)
+            > 0
     }
 
     /// Whether the last wait was kicked (the token should be re-checked).
@@ -159,8 +172,9 @@ mod imp {
 
     // rsock_sigwake_syscall(kicked, nr, a1, a2, a3, a4, a5, a6): the window
     // is [rsock_sigwake_begin, rsock_sigwake_sc] (the address OF the system
-    // call instruction, inclusive); rsock_sigwake_cancel returns -ECANCELED
-    // (125 on both architectures) with the stack as at entry.
+    // call instruction, inclusive); rsock_sigwake_after is the instruction
+    // after it (the call has returned); rsock_sigwake_cancel returns
+    // -ECANCELED (125 on both architectures) with the stack as at entry.
     #[cfg(target_arch = "x86_64")]
     core::arch::global_asm!(
         ".pushsection .text.rsock_sigwake,\"ax\",@progbits",
@@ -172,6 +186,8 @@ mod imp {
         ".hidden rsock_sigwake_begin",
         ".globl rsock_sigwake_sc",
         ".hidden rsock_sigwake_sc",
+        ".globl rsock_sigwake_after",
+        ".hidden rsock_sigwake_after",
         ".globl rsock_sigwake_cancel",
         ".hidden rsock_sigwake_cancel",
         "rsock_sigwake_syscall:",
@@ -188,6 +204,7 @@ mod imp {
         "    mov r9, qword ptr [rsp + 16]",
         "rsock_sigwake_sc:",
         "    syscall",
+        "rsock_sigwake_after:",
         "    ret",
         "rsock_sigwake_cancel:",
         "    mov rax, -125",
@@ -207,6 +224,8 @@ mod imp {
         ".hidden rsock_sigwake_begin",
         ".globl rsock_sigwake_sc",
         ".hidden rsock_sigwake_sc",
+        ".globl rsock_sigwake_after",
+        ".hidden rsock_sigwake_after",
         ".globl rsock_sigwake_cancel",
         ".hidden rsock_sigwake_cancel",
         "rsock_sigwake_syscall:",
@@ -222,6 +241,7 @@ mod imp {
         "    mov x5, x7",
         "rsock_sigwake_sc:",
         "    svc #0",
+        "rsock_sigwake_after:",
         "    ret",
         "rsock_sigwake_cancel:",
         "    mov x0, #-125",
@@ -247,6 +267,7 @@ mod imp {
         // Labels, not functions: only their addresses are used.
         fn rsock_sigwake_begin();
         fn rsock_sigwake_sc();
+        fn rsock_sigwake_after();
         fn rsock_sigwake_cancel();
     }
 
@@ -407,7 +428,8 @@ mod imp {
     type Chunk = [AtomicPtr<SigWaiter>; CHUNK];
 
     /// Every record ever made, by index (what the handler looks up).
-    static DIR: [AtomicPtr<Chunk>; CHUNKS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
+    static DIR: [AtomicPtr<Chunk>; CHUNKS] =
+        [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     static POOL: Mutex<Vec<&'static SigWaiter>> = Mutex::new(Vec::new());
     static FORK_GENERATION: AtomicUsize = AtomicUsize::new(0);
@@ -458,8 +480,10 @@ mod imp {
         let mut chunk = slot.load(SeqCst);
         if chunk.is_null() {
             let fresh: Box<Chunk> =
-                crate::sync::try_box(std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())))
-                    .map_err(|_| no_memory())?;
+                crate::sync::try_box(std::array::from_fn(
+                    |_| AtomicPtr::new(std::ptr::null_mut()),
+                ))
+                .map_err(|_| no_memory())?;
             let fresh = Box::into_raw(fresh);
             match slot.compare_exchange(std::ptr::null_mut(), fresh, SeqCst, SeqCst) {
                 Ok(_) => chunk = fresh,
@@ -510,7 +534,9 @@ mod imp {
 
     fn register_fork_handler() -> Result<(), Error> {
         static DONE: Mutex<bool> = Mutex::new(false);
-        crate::sys::once_ok(&DONE, || crate::sys::at_fork(None, None, Some(after_fork_child)))
+        crate::sys::once_ok(&DONE, || {
+            crate::sys::at_fork(None, None, Some(after_fork_child))
+        })
     }
 
     impl SigWaiter {
@@ -582,7 +608,14 @@ mod imp {
             // is the caller's contract.
             let r = unsafe {
                 rsock_sigwake_syscall(
-                    &self.kicked, nr, args[0], args[1], args[2], args[3], args[4], args[5],
+                    &self.kicked,
+                    nr,
+                    args[0],
+                    args[1],
+                    args[2],
+                    args[3],
+                    args[4],
+                    args[5],
                 )
             };
             if r >= 0 {
@@ -692,6 +725,13 @@ mod imp {
             STATS.after_end.fetch_add(1, SeqCst);
             return;
         }
+        if pc == rsock_sigwake_after as *const () as usize {
+            // The call has returned (with its result, or EINTR because
+            // this signal woke it): the waiter sees `kicked` next. This
+            // is the stub's own context, not a handler that could return
+            // into the window: no re-raise needed.
+            return;
+        }
         if NO_RERAISE.load(SeqCst) {
             return;
         }
@@ -739,7 +779,8 @@ mod imp {
         }
         // SAFETY: as above.
         let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-        sa.sa_sigaction = handler as extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
+        sa.sa_sigaction =
+            handler as extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
         sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
         // SAFETY: `sa.sa_mask` is valid for writes.
         unsafe { libc::sigemptyset(&mut sa.sa_mask) };
@@ -754,16 +795,15 @@ mod imp {
 }
 
 /// Under `--cfg loom`: the signal as the models see it (see
-/// `sigwake_loom.rs`): a pending flag the waiter's sleep and `absorb` see.
+/// `sigwake_loom.rs`): a count of queued signals that the waiter's sleep
+/// and `absorb` take.
 #[cfg(loom)]
 pub(crate) mod model {
-    use crate::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+    use crate::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
     pub(crate) struct Pending {
-        /// A signal is queued to the owner and not yet taken.
-        pub pending: AtomicBool,
-        /// Signals taken by the owner outside `absorb` (its "handler").
-        pub taken: AtomicU32,
+        /// Signals queued to the owner and not yet taken.
+        pub pending: AtomicU32,
     }
 
     impl super::SigWaiter {
@@ -777,29 +817,40 @@ pub(crate) mod model {
                 received: AtomicU32::new(0),
                 reraised: AtomicU32::new(0),
                 model: Pending {
-                    pending: AtomicBool::new(false),
-                    taken: AtomicU32::new(0),
+                    pending: AtomicU32::new(0),
                 },
             }))
         }
 
+        /// The canceller's `rt_tgsigqueueinfo`.
         pub(super) fn send(&self) -> bool {
-            let was = self.model.pending.swap(true, SeqCst);
-            assert!(!was, "a second signal queued before the first was taken");
+            self.model.pending.fetch_add(1, SeqCst);
             true
         }
 
-        /// The owner's handler runs: takes the pending signal, if any.
+        /// The owner's handler runs for one pending signal, if any (it
+        /// counts it, as the real handler does).
         pub(crate) fn deliver(&self) -> bool {
-            if self.model.pending.swap(false, SeqCst) {
-                self.received.fetch_add(1, SeqCst);
-                self.model.taken.fetch_add(1, SeqCst);
-                true
-            } else {
-                false
+            let mut n = self.model.pending.load(SeqCst);
+            while n > 0 {
+                match self
+                    .model
+                    .pending
+                    .compare_exchange(n, n - 1, SeqCst, SeqCst)
+                {
+                    Ok(_) => {
+                        self.received.fetch_add(1, SeqCst);
+                        return true;
+                    }
+                    Err(cur) => n = cur,
+                }
             }
+            false
         }
 
+        /// `end`'s absorb: a signal sent is pending on the owner (the send
+        /// has returned: `busy` is zero) and delivered as it next leaves
+        /// the kernel.
         pub(super) fn absorb(&self) {
             while self.outstanding() {
                 if !self.deliver() {
@@ -808,9 +859,14 @@ pub(crate) mod model {
             }
         }
 
-        /// The stub's load.
+        /// The stub's load of `kicked`.
         pub(crate) fn stub_sees_kick(&self) -> bool {
             self.kicked.load(SeqCst) != 0
+        }
+
+        /// Signals sent to and taken by the owner so far.
+        pub(crate) fn counts(&self) -> (u32, u32) {
+            (self.sent.load(SeqCst), self.received.load(SeqCst))
         }
     }
 }

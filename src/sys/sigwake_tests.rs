@@ -43,7 +43,7 @@ fn budget() -> Duration {
     } else if emulated() {
         Duration::from_secs(6)
     } else {
-        Duration::from_secs(8)
+        Duration::from_secs(5)
     }
 }
 
@@ -156,6 +156,8 @@ struct Cfg {
     delay: bool,
     /// At most this many trials (and at most the time budget).
     trials: u64,
+    /// The noise thread's longest pause between two signals.
+    noise_gap_ns: u64,
     watchdog: Duration,
 }
 
@@ -267,6 +269,7 @@ fn race(cfg: Cfg) -> Outcome {
                 }
                 sh.started.store(k, SeqCst);
                 loop {
+                    assert!(!imp::signal_blocked(signo), "the wake signal is blocked");
                     OUTSIDE.store(std::ptr::null_mut(), SeqCst);
                     rec.begin();
                     if sh.token.load(SeqCst) >= k {
@@ -275,7 +278,6 @@ fn race(cfg: Cfg) -> Outcome {
                         out.saw_token_first += 1;
                         break;
                     }
-                    assert!(!imp::signal_blocked(signo), "the wake signal is blocked");
                     if cfg.delay && rng.below(2) == 0 {
                         spin_ns(rng.below(3_000));
                     }
@@ -465,7 +467,7 @@ fn race(cfg: Cfg) -> Outcome {
                 // SAFETY: tgkill to a live thread of this process (the
                 // waiter stops the loop before it exits).
                 unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR1) };
-                spin_ns(rng.below(5_000));
+                spin_ns(rng.below(cfg.noise_gap_ns));
             }
         })
     });
@@ -506,7 +508,7 @@ static RECORD: std::sync::atomic::AtomicPtr<SigWaiter> =
 
 fn trials() -> u64 {
     if emulated() {
-        20_000
+        100_000
     } else {
         200_000
     }
@@ -520,6 +522,7 @@ fn cfg(name: &'static str) -> Cfg {
         noise: None,
         delay: false,
         trials: trials(),
+        noise_gap_ns: 5_000,
         watchdog: Duration::from_secs(1),
     }
 }
@@ -536,7 +539,10 @@ fn assert_clean(o: &Outcome) {
 #[test]
 fn install_refuses_and_is_idempotent() {
     let _g = serial();
-    assert_eq!(imp::install(libc::SIGUSR1), Err(crate::sys::Error(libc::EINVAL)));
+    assert_eq!(
+        imp::install(libc::SIGUSR1),
+        Err(crate::sys::Error(libc::EINVAL))
+    );
     assert_eq!(imp::install(0), Err(crate::sys::Error(libc::EINVAL)));
     assert_eq!(
         imp::install(libc::SIGRTMAX() + 1),
@@ -568,7 +574,10 @@ fn kick_before_the_call_and_during_it() {
     rec.begin();
     assert!(rec.kick());
     // SAFETY: recvfrom into `buf`.
-    assert_eq!(unsafe { rec.call(libc::SYS_recvfrom, args) }, Err(Stop::Kicked));
+    assert_eq!(
+        unsafe { rec.call(libc::SYS_recvfrom, args) },
+        Err(Stop::Kicked)
+    );
     rec.end();
     // SAFETY: as above.
     let n = unsafe { libc::recv(a, buf.as_mut_ptr().cast(), 8, 0) };
@@ -588,7 +597,10 @@ fn kick_before_the_call_and_during_it() {
     kicker.join().expect("kicker");
     assert_eq!(r, Err(Stop::Kicked));
     assert!(t.elapsed() < Duration::from_secs(1));
-    assert!(!imp::signal_blocked(signo), "end leaves the signal unblocked");
+    assert!(
+        !imp::signal_blocked(signo),
+        "end leaves the signal unblocked"
+    );
     // Data still flows; a later blocking call is not interrupted.
     send_bytes(b, b"yz");
     rec.begin();
@@ -690,6 +702,7 @@ fn negative(name: &'static str, switch: &'static AtomicBool) -> Outcome {
     race(Cfg {
         noise: Some(true),
         trials: 300,
+        noise_gap_ns: 500,
         watchdog: Duration::from_millis(50),
         ..cfg(name)
     })
@@ -700,7 +713,10 @@ fn negative(name: &'static str, switch: &'static AtomicBool) -> Outcome {
 #[test]
 fn negative_no_redirect_loses_wakeups() {
     let o = negative("NEGATIVE: no redirect, SA_RESTART noise", &NO_REDIRECT);
-    assert!(o.lost > 0, "expected lost wake-ups without the redirect: {o:?}");
+    assert!(
+        o.lost > 0,
+        "expected lost wake-ups without the redirect: {o:?}"
+    );
 }
 
 /// Negative control: without the re-raise, SA_RESTART noise loses
@@ -708,5 +724,8 @@ fn negative_no_redirect_loses_wakeups() {
 #[test]
 fn negative_no_reraise_loses_wakeups() {
     let o = negative("NEGATIVE: no re-raise, SA_RESTART noise", &NO_RERAISE);
-    assert!(o.lost > 0, "expected lost wake-ups without the re-raise: {o:?}");
+    assert!(
+        o.lost > 0,
+        "expected lost wake-ups without the re-raise: {o:?}"
+    );
 }
