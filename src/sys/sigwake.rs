@@ -163,9 +163,9 @@ mod imp {
     use super::{SigWaiter, Stop};
     use crate::sys::Error;
     use libc::{c_int, c_long, c_void};
-    use std::sync::atomic::{
-        AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering::SeqCst,
-    };
+    #[cfg(test)]
+    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering::SeqCst};
     use std::sync::Mutex;
 
     // ---- the stub -------------------------------------------------------
@@ -520,6 +520,9 @@ mod imp {
     /// wait (kicks send nothing), no canceller is inside `kick`, and the
     /// forking thread's record learns its new ids at its next `begin`.
     /// Async-signal-safe.
+    ///
+    /// # Safety
+    /// Called by the C library in a fork() child only (`pthread_atfork`).
     unsafe extern "C" fn after_fork_child() {
         FORK_GENERATION.fetch_add(1, SeqCst);
         let n = NEXT.load(SeqCst);
@@ -636,9 +639,25 @@ mod imp {
 
     // ---- the handler --------------------------------------------------------
 
-    /// Test switches for the negative controls.
+    /// Test switches for the negative controls (tests only).
+    #[cfg(test)]
     pub(crate) static NO_REDIRECT: AtomicBool = AtomicBool::new(false);
+    #[cfg(test)]
     pub(crate) static NO_RERAISE: AtomicBool = AtomicBool::new(false);
+
+    fn no_redirect() -> bool {
+        #[cfg(test)]
+        return NO_REDIRECT.load(SeqCst);
+        #[cfg(not(test))]
+        false
+    }
+
+    fn no_reraise() -> bool {
+        #[cfg(test)]
+        return NO_RERAISE.load(SeqCst);
+        #[cfg(not(test))]
+        false
+    }
 
     /// What the handler saw (for the tests and the report).
     pub(crate) struct Stats {
@@ -666,23 +685,35 @@ mod imp {
         stray: AtomicU32::new(0),
     };
 
+    /// Where the interrupted context's PC is saved.
+    ///
+    /// # Safety
+    /// `uc` is the ucontext the kernel passed to the running handler.
     #[cfg(target_arch = "x86_64")]
-    fn pc_slot(uc: *mut libc::ucontext_t) -> *mut u64 {
-        // SAFETY (of the projection): `uc` is the kernel's ucontext,
-        // valid for the handler's duration.
+    unsafe fn pc_slot(uc: *mut libc::ucontext_t) -> *mut u64 {
+        // SAFETY: `uc` is valid (the caller's contract); only the place is
+        // computed.
         unsafe { std::ptr::addr_of_mut!((*uc).uc_mcontext.gregs[libc::REG_RIP as usize]).cast() }
     }
 
+    /// As for x86-64.
+    ///
+    /// # Safety
+    /// `uc` is the ucontext the kernel passed to the running handler.
     #[cfg(target_arch = "aarch64")]
-    fn pc_slot(uc: *mut libc::ucontext_t) -> *mut u64 {
-        // SAFETY (of the projection): as above.
+    unsafe fn pc_slot(uc: *mut libc::ucontext_t) -> *mut u64 {
+        // SAFETY: as for x86-64.
         unsafe { std::ptr::addr_of_mut!((*uc).uc_mcontext.pc) }
     }
 
     /// The first word of the interrupted context's signal mask (the
-    /// kernel's sigset: signals 1 to 64).
-    fn mask_slot(uc: *mut libc::ucontext_t) -> *mut u64 {
-        // SAFETY (of the projection): as above.
+    /// kernel's sigset: signals 1 to 64), which sigreturn restores. glibc's
+    /// ucontext_t puts its 1024-bit sigset_t where the kernel's is.
+    ///
+    /// # Safety
+    /// `uc` is the ucontext the kernel passed to the running handler.
+    unsafe fn mask_slot(uc: *mut libc::ucontext_t) -> *mut u64 {
+        // SAFETY: as for `pc_slot`.
         unsafe { std::ptr::addr_of_mut!((*uc).uc_sigmask).cast() }
     }
 
@@ -707,15 +738,17 @@ mod imp {
             return; // not a kick of ours (stray or forged): nothing to do
         }
         let uc = ctx.cast::<libc::ucontext_t>();
-        let pc_at = pc_slot(uc);
+        // SAFETY: `ctx` is the kernel's ucontext (SA_SIGINFO).
+        let pc_at = unsafe { pc_slot(uc) };
         // SAFETY: `pc_at` points into the live ucontext.
         let pc = unsafe { pc_at.read() } as usize;
         let begin = rsock_sigwake_begin as *const () as usize;
         let sc = rsock_sigwake_sc as *const () as usize;
         if pc >= begin && pc <= sc {
-            let off = (pc - begin).min(63);
-            STATS.landed[off].fetch_add(1, SeqCst);
-            if !NO_REDIRECT.load(SeqCst) {
+            if let Some(c) = STATS.landed.get((pc - begin).min(63)) {
+                c.fetch_add(1, SeqCst);
+            }
+            if !no_redirect() {
                 // SAFETY: as above; the kernel resumes the thread there.
                 unsafe { pc_at.write(rsock_sigwake_cancel as *const () as usize as u64) };
                 return;
@@ -732,21 +765,25 @@ mod imp {
             // into the window: no re-raise needed.
             return;
         }
-        if NO_RERAISE.load(SeqCst) {
+        if no_reraise() {
             return;
         }
         // The thread may be in another handler that will return into the
-        // window: keep the signal blocked until that context (or `end`)
-        // unblocks it, and queue it again.
-        let m = mask_slot(uc);
+        // window: queue the signal again, blocked in the context this
+        // handler returns to, until that context's own sigreturn (or
+        // `end`) unblocks it. (It stays blocked until this handler
+        // returns.)
+        rec.sent.fetch_add(1, SeqCst);
+        if !queue(rec.os.pid.load(SeqCst), gettid(), signo, info.value) {
+            rec.sent.fetch_sub(1, SeqCst);
+            return;
+        }
+        // SAFETY: as for `pc_slot`.
+        let m = unsafe { mask_slot(uc) };
         // SAFETY: `m` points into the live ucontext.
         unsafe { m.write(m.read() | bit(signo)) };
         rec.reraised.store(1, SeqCst);
         STATS.reraised.fetch_add(1, SeqCst);
-        rec.sent.fetch_add(1, SeqCst);
-        if !queue(rec.os.pid.load(SeqCst), gettid(), signo, info.value) {
-            rec.sent.fetch_sub(1, SeqCst);
-        }
     }
 
     /// The installed signal, or 0.
