@@ -729,3 +729,126 @@ fn negative_no_reraise_loses_wakeups() {
         "expected lost wake-ups without the re-raise: {o:?}"
     );
 }
+
+#[test]
+fn nonblocking_socket_reports_eagain() {
+    let _g = serial();
+    installed();
+    let (a, b) = pair(Sock::Unix);
+    // SAFETY: fcntl on a descriptor the test owns.
+    unsafe {
+        let fl = libc::fcntl(a, libc::F_GETFL);
+        libc::fcntl(a, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    let rec = imp::acquire().expect("record");
+    let mut buf = [0u8; 8];
+    let args = [a as c_long, buf.as_mut_ptr() as c_long, 8, 0, 0, 0];
+    rec.begin();
+    // SAFETY: recvfrom into `buf`.
+    let r = unsafe { rec.call(libc::SYS_recvfrom, args) };
+    rec.end();
+    assert_eq!(r, Err(Stop::Os(crate::sys::Error(libc::EAGAIN))));
+    imp::release(rec);
+    close(a);
+    close(b);
+}
+
+/// The record a SIGUSR2 handler kicks (the waiter's own, from a handler
+/// that interrupted its wait: `rsock_cancel` is async-signal-safe).
+static SELF_KICK: std::sync::atomic::AtomicPtr<SigWaiter> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn self_kick_handler(_: c_int) {
+    let p = SELF_KICK.load(SeqCst);
+    if !p.is_null() {
+        // SAFETY: records are never freed.
+        let _ = unsafe { &*p }.kick();
+    }
+}
+
+/// A cancel from a signal handler that interrupted the wait itself (with
+/// and without SA_RESTART): our signal arrives inside that handler, is
+/// re-raised, and lands on the restarted system call (or the call fails
+/// with EINTR): the wait ends, every time.
+#[test]
+fn kick_from_a_handler_that_interrupted_the_wait() {
+    let _g = serial();
+    let signo = installed();
+    let rounds = if emulated() { 50 } else { 200 };
+    for restart in [true, false] {
+        // SAFETY: sigaction is plain data; all-zero is valid.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = self_kick_handler as extern "C" fn(c_int) as usize;
+        sa.sa_flags = if restart { libc::SA_RESTART } else { 0 };
+        // SAFETY: a complete sigaction with an async-signal-safe handler.
+        assert_eq!(
+            unsafe {
+                libc::sigemptyset(&mut sa.sa_mask);
+                libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut())
+            },
+            0
+        );
+        let (a, b) = pair(Sock::Unix);
+        let before = snapshot();
+        let tid = Arc::new(AtomicI32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (tid, stop) = (Arc::clone(&tid), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let rec = imp::acquire().expect("record");
+                SELF_KICK.store(rec as *const SigWaiter as *mut SigWaiter, SeqCst);
+                let mut buf = [0u8; 8];
+                let args = [a as c_long, buf.as_mut_ptr() as c_long, 8, 0, 0, 0];
+                let mut kicked = 0;
+                for _ in 0..rounds {
+                    rec.begin();
+                    tid.store(gettid(), SeqCst);
+                    // SAFETY: recvfrom into `buf`.
+                    let r = unsafe { rec.call(libc::SYS_recvfrom, args) };
+                    tid.store(0, SeqCst);
+                    rec.end();
+                    assert!(!imp::signal_blocked(signo));
+                    match r {
+                        Err(Stop::Kicked) => kicked += 1,
+                        other => panic!("restart={restart}: {other:?}"),
+                    }
+                }
+                stop.store(true, SeqCst);
+                SELF_KICK.store(std::ptr::null_mut(), SeqCst);
+                imp::release(rec);
+                kicked
+            })
+        };
+        // SAFETY: getpid cannot fail.
+        let pid = unsafe { libc::getpid() };
+        let t0 = Instant::now();
+        while !stop.load(SeqCst) {
+            let t = tid.load(SeqCst);
+            if t != 0 {
+                // Let it block first, sometimes.
+                spin_ns(now_ns() % 20_000);
+                // SAFETY: tgkill to a thread of this process that is alive
+                // until `stop`; a signal after its wait is harmless.
+                unsafe { libc::syscall(libc::SYS_tgkill, pid, t, libc::SIGUSR2) };
+                std::thread::sleep(Duration::from_micros(200));
+            } else {
+                std::thread::yield_now();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(15),
+                "restart={restart}: a wait was not woken"
+            );
+        }
+        let kicked = waiter.join().expect("waiter");
+        let after = snapshot();
+        eprintln!(
+            "sigwake self-kick restart={restart}: {kicked}/{rounds} kicked, {} window landings, {} re-raises, {} stray",
+            after[0] - before[0],
+            after[1] - before[1],
+            after[2] - before[2]
+        );
+        assert_eq!(kicked, rounds);
+        close(a);
+        close(b);
+    }
+}
