@@ -45,6 +45,22 @@
 //!    path. Finite timeouts always take the poll path. A `connect`
 //!    interrupted this way goes on in the background (as after EINTR):
 //!    wait for it with poll.
+//!
+//! `kick` returns false when the signal was needed but could not be queued
+//! (`EAGAIN`: the per-user limit of queued signals, `RLIMIT_SIGPENDING`,
+//! which real-time signals sent with a negative `si_code` obey): that wait
+//! is not woken by this kick. The handler trusts no `si_value`: it takes
+//! only `SI_QUEUE` signals whose index names a record owned by the thread
+//! it runs on (one `gettid`), so a stray or forged signal of the number
+//! does nothing. Known limits (from the research note): a later
+//! `sigaction` of the signal by the program (its own handler, `SIG_IGN`)
+//! loses wake-ups and cannot be seen without a system call per wait;
+//! ThreadSanitizer (which runs handlers on a copy of the context) and
+//! valgrind defeat the PC redirect; gdb stops on the signal unless told
+//! `handle SIGnn nostop noprint pass`. Under qemu-user the stub works (the
+//! tests pass under `qemu-aarch64`): guest signals are delivered between
+//! translation blocks or at the `svc`, so they land at +0, +8 or on the
+//! `svc` itself (+36), all in the window.
 
 // Not yet used by the wait path (src/wake/wait.rs will use it).
 #![allow(dead_code)]
@@ -126,8 +142,8 @@ impl SigWaiter {
 
     /// The owner, leaving the wait (after any `call`): no kick sends from
     /// now on, none is still sending, and any signal sent has been taken,
-    /// here or before (and none is left blocked by a re-raise). Two atomic
-    /// loads when no signal was sent.
+    /// here or before (and none is left blocked by a re-raise). A few
+    /// atomic loads when no signal was sent.
     pub(crate) fn end(&self) {
         self.active.store(0, SeqCst);
         fence(SeqCst); // pairs with `kick`
