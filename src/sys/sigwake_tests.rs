@@ -125,9 +125,18 @@ fn send_bytes(fd: c_int, bytes: &[u8]) {
     assert_eq!(n, bytes.len() as isize, "send");
 }
 
-/// The noise handler: spins ~3 µs (clock_gettime is async-signal-safe).
+/// How long the noise handler spins: 3 µs, longer in the negative
+/// controls (so that the kick often lands inside it).
+static NOISE_SPIN_NS: AtomicU64 = AtomicU64::new(3_000);
+
+/// Set while the noise handler runs.
+static IN_NOISE: AtomicBool = AtomicBool::new(false);
+
+/// The noise handler: spins (clock_gettime is async-signal-safe).
 extern "C" fn noise_handler(_: c_int) {
-    spin_ns(3_000);
+    IN_NOISE.store(true, SeqCst);
+    spin_ns(NOISE_SPIN_NS.load(SeqCst));
+    IN_NOISE.store(false, SeqCst);
 }
 
 fn install_noise(restart: bool) {
@@ -158,6 +167,11 @@ struct Cfg {
     trials: u64,
     /// The noise thread's longest pause between two signals.
     noise_gap_ns: u64,
+    /// How long the noise handler spins.
+    noise_spin_ns: u64,
+    /// With noise: the percentage of (non-immediate) kicks made while the
+    /// waiter runs the noise handler.
+    kick_in_noise_pct: u64,
     watchdog: Duration,
 }
 
@@ -224,6 +238,7 @@ fn snapshot() -> [u64; 4] {
 fn race(cfg: Cfg) -> Outcome {
     let signo = installed();
     if let Some(restart) = cfg.noise {
+        NOISE_SPIN_NS.store(cfg.noise_spin_ns, SeqCst);
         install_noise(restart);
     }
     let (wfd, pfd) = pair(cfg.sock);
@@ -411,6 +426,15 @@ fn race(cfg: Cfg) -> Outcome {
                         break;
                     }
                     spin_ns(rng.below(2_000));
+                    // With noise, in part of the trials: kick while the
+                    // waiter runs the noise handler (the nested case),
+                    // giving up after 2 ms.
+                    if cfg.noise.is_some() && rng.below(100) < cfg.kick_in_noise_pct {
+                        let until = now_ns() + 2_000_000;
+                        while !IN_NOISE.load(SeqCst) && now_ns() < until {
+                            std::hint::spin_loop();
+                        }
+                    }
                 }
                 let when = rng.below(3);
                 if cfg.data && when == 0 {
@@ -523,6 +547,8 @@ fn cfg(name: &'static str) -> Cfg {
         delay: false,
         trials: trials(),
         noise_gap_ns: 5_000,
+        noise_spin_ns: 3_000,
+        kick_in_noise_pct: 50,
         watchdog: Duration::from_secs(1),
     }
 }
@@ -703,6 +729,8 @@ fn negative(name: &'static str, switch: &'static AtomicBool) -> Outcome {
         noise: Some(true),
         trials: 300,
         noise_gap_ns: 500,
+        noise_spin_ns: 20_000,
+        kick_in_noise_pct: 100,
         watchdog: Duration::from_millis(50),
         ..cfg(name)
     })
