@@ -10,6 +10,11 @@ pub use addr::*;
 use std::sync::atomic::{AtomicBool, Ordering::*};
 #[cfg(loom)]
 pub mod model;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub(crate) mod sigwake;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
