@@ -18,6 +18,7 @@ pub mod model;
     not(miri)
 ))]
 pub(crate) mod sigwake;
+pub(crate) mod fast;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
