@@ -29,6 +29,11 @@ pub fn close(h: i32) {
     STATE[h as usize].store(CLOSED, SeqCst);
 }
 
+/// Whether `h` is open (signalled or not).
+pub fn is_open(h: i32) -> bool {
+    STATE[h as usize].load(SeqCst) != CLOSED
+}
+
 /// Whether `h` was signalled since it was opened.
 pub fn signalled(h: i32) -> bool {
     STATE[h as usize].load(SeqCst) == SIGNALLED

@@ -194,6 +194,9 @@ impl Crowd {
         if self.join() {
             return true;
         }
+        if self.members.load(SeqCst) != 0 && self.rec.is_signalled() {
+            return false; // signalled and not yet empty: not joinable
+        }
         if !self.lock() {
             return false;
         }
@@ -227,10 +230,11 @@ impl Crowd {
             self.members.fetch_sub(1, SeqCst);
             return;
         }
-        if self.members.compare_exchange(1, 0, SeqCst, SeqCst).is_ok() {
+        // With the lock held the count cannot rise from 0, and the
+        // lock-free paths never take it to 0: whoever takes it to 0 here
+        // is the last, however many joined and left since it was read.
+        if self.members.fetch_sub(1, SeqCst) == 1 {
             self.deactivate();
-        } else {
-            self.members.fetch_sub(1, SeqCst); // others joined meanwhile
         }
         if !locked {
             self.unlock();
@@ -260,6 +264,7 @@ impl Crowd {
     fn activate(&self, token: &Token) -> sys::Result<()> {
         // SAFETY: the lock is held.
         let a = unsafe { &mut *self.active.get() };
+        debug_assert!(a.fd.is_none() && a.own.is_none() && a.ancestors.is_empty());
         let fd = Fd::open()?;
         self.rec.open(fd.signal_handle());
         match token.register(self.rec, &mut a.ancestors) {
@@ -303,11 +308,13 @@ impl Crowd {
 impl Drop for Crowd {
     fn drop(&mut self) {
         // Members hold the token, so none is left when the token (and so
-        // its crowd) goes, except in a fork child for a crowd made before
-        // the fork: its descriptor is inherited (and maybe closed and
-        // reused by the child), and slots of surviving ancestors may still
-        // name its record. Leave both alone.
-        if self.members.load(SeqCst) != 0 {
+        // its crowd) goes, except in a fork child for a crowd active (or
+        // being started or ended, its lock held) at the fork: its
+        // descriptor is inherited (and maybe closed and reused by the
+        // child), and slots of surviving ancestors may still name its
+        // record. Leave both alone.
+        let held = self.lock.load(SeqCst) != 0;
+        if held || self.members.load(SeqCst) != 0 || self.active.get_mut().fd.is_some() {
             std::mem::forget(self.active.get_mut().fd.take());
             return;
         }
@@ -315,11 +322,12 @@ impl Drop for Crowd {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 impl Crowd {
-    /// Whether the crowd holds a descriptor now.
-    fn is_active(&self) -> bool {
-        self.members.load(SeqCst) != 0
+    /// Whether the crowd holds a descriptor (or members) now: its record is
+    /// open to cancellers until it is ended.
+    pub(crate) fn is_active(&self) -> bool {
+        self.members.load(SeqCst) != 0 || !self.rec.is_closed()
     }
 }
 
@@ -419,7 +427,12 @@ mod tests {
         let t = Token::new();
         for round in 0..3 {
             let threads = crowd_on(&t, s, -1);
-            // 8 alone, and the crowd's record for the other 32.
+            // 8 alone, and the crowd's record for the other 32 (the last
+            // to join may not have let go of its own slot yet).
+            let until = Instant::now() + Duration::from_secs(2);
+            while t.slot_usage().1 > super::super::token::SLOTS + 1 && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             assert_eq!(t.slot_usage().1, super::super::token::SLOTS + 1);
             t.cancel();
             assert!(results(threads).iter().all(|&e| e == sys::ECANCELED));

@@ -539,3 +539,33 @@ fn no_one_joins_a_crowd_woken_before_a_reset() {
         alone.leave();
     });
 }
+
+/// Proves: the last member leaving while another joins and, finding the
+/// crowd signalled, leaves again at once, ends the crowd exactly once:
+/// afterwards its record is closed to cancellers and its descriptor
+/// closed (before the fix, the count could reach 0 with the crowd still
+/// open, so a later start overwrote it and closed the descriptor under a
+/// canceller).
+#[test]
+fn last_member_leaving_while_another_joins() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let (t, alone) = crowded_token();
+        let last = Member::start(&t).expect("joined");
+        let fd = last.fd;
+        t.cancel(); // signalled: a newcomer joins and leaves at once
+        let t2 = t.clone();
+        let newcomer = thread::spawn(move || {
+            if let Some(m) = Member::start(&t2) {
+                m.leave();
+            }
+        });
+        last.leave();
+        newcomer.join().expect("newcomer");
+        let crowd = t.crowd().expect("crowd");
+        assert!(!crowd.is_active(), "a crowd with no members left open");
+        assert!(!model::is_open(fd), "descriptor left open");
+        alone.leave();
+    });
+}

@@ -32,7 +32,9 @@ fn wait_with(
     w: &mut WaiterHandle,
 ) -> sys::Result<usize> {
     let last = fds.len() - 1;
-    let mut reg = w.register(call.token())?;
+    // On Windows a socket has one event selection, which a hook's wait
+    // sets on the descriptor it polls: a shared one would be fought over.
+    let mut reg = w.register(call.token(), cfg!(windows) && call.has_hook())?;
     fds[last] = sys::poll_entry(reg.poll_fd(), sys::POLLIN);
     let mut crowd_woke = false;
     loop {

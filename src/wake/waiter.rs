@@ -68,6 +68,12 @@ impl Waiter {
         self.closed.store(false, SeqCst);
     }
 
+    /// Whether the record is closed to cancellers.
+    #[cfg(test)]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(SeqCst)
+    }
+
     /// Whether a wake reached the descriptor since `open`.
     #[inline]
     pub(crate) fn is_signalled(&self) -> bool {
@@ -293,16 +299,24 @@ impl WaiterHandle {
     }
 
     /// Registers on `token` and its ancestors until the guard is dropped
-    /// (alone, or as a member of the token's crowd once many wait on it);
-    /// ENOMEM if memory for the registration runs out.
+    /// (alone, or as a member of the token's crowd once many wait on it,
+    /// unless `alone`); ENOMEM if memory for the registration runs out.
     #[inline]
-    pub(crate) fn register<'a>(&'a mut self, token: &'a Token) -> sys::Result<Registration<'a>> {
+    pub(crate) fn register<'a>(
+        &'a mut self,
+        token: &'a Token,
+        alone: bool,
+    ) -> sys::Result<Registration<'a>> {
         let mut reg = Registration {
             handle: self,
             own: None,
             crowd: None,
             token,
         };
+        if alone {
+            reg.register_alone()?;
+            return Ok(reg);
+        }
         if let Some(c) = token.crowd() {
             if c.join() {
                 reg.crowd = Some(c);
