@@ -545,6 +545,7 @@ static void *tls_echo_peer(void *arg) {
 }
 
 static void tls_pingpong(void) {
+    OK(rsock_use_signal_wake(0) == 0); /* the ping-pong may have left it on */
     static const char *names[2] = {"socket BIO", "rsock BIO"};
     int blocks = opt.quick ? 2 : 12;
     long rounds = opt.quick ? 300 : 3000, warm = rounds / 10;
@@ -646,9 +647,10 @@ static void bulk(int tcp) {
 /* ---- cancel latency ------------------------------------------------------ */
 
 /* C_RSOCK_DL: the waiter's token also has a (far) deadline. */
-enum cvariant { C_FLOOR, C_RSOCK, C_RSOCK_DL, C_EVENTFD, C_GLIB, NC };
-static const char *cname[NC] = {"futex wake (floor)", "rsock", "rsock, deadline set", "eventfd",
-                                "GLib GCancellable"};
+/* C_RSOCK_SIG: on the signal-wake fast path (rsock_use_signal_wake). */
+enum cvariant { C_FLOOR, C_RSOCK, C_RSOCK_DL, C_RSOCK_SIG, C_EVENTFD, C_GLIB, NC };
+static const char *cname[NC] = {"futex wake (floor)", "rsock",   "rsock, deadline set", "rsock, signal wake",
+                                "eventfd",            "GLib GCancellable"};
 
 struct canceller {
     enum cvariant v;
@@ -687,6 +689,7 @@ static void *cancel_waiter(void *arg) {
             break;
         case C_RSOCK:
         case C_RSOCK_DL:
+        case C_RSOCK_SIG:
             atomic_store(&c->ready, 1);
             if (rsock_recv(c->tok, c->idle, &byte, 1, 0, RSOCK_INFINITE) != -1) DIE("rsock: not cancelled");
             break;
@@ -731,7 +734,8 @@ static void cancel_latency(void) {
             pthread_mutex_init(&c.m, NULL);
             pthread_cond_init(&c.c, NULL);
             if (v == C_EVENTFD) OK((c.efd = eventfd(0, EFD_CLOEXEC)) >= 0);
-            if (v == C_RSOCK || v == C_RSOCK_DL) OK(c.tok = rsock_token_new());
+            if (v == C_RSOCK || v == C_RSOCK_DL || v == C_RSOCK_SIG) OK(c.tok = rsock_token_new());
+            OK(rsock_use_signal_wake(v == C_RSOCK_SIG ? FAST_SIGNO : 0) == 0);
             if (v == C_RSOCK_DL) OK(rsock_token_set_deadline(c.tok, 1 << 30) == 0);
 #ifdef HAVE_GLIB
             if (v == C_GLIB) {
@@ -757,6 +761,7 @@ static void cancel_latency(void) {
                     break;
                 case C_RSOCK:
                 case C_RSOCK_DL:
+                case C_RSOCK_SIG:
                     t0 = now_ns();
                     rsock_cancel(c.tok);
                     break;
@@ -777,7 +782,7 @@ static void cancel_latency(void) {
                 wait_flag(&c.woke);
                 add(s, (c.t_woke - t0) / 1e3);
                 /* re-arm */
-                if (v == C_RSOCK || v == C_RSOCK_DL) rsock_token_reset(c.tok);
+                if (v == C_RSOCK || v == C_RSOCK_DL || v == C_RSOCK_SIG) rsock_token_reset(c.tok);
                 if (v == C_EVENTFD) {
                     eventfd_t x;
                     OK(eventfd_read(c.efd, &x) == 0);
@@ -884,6 +889,7 @@ static void cancel_all(void) {
     snprintf(name, sizeof name, "cancel-all %d threads", n);
     int sv[2];
     OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    OK(rsock_use_signal_wake(0) == 0);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 128 * 1024);

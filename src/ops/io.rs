@@ -741,7 +741,10 @@ fn transmit(
                         // The plain call's count, cut short by its socket
                         // timeout or mode (or a signal), unless a cancel
                         // did it.
-                        let why = call.check().err().unwrap_or(Error(sys::SOCKET_TIMEOUT_ERROR));
+                        let why = call
+                            .check()
+                            .err()
+                            .unwrap_or(Error(sys::SOCKET_TIMEOUT_ERROR));
                         return Ok(Transfer {
                             n: done,
                             short: Some(Short::Stopped(why)),

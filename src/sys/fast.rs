@@ -42,8 +42,15 @@ mod imp {
         pub(crate) fn kick(&self) -> bool {
             match *self {}
         }
+        pub(crate) fn begin(&self) {
+            match *self {}
+        }
+        pub(crate) fn end(&self) {
+            match *self {}
+        }
     }
 
+    #[allow(dead_code)] // matched, never made: there is no fast path here
     pub(crate) enum Stop {
         Kicked,
         Interrupted,

@@ -106,7 +106,7 @@ impl<'t> Deadline<'t> {
             None => self.timeout_ms < 0,
             Some(p) => p.waits.is_none(),
         };
-        open && self.token.is_none_or(|t| t.deadline() == NO_DEADLINE)
+        open && self.token.map_or(true, |t| t.deadline() == NO_DEADLINE)
     }
 
     /// Before a wait: with RSOCK_SOCKET_TIMEOUT, looks up (once) the
