@@ -115,12 +115,17 @@ cpp-test: lib $(CPP_TESTS)
 	test $$fail -eq 0
 
 # RUNNER runs each test program (empty: directly). Exit 77: skipped (a
-# TLS test built without its library), which the summary counts.
+# TLS test built without its library), which the summary counts. The
+# suites in FAST_C_TESTS run a second time with the signal-wake fast path
+# on (RSOCK_WAKE_SIGNAL; where the system has none, the same calls again).
+FAST_C_TESTS := $(addprefix $(BUILD)/,test_calls test_race test_plain test_deadline test_hazards test_hostile)
+FAST_SIGNAL := 40
 c-test: lib $(C_TESTS)
 	@pass=0; fail=0; skip=0; \
-	for t in $(C_TESTS); do \
-	  echo "== $$t"; \
-	  $(RUNNER) $$t; rc=$$?; \
+	for t in $(C_TESTS) $(addsuffix @fast,$(FAST_C_TESTS)); do \
+	  case $$t in *@fast) t=$${t%@fast}; env="RSOCK_WAKE_SIGNAL=$(FAST_SIGNAL)";; *) env=;; esac; \
+	  echo "== $$t $$env"; \
+	  env $$env $(RUNNER) $$t; rc=$$?; \
 	  if [ $$rc -eq 0 ]; then pass=$$((pass+1)); \
 	  elif [ $$rc -eq 77 ]; then skip=$$((skip+1)); \
 	  else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \

@@ -196,10 +196,36 @@ static const struct series *baseline_of(const struct series *s) {
    the C++ header (bench/bench_cpp.cpp). */
 /* V_RSOCK_PLAIN: rsock with RSOCK_SOCKET_TIMEOUT (the redirect mode's
    timeout) on a blocking socket with no socket timeout set. */
-enum variant { V_RAW, V_POLL, V_POLL_TO, V_RSOCK, V_RSOCK_DL, V_RSOCK_TO, V_RSOCK_PLAIN, V_RSOCK_CPP, V_GLIB, NV };
-static const char *vname[NV] = {"raw blocking",        "poll+eventfd",        "poll+eventfd, 60 s timeout", "rsock",
-                                "rsock, deadline set", "rsock, 60 s timeout", "rsock, socket timeout",
-                                "rsock C++",           "GLib GCancellable"};
+/* V_RSOCK_SIG, V_RSOCK_SIG_PLAIN: rsock and rsock with RSOCK_SOCKET_TIMEOUT
+   on the signal-wake fast path (rsock_use_signal_wake), which is on only
+   while these run. */
+enum variant {
+    V_RAW,
+    V_POLL,
+    V_POLL_TO,
+    V_RSOCK,
+    V_RSOCK_DL,
+    V_RSOCK_TO,
+    V_RSOCK_PLAIN,
+    V_RSOCK_CPP,
+    V_RSOCK_SIG,
+    V_RSOCK_SIG_PLAIN,
+    V_GLIB,
+    NV
+};
+static const char *vname[NV] = {"raw blocking",
+                                "poll+eventfd",
+                                "poll+eventfd, 60 s timeout",
+                                "rsock",
+                                "rsock, deadline set",
+                                "rsock, 60 s timeout",
+                                "rsock, socket timeout",
+                                "rsock C++",
+                                "rsock, signal wake",
+                                "rsock, socket timeout, signal wake",
+                                "GLib GCancellable"};
+/* The fast path's signal in the benchmark. */
+#define FAST_SIGNO (SIGRTMIN + 5)
 
 void *bench_cpp_token(rsock_token *tok);
 void bench_cpp_token_free(void *t);
@@ -230,8 +256,10 @@ static void ep_init(struct endpoint *e, enum variant v, int fd) {
     e->fd = fd;
     e->efd = -1;
     if (v == V_POLL || v == V_POLL_TO) OK((e->efd = eventfd(0, EFD_CLOEXEC)) >= 0);
-    if (v == V_RSOCK || v == V_RSOCK_DL || v == V_RSOCK_TO || v == V_RSOCK_PLAIN || v == V_RSOCK_CPP)
+    if (v == V_RSOCK || v == V_RSOCK_DL || v == V_RSOCK_TO || v == V_RSOCK_PLAIN || v == V_RSOCK_CPP ||
+        v == V_RSOCK_SIG || v == V_RSOCK_SIG_PLAIN)
         OK(e->tok = rsock_token_new());
+    OK(rsock_use_signal_wake(v == V_RSOCK_SIG || v == V_RSOCK_SIG_PLAIN ? FAST_SIGNO : 0) == 0);
     if (v == V_RSOCK_CPP) OK(e->cpp_tok = bench_cpp_token(e->tok));
     if (v == V_RSOCK_DL) OK(rsock_token_set_deadline(e->tok, 1 << 30) == 0);
 #ifdef HAVE_GLIB
@@ -277,10 +305,12 @@ static ssize_t ep_recv(struct endpoint *e, void *buf, size_t len) {
         }
     case V_RSOCK:
     case V_RSOCK_DL:
+    case V_RSOCK_SIG:
         return rsock_recv(e->tok, e->fd, buf, len, 0, RSOCK_INFINITE);
     case V_RSOCK_TO:
         return rsock_recv(e->tok, e->fd, buf, len, 0, 60000);
     case V_RSOCK_PLAIN:
+    case V_RSOCK_SIG_PLAIN:
         return rsock_recv(e->tok, e->fd, buf, len, 0, RSOCK_SOCKET_TIMEOUT);
     case V_RSOCK_CPP:
         return bench_cpp_recv(e->cpp_tok, e->fd, buf, len);
@@ -319,12 +349,14 @@ static ssize_t ep_send(struct endpoint *e, const void *buf, size_t len) {
             break;
         case V_RSOCK:
         case V_RSOCK_DL:
+        case V_RSOCK_SIG:
             n = rsock_send(e->tok, e->fd, p + done, len - done, MSG_NOSIGNAL, RSOCK_INFINITE);
             break;
         case V_RSOCK_TO:
             n = rsock_send(e->tok, e->fd, p + done, len - done, MSG_NOSIGNAL, 60000);
             break;
         case V_RSOCK_PLAIN:
+        case V_RSOCK_SIG_PLAIN:
             n = rsock_send(e->tok, e->fd, p + done, len - done, MSG_NOSIGNAL, RSOCK_SOCKET_TIMEOUT);
             break;
         case V_RSOCK_CPP:
@@ -513,6 +545,7 @@ static void *tls_echo_peer(void *arg) {
 }
 
 static void tls_pingpong(void) {
+    OK(rsock_use_signal_wake(0) == 0); /* the ping-pong may have left it on */
     static const char *names[2] = {"socket BIO", "rsock BIO"};
     int blocks = opt.quick ? 2 : 12;
     long rounds = opt.quick ? 300 : 3000, warm = rounds / 10;
@@ -614,9 +647,10 @@ static void bulk(int tcp) {
 /* ---- cancel latency ------------------------------------------------------ */
 
 /* C_RSOCK_DL: the waiter's token also has a (far) deadline. */
-enum cvariant { C_FLOOR, C_RSOCK, C_RSOCK_DL, C_EVENTFD, C_GLIB, NC };
-static const char *cname[NC] = {"futex wake (floor)", "rsock", "rsock, deadline set", "eventfd",
-                                "GLib GCancellable"};
+/* C_RSOCK_SIG: on the signal-wake fast path (rsock_use_signal_wake). */
+enum cvariant { C_FLOOR, C_RSOCK, C_RSOCK_DL, C_RSOCK_SIG, C_EVENTFD, C_GLIB, NC };
+static const char *cname[NC] = {"futex wake (floor)", "rsock",   "rsock, deadline set", "rsock, signal wake",
+                                "eventfd",            "GLib GCancellable"};
 
 struct canceller {
     enum cvariant v;
@@ -655,6 +689,7 @@ static void *cancel_waiter(void *arg) {
             break;
         case C_RSOCK:
         case C_RSOCK_DL:
+        case C_RSOCK_SIG:
             atomic_store(&c->ready, 1);
             if (rsock_recv(c->tok, c->idle, &byte, 1, 0, RSOCK_INFINITE) != -1) DIE("rsock: not cancelled");
             break;
@@ -699,7 +734,8 @@ static void cancel_latency(void) {
             pthread_mutex_init(&c.m, NULL);
             pthread_cond_init(&c.c, NULL);
             if (v == C_EVENTFD) OK((c.efd = eventfd(0, EFD_CLOEXEC)) >= 0);
-            if (v == C_RSOCK || v == C_RSOCK_DL) OK(c.tok = rsock_token_new());
+            if (v == C_RSOCK || v == C_RSOCK_DL || v == C_RSOCK_SIG) OK(c.tok = rsock_token_new());
+            OK(rsock_use_signal_wake(v == C_RSOCK_SIG ? FAST_SIGNO : 0) == 0);
             if (v == C_RSOCK_DL) OK(rsock_token_set_deadline(c.tok, 1 << 30) == 0);
 #ifdef HAVE_GLIB
             if (v == C_GLIB) {
@@ -725,6 +761,7 @@ static void cancel_latency(void) {
                     break;
                 case C_RSOCK:
                 case C_RSOCK_DL:
+                case C_RSOCK_SIG:
                     t0 = now_ns();
                     rsock_cancel(c.tok);
                     break;
@@ -745,7 +782,7 @@ static void cancel_latency(void) {
                 wait_flag(&c.woke);
                 add(s, (c.t_woke - t0) / 1e3);
                 /* re-arm */
-                if (v == C_RSOCK || v == C_RSOCK_DL) rsock_token_reset(c.tok);
+                if (v == C_RSOCK || v == C_RSOCK_DL || v == C_RSOCK_SIG) rsock_token_reset(c.tok);
                 if (v == C_EVENTFD) {
                     eventfd_t x;
                     OK(eventfd_read(c.efd, &x) == 0);
@@ -852,6 +889,7 @@ static void cancel_all(void) {
     snprintf(name, sizeof name, "cancel-all %d threads", n);
     int sv[2];
     OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    OK(rsock_use_signal_wake(0) == 0);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 128 * 1024);

@@ -362,6 +362,34 @@ int rsock_set_nonblocking(rsock_socket sock,
                           int nonblocking);
 
 /**
+ * Turns on the signal-wake fast path (Linux x86-64 and AArch64): a
+ * receive or send (`rsock_recv`, `rsock_recvfrom`, `rsock_send`,
+ * `rsock_sendto`) made with RSOCK_INFINITE or RSOCK_SOCKET_TIMEOUT, on a
+ * token with no deadline, by a thread without a blocking hook that does
+ * not block `signo`, makes the plain blocking system call, and a cancel
+ * interrupts it by sending `signo` to the thread: no `poll`, so it costs
+ * what the plain call costs, plus one `sigprocmask` query per call.
+ * Everything else, and any call where that does not hold, takes the usual
+ * path; the contract is the same on both. rsock installs a handler for
+ * `signo` for the life of the process: the program must not use the
+ * signal, nor change its handler or ignore it; a debugger stops on it
+ * unless told not to. `signo` 0 turns the fast path off (the handler
+ * stays). The environment variable `RSOCK_WAKE_SIGNAL`, read at the first
+ * call that could use it, does the same for a program that cannot be
+ * changed. Not thread-safe with itself; call it before the calls it
+ * should speed up.
+ *
+ * Parameters:
+ * - `signo`: a real-time signal (`SIGRTMIN` to `SIGRTMAX`) the program
+ *   does not use, or 0 for off.
+ *
+ * Returns: 0, or -1 with EINVAL (not a real-time signal), EBUSY (the
+ * signal has a handler, or is ignored, or another signal was chosen
+ * before) or EOPNOTSUPP (no fast path on this system).
+ */
+int rsock_use_signal_wake(int signo);
+
+/**
  * `recv()`, cancellable, with a timeout. Returns the byte count (0 at end
  * of stream), or -1 with RSOCK_ECANCELED, RSOCK_ETIMEDOUT or the system's
  * error. A cancelled or timed-out call has consumed nothing. Works on

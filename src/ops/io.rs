@@ -1,8 +1,9 @@
 //! Cancellable socket operations: try the call without blocking, and wait
 //! (cancellably, with a deadline) only when it would block.
 
+use crate::sys::fast::{SigWaiter, Stop};
 use crate::sys::{self, AddrIn, AddrOut, Error, PollFd, RawSocket, Result};
-use crate::wake::{wait, wait_one, Call, Deadline, Plain, Token};
+use crate::wake::{fast, wait, wait_one, Call, Deadline, Plain, Token};
 
 /// `rsock_block` event bits.
 pub const READABLE: i32 = 1;
@@ -526,9 +527,16 @@ pub fn recv(
     flags: i32,
     timeout_ms: i32,
 ) -> Result<Transfer> {
-    receive(token, sock, buf, flags, timeout_ms, true, |buf, flags| {
-        sys::recv(sock, buf, flags)
-    })
+    receive(
+        token,
+        sock,
+        buf,
+        flags,
+        timeout_ms,
+        true,
+        |buf, flags| sys::recv(sock, buf, flags),
+        |sw, buf, flags| sys::fast::recv(sw, sock, buf, flags, AddrOut::NONE),
+    )
 }
 
 /// `recvfrom`, cancellable. A cancelled or timed-out call consumed nothing.
@@ -540,9 +548,16 @@ pub fn recvfrom(
     from: AddrOut,
     timeout_ms: i32,
 ) -> Result<usize> {
-    receive(token, sock, buf, flags, timeout_ms, false, |buf, flags| {
-        sys::recvfrom(sock, buf, flags, from)
-    })
+    receive(
+        token,
+        sock,
+        buf,
+        flags,
+        timeout_ms,
+        false,
+        |buf, flags| sys::recvfrom(sock, buf, flags, from),
+        |sw, buf, flags| sys::fast::recv(sw, sock, buf, flags, from),
+    )
     .map(|t| t.n)
 }
 
@@ -597,7 +612,9 @@ pub(super) fn receive_waiting<T>(
 }
 
 /// A receive made of non-blocking `attempt`s; with `gather`, MSG_WAITALL
-/// on a stream gathers a full buffer (see `start_receive`).
+/// on a stream gathers a full buffer (see `start_receive`). Or, on the
+/// signal-wake fast path (`wake::fast`), one `blocking` call.
+#[allow(clippy::too_many_arguments)] // the two forms of the one call
 fn receive(
     token: &Token,
     sock: RawSocket,
@@ -606,6 +623,7 @@ fn receive(
     timeout_ms: i32,
     gather: bool,
     mut attempt: impl FnMut(&mut [u8], i32) -> Result<usize>,
+    mut blocking: impl FnMut(&SigWaiter, &mut [u8], i32) -> std::result::Result<usize, Stop>,
 ) -> Result<Transfer> {
     start_receive(
         token,
@@ -622,6 +640,9 @@ fn receive(
                 })
             }
             RecvPlan::Wait => {
+                if let Some(r) = fast(call, dl, |sw| blocking(sw, buf, flags)) {
+                    return r.map(Transfer::all);
+                }
                 receive_waiting(call, sock, flags, dl, || Ok(0), || attempt(buf, flags))
                     .map(Transfer::all)
             }
@@ -638,9 +659,15 @@ pub fn send(
     flags: i32,
     timeout_ms: i32,
 ) -> Result<Transfer> {
-    transmit(token, sock, buf, flags, timeout_ms, |rest| {
-        sys::send(sock, rest, flags)
-    })
+    transmit(
+        token,
+        sock,
+        buf,
+        flags,
+        timeout_ms,
+        |rest| sys::send(sock, rest, flags),
+        |sw, rest| sys::fast::send(sw, sock, rest, flags, AddrIn::NONE),
+    )
 }
 
 /// `sendto`, cancellable (datagrams go whole or not at all; on a stream it
@@ -653,9 +680,15 @@ pub fn sendto(
     to: AddrIn,
     timeout_ms: i32,
 ) -> Result<Transfer> {
-    transmit(token, sock, buf, flags, timeout_ms, |rest| {
-        sys::sendto(sock, rest, flags, to)
-    })
+    transmit(
+        token,
+        sock,
+        buf,
+        flags,
+        timeout_ms,
+        |rest| sys::sendto(sock, rest, flags, to),
+        |sw, rest| sys::fast::send(sw, sock, rest, flags, to),
+    )
 }
 
 /// The common start of a send: the flag check and `begin`, then `body`,
@@ -672,7 +705,8 @@ pub(super) fn start_send<R>(
     body(&call, &mut dl, dont_wait(flags))
 }
 
-/// A send made of non-blocking `attempt`s, each given what is left.
+/// A send made of non-blocking `attempt`s, each given what is left; or,
+/// on the signal-wake fast path (`wake::fast`), of `blocking` calls.
 fn transmit(
     token: &Token,
     sock: RawSocket,
@@ -680,14 +714,64 @@ fn transmit(
     flags: i32,
     timeout_ms: i32,
     mut attempt: impl FnMut(&[u8]) -> Result<usize>,
+    mut blocking: impl FnMut(&SigWaiter, &[u8]) -> std::result::Result<usize, Stop>,
 ) -> Result<Transfer> {
     start_send(token, sock, flags, timeout_ms, |call, dl, once| {
         if once {
             return attempt(buf).map(Transfer::all);
         }
-        let sent = transfer_all(call, sock, sys::POLLOUT, buf.len(), dl, |done| {
-            attempt(&buf[done..])
-        })?;
+        // First one attempt that does not block (most sends go through):
+        // the fast path's mask check only for a send that has to wait.
+        let mut done = match attempt(buf) {
+            Ok(n) if n >= buf.len() => return Ok(Transfer::all(n)),
+            Ok(n) => n,
+            Err(e) if e.would_block() || e.0 == sys::EINTR => 0,
+            Err(e) => return Err(e),
+        };
+        // The kernel's blocking send returns what it queued when a cancel
+        // interrupts it; the next round's check then ends the call.
+        while let Some(r) = fast(call, dl, |sw| blocking(sw, &buf[done..])) {
+            match r {
+                Ok(n) => {
+                    done += n;
+                    if done >= buf.len() {
+                        return Ok(Transfer::all(done));
+                    }
+                    if dl.is_plain() && dl.unbounded() {
+                        // The plain call's count, cut short by its socket
+                        // timeout or mode (or a signal), unless a cancel
+                        // did it.
+                        let why = call
+                            .check()
+                            .err()
+                            .unwrap_or(Error(sys::SOCKET_TIMEOUT_ERROR));
+                        return Ok(Transfer {
+                            n: done,
+                            short: Some(Short::Stopped(why)),
+                        });
+                    }
+                }
+                Err(e) if done > 0 => {
+                    return Ok(Transfer {
+                        n: done,
+                        short: Some(Short::Stopped(e)),
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let rest = &buf[done..];
+        let sent = transfer_all(call, sock, sys::POLLOUT, rest.len(), dl, |more| {
+            attempt(&rest[more..])
+        })
+        .map(|t| Transfer { n: done + t.n, ..t });
+        let sent = match sent {
+            Err(e) if done > 0 => Transfer {
+                n: done,
+                short: Some(Short::Stopped(e)),
+            },
+            r => r?,
+        };
         match sent.short {
             // As the plain call on Windows: a send its socket timeout
             // stopped fails, whatever it sent.

@@ -40,7 +40,6 @@ pub struct AddrIn {
 }
 
 impl AddrIn {
-    #[cfg(test)]
     pub const NONE: AddrIn = AddrIn {
         addr: ptr::null(),
         len: 0,

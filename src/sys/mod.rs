@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering::*};
 pub mod model;
 // The signal-wake fast path's mechanism (issue 20, item 2): assembly
 // stubs, so neither other architectures nor Miri.
+pub(crate) mod fast;
 #[cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64"),

@@ -97,6 +97,18 @@ impl<'t> Deadline<'t> {
         self.plain.is_some()
     }
 
+    /// Whether only the kernel would bound the call: RSOCK_INFINITE (or
+    /// RSOCK_SOCKET_TIMEOUT, not yet looked up: the plain call applies it
+    /// itself), and no deadline on the token's chain.
+    #[inline]
+    pub(crate) fn unbounded(&self) -> bool {
+        let open = match &self.plain {
+            None => self.timeout_ms < 0,
+            Some(p) => p.waits.is_none(),
+        };
+        open && self.token.map_or(true, |t| t.deadline() == NO_DEADLINE)
+    }
+
     /// Before a wait: with RSOCK_SOCKET_TIMEOUT, looks up (once) the
     /// socket's mode and timeout. A non-blocking socket does not wait: the
     /// error is what the plain call reports when it would block.

@@ -2,8 +2,10 @@
 //! descriptor until a socket is ready, the token is cancelled, or the
 //! deadline passes.
 
+use super::token::NO_DEADLINE;
 use super::waiter::{with_waiter, WaiterHandle};
 use super::{Call, Deadline};
+use crate::sys::fast::{SigWaiter, Stop};
 use crate::sys::{self, PollFd};
 
 /// Longest wait between two calls of a blocking hook.
@@ -104,4 +106,68 @@ pub(crate) fn wait_one(
     ];
     wait(call, &mut fds, dl)?;
     Ok(fds[0].revents)
+}
+
+/// The signal-wake fast path (`sys::fast`): `op`, the plain blocking call
+/// through the stub, which a cancel interrupts with a signal. `None` where
+/// it does not apply, and the caller takes the poll path: the fast path is
+/// off, the thread has a hook or blocks the signal, the wait is bounded (a
+/// timeout, or a deadline on the token's chain, also one set during the
+/// call), or the call would not block in the kernel (EAGAIN from a
+/// non-blocking socket, unless the call asked for the plain call's
+/// behaviour, whose answer that is). A signal of the program's own (EINTR)
+/// resumes the call.
+#[inline]
+pub(crate) fn fast<T>(
+    call: &Call,
+    dl: &Deadline,
+    op: impl FnMut(&SigWaiter) -> Result<T, Stop>,
+) -> Option<sys::Result<T>> {
+    let signo = sys::fast::signo();
+    if signo == 0 || !dl.unbounded() || call.has_hook() {
+        return None;
+    }
+    match with_waiter(|w| Ok(fast_with(call, dl, signo, w, op))) {
+        Ok(r) => r,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+fn fast_with<T>(
+    call: &Call,
+    dl: &Deadline,
+    signo: std::ffi::c_int,
+    w: &mut WaiterHandle,
+    mut op: impl FnMut(&SigWaiter) -> Result<T, Stop>,
+) -> Option<sys::Result<T>> {
+    let sw = w.sig_waiter().ok()?;
+    // Before `begin`: after it, a kick's re-raise may block the signal.
+    if sys::fast::signal_blocked(signo) {
+        return None;
+    }
+    let _reg = match w.register_kicked(call.token(), sw) {
+        Ok(r) => r,
+        Err(e) => return Some(Err(e)),
+    };
+    loop {
+        sw.begin();
+        // Registered and begun before this check: a cancel (or a deadline
+        // set) from here on kicks us.
+        if let Err(e) = call.check() {
+            sw.end();
+            return Some(Err(e));
+        }
+        if call.token().deadline() != NO_DEADLINE {
+            sw.end();
+            return None;
+        }
+        let r = op(sw);
+        sw.end();
+        match r {
+            Ok(v) => return Some(Ok(v)),
+            Err(Stop::Kicked | Stop::Interrupted) => continue,
+            Err(Stop::Os(e)) if e.would_block() && !dl.is_plain() => return None,
+            Err(Stop::Os(e)) => return Some(Err(e)),
+        }
+    }
 }

@@ -31,7 +31,7 @@ use std::ptr;
 // The process-wide lists stay on std atomics (statics); the records' own
 // fields, which cancellers touch, are what the loom models check.
 use std::sync::atomic as process;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::OnceLock;
 
 pub(crate) struct Waiter {
@@ -40,6 +40,9 @@ pub(crate) struct Waiter {
     /// Whether a wake reached the descriptor since `open` (what tells a
     /// crowd's joiners that it is readable for good).
     signalled: AtomicBool,
+    /// While the owner waits on the signal-wake fast path: its record
+    /// there, which a wake kicks instead of signalling `handle`.
+    sig: AtomicPtr<sys::fast::SigWaiter>,
     handle: sys::AtomicSocket,
     /// Link in the list of every record ever made (for the fork handler).
     next_all: AtomicPtr<Waiter>,
@@ -52,6 +55,7 @@ impl Waiter {
             busy: AtomicUsize::new(0),
             closed: AtomicBool::new(true),
             signalled: AtomicBool::new(false),
+            sig: AtomicPtr::new(ptr::null_mut()),
             handle: sys::AtomicSocket::new(sys::INVALID_SOCKET),
             next_all: AtomicPtr::new(ptr::null_mut()),
         }
@@ -83,7 +87,13 @@ impl Waiter {
         fence(SeqCst); // pairs with `retire`: see Token::register
         if !self.closed.load(SeqCst) {
             self.signalled.store(true, SeqCst);
-            sys::signal(self.handle.load(SeqCst));
+            let sig = self.sig.load(SeqCst);
+            if sig.is_null() {
+                sys::signal(self.handle.load(SeqCst));
+            } else {
+                // SAFETY: signal-wake records are never freed.
+                unsafe { &*sig }.kick();
+            }
         }
         self.busy.fetch_sub(1, SeqCst);
     }
@@ -253,6 +263,8 @@ fn new_record() -> sys::Result<&'static Waiter> {
 pub(crate) struct WaiterHandle {
     rec: &'static Waiter,
     wake: Option<sys::WakeFd>,
+    /// The thread's signal-wake record, once it has used the fast path.
+    sig: Option<&'static sys::fast::SigWaiter>,
     slots: Vec<Slot>,
     generation: u64,
 }
@@ -265,6 +277,7 @@ impl WaiterHandle {
         Ok(WaiterHandle {
             rec,
             wake: Some(wake),
+            sig: None,
             slots: Vec::new(),
             generation: FORK_GENERATION.load(SeqCst),
         })
@@ -326,6 +339,35 @@ impl WaiterHandle {
 }
 
 impl WaiterHandle {
+    /// The thread's signal-wake record, taken on first use.
+    pub(crate) fn sig_waiter(&mut self) -> sys::Result<&'static sys::fast::SigWaiter> {
+        match self.sig {
+            Some(s) => Ok(s),
+            None => Ok(*self.sig.insert(sys::fast::acquire()?)),
+        }
+    }
+
+    /// Registers on `token` and its ancestors, alone, with cancels kicking
+    /// `sig` (the fast path) instead of signalling the wake descriptor.
+    pub(crate) fn register_kicked<'a>(
+        &'a mut self,
+        token: &'a Token,
+        sig: &'static sys::fast::SigWaiter,
+    ) -> sys::Result<Registration<'a>> {
+        // Before the slots: a canceller that finds one reads this.
+        self.rec.sig.store(ptr::from_ref(sig).cast_mut(), SeqCst);
+        let mut reg = Registration {
+            handle: self,
+            own: None,
+            crowd: None,
+            token,
+        };
+        reg.register_alone()?;
+        Ok(reg)
+    }
+}
+
+impl WaiterHandle {
     /// In a fork() child: lets go of the wake descriptor without closing it
     /// (the handle is then dropped as usual), which the child may have closed and reused for a
     /// descriptor of its own (daemons close everything after fork). rsock
@@ -341,6 +383,9 @@ impl Drop for WaiterHandle {
         self.rec.retire();
         drop(self.wake.take());
         give_back_record(self.rec);
+        if let Some(sig) = self.sig.take() {
+            sys::fast::release(sig);
+        }
     }
 }
 
@@ -418,6 +463,11 @@ impl Drop for Registration<'_> {
             c.leave();
         }
         self.release_alone();
+        if !self.handle.rec.sig.load(Relaxed).is_null() {
+            // A cancel that found a slot before its release may still kick
+            // (or, from now on, signal the descriptor): a spurious wake-up.
+            self.handle.rec.sig.store(ptr::null_mut(), SeqCst);
+        }
     }
 }
 
