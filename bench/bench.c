@@ -812,8 +812,10 @@ static void cancel_latency(void) {
 
 /* ---- cancel-all ---------------------------------------------------------- */
 
-enum avariant { A_EVENTFD, A_RSOCK, A_GLIB, NA };
-static const char *aname[NA] = {"shared eventfd", "rsock", "GLib GCancellable"};
+/* A_EVENTFD_AA: the shared eventfd again, as a control: how far apart two
+   runs of the same thing measure here. */
+enum avariant { A_EVENTFD, A_RSOCK, A_EVENTFD_AA, A_GLIB, NA };
+static const char *aname[NA] = {"shared eventfd", "rsock", "shared eventfd (A/A control)", "GLib GCancellable"};
 
 struct crowd {
     enum avariant v;
@@ -853,7 +855,8 @@ static void *crowd_member(void *arg) {
         case A_RSOCK:
             if (rsock_block(c->tok, c->idle, RSOCK_READABLE, RSOCK_INFINITE) != -1) DIE("rsock: not cancelled");
             break;
-        case A_EVENTFD: {
+        case A_EVENTFD:
+        case A_EVENTFD_AA: {
             struct pollfd p[2] = {{c->idle, POLLIN, 0}, {c->efd, POLLIN, 0}};
             while (poll(p, 2, -1) < 1) {
             }
@@ -878,12 +881,12 @@ static void *crowd_member(void *arg) {
 
 static void cancel_all(void) {
     int n = opt.quick ? 100 : 1000;
-    /* The variants take turns (passes of 4 rounds each), so that a slow
+    /* The variants take turns (passes of 5 rounds each), so that a slow
        spell of the machine does not fall on one variant alone, and the
-       first two swap places every other pass: whichever runs right after
+       first three rotate places each pass: whichever runs right after
        another variant's 1000 threads have exited measured about 5% slower. */
-    int passes = opt.quick ? 1 : 4;
-    int rounds = opt.quick ? 3 : 4;
+    int passes = opt.quick ? 1 : 3;
+    int rounds = opt.quick ? 3 : 5;
     int nv = nvariants() == NV ? NA : A_GLIB;
     char name[40];
     snprintf(name, sizeof name, "cancel-all %d threads", n);
@@ -895,7 +898,7 @@ static void cancel_all(void) {
     pthread_attr_setstacksize(&attr, 128 * 1024);
     for (int pass = 0; pass < passes; pass++)
     for (int k = 0; k < nv; k++) {
-        enum avariant v = (enum avariant)(k < 2 && pass % 2 ? 1 - k : k);
+        enum avariant v = (enum avariant)(k < 3 ? (k + pass) % 3 : k);
         struct series *s = series_for(name, aname[v], "us", v == A_EVENTFD, 1);
         struct crowd c = {.v = v, .idle = sv[0], .efd = -1, .rounds = rounds};
         c.t_end = calloc((size_t)n, sizeof *c.t_end);
@@ -905,7 +908,7 @@ static void cancel_all(void) {
         c.round = -1;
         pthread_mutex_init(&c.m, NULL);
         pthread_cond_init(&c.next, NULL);
-        if (v == A_EVENTFD) OK((c.efd = eventfd(0, EFD_CLOEXEC)) >= 0);
+        if ((v == A_EVENTFD || v == A_EVENTFD_AA)) OK((c.efd = eventfd(0, EFD_CLOEXEC)) >= 0);
         if (v == A_RSOCK) OK(c.tok = rsock_token_new());
 #ifdef HAVE_GLIB
         if (v == A_GLIB) c.gc = g_cancellable_new();
@@ -932,6 +935,7 @@ static void cancel_all(void) {
                 rsock_cancel(c.tok);
                 break;
             case A_EVENTFD:
+            case A_EVENTFD_AA:
                 OK(eventfd_write(c.efd, 1) == 0);
                 break;
 #ifdef HAVE_GLIB
@@ -948,7 +952,7 @@ static void cancel_all(void) {
                 if (c.t_end[i] > last) last = c.t_end[i];
             add(s, (last - t0) / 1e3);
             if (v == A_RSOCK) rsock_token_reset(c.tok);
-            if (v == A_EVENTFD) {
+            if ((v == A_EVENTFD || v == A_EVENTFD_AA)) {
                 eventfd_t x;
                 OK(eventfd_read(c.efd, &x) == 0);
             }

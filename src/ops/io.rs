@@ -720,17 +720,26 @@ fn transmit(
         if once {
             return attempt(buf).map(Transfer::all);
         }
-        // First one attempt that does not block (most sends go through):
-        // the fast path's mask check only for a send that has to wait.
-        let mut done = match attempt(buf) {
-            Ok(n) if n >= buf.len() => return Ok(Transfer::all(n)),
-            Ok(n) => n,
-            Err(e) if e.would_block() || e.0 == sys::EINTR => 0,
-            Err(e) => return Err(e),
-        };
+        let (mut done, mut full) = (0, false);
+        if sys::fast::signo() != 0 {
+            // First one attempt that does not block (most sends go
+            // through): the fast path's mask check only for a send that
+            // has to wait.
+            match attempt(buf) {
+                Ok(n) if n >= buf.len() => return Ok(Transfer::all(n)),
+                Ok(n) => (done, full) = (n, true),
+                Err(e) if e.would_block() => full = true,
+                Err(e) if e.0 == sys::EINTR => {}
+                Err(e) => return Err(e),
+            }
+        }
         // The kernel's blocking send returns what it queued when a cancel
         // interrupts it; the next round's check then ends the call.
-        while let Some(r) = fast(call, dl, |sw| blocking(sw, &buf[done..])) {
+        let mut fast_send = |done: usize| match full {
+            true => fast(call, dl, |sw| blocking(sw, &buf[done..])),
+            false => None,
+        };
+        while let Some(r) = fast_send(done) {
             match r {
                 Ok(n) => {
                     done += n;
@@ -760,9 +769,11 @@ fn transmit(
                 Err(e) => return Err(e),
             }
         }
+        // The poll path (after an attempt that found the buffer full, it
+        // waits first).
         let rest = &buf[done..];
-        let sent = transfer_all(call, sock, sys::POLLOUT, rest.len(), dl, |more| {
-            attempt(&rest[more..])
+        let sent = transfer(call, sock, sys::POLLOUT, rest.len(), dl, full, |more| {
+            attempt(&rest[more..]).map(Piece::more)
         })
         .map(|t| Transfer { n: done + t.n, ..t });
         let sent = match sent {
