@@ -7,7 +7,7 @@
 //! (a signal number, read once, at the first call that could use it).
 
 use super::{AddrIn, AddrOut, Error, RawSocket};
-use std::ffi::c_int;
+use std::ffi::{c_int, c_long};
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 
 #[cfg(all(
@@ -20,7 +20,21 @@ mod imp {
     pub(crate) use super::super::sigwake::{
         acquire, install, release, signal_blocked, SigWaiter, Stop,
     };
+    use std::ffi::c_long;
     pub(crate) const AVAILABLE: bool = true;
+    pub(crate) const RECVFROM: c_long = libc::SYS_recvfrom;
+    pub(crate) const SENDTO: c_long = libc::SYS_sendto;
+
+    /// # Safety
+    /// As for the system call `nr` with `args`.
+    pub(crate) unsafe fn call(
+        sw: &SigWaiter,
+        nr: c_long,
+        args: [c_long; 6],
+    ) -> Result<usize, Stop> {
+        // SAFETY: the caller's contract.
+        unsafe { sw.call(nr, args) }
+    }
 }
 
 #[cfg(not(all(
@@ -34,6 +48,18 @@ mod imp {
     use std::ffi::c_int;
 
     pub(crate) const AVAILABLE: bool = false;
+    pub(crate) const RECVFROM: std::ffi::c_long = 0;
+    pub(crate) const SENDTO: std::ffi::c_long = 0;
+
+    /// # Safety
+    /// None needed: there is no record to call with.
+    pub(crate) unsafe fn call(
+        sw: &SigWaiter,
+        _nr: std::ffi::c_long,
+        _args: [std::ffi::c_long; 6],
+    ) -> Result<usize, Stop> {
+        match *sw {}
+    }
 
     /// Never made here.
     pub(crate) enum SigWaiter {}
@@ -124,12 +150,6 @@ pub(crate) fn enable(signo: c_int) -> Result<(), Error> {
 }
 
 /// A blocking `recvfrom` through the stub (`from` may be empty).
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64"),
-    not(miri),
-    not(loom)
-))]
 pub(crate) fn recv(
     sw: &SigWaiter,
     sock: RawSocket,
@@ -137,31 +157,20 @@ pub(crate) fn recv(
     flags: c_int,
     from: AddrOut,
 ) -> Result<usize, Stop> {
-    use std::ffi::c_long;
+    let args = [
+        sock as c_long,
+        buf.as_mut_ptr() as c_long,
+        buf.len() as c_long,
+        flags as c_long,
+        from.addr as c_long,
+        from.len as c_long,
+    ];
     // SAFETY: `buf` is valid for writes of its length; `from` is valid per
     // AddrOut::new (or null); the call is a plain recvfrom.
-    unsafe {
-        sw.call(
-            libc::SYS_recvfrom,
-            [
-                sock as c_long,
-                buf.as_mut_ptr() as c_long,
-                buf.len() as c_long,
-                flags as c_long,
-                from.addr as c_long,
-                from.len as c_long,
-            ],
-        )
-    }
+    unsafe { imp::call(sw, imp::RECVFROM, args) }
 }
 
 /// A blocking `sendto` through the stub (`to` may be empty).
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64"),
-    not(miri),
-    not(loom)
-))]
 pub(crate) fn send(
     sw: &SigWaiter,
     sock: RawSocket,
@@ -169,52 +178,15 @@ pub(crate) fn send(
     flags: c_int,
     to: AddrIn,
 ) -> Result<usize, Stop> {
-    use std::ffi::c_long;
+    let args = [
+        sock as c_long,
+        buf.as_ptr() as c_long,
+        buf.len() as c_long,
+        flags as c_long,
+        to.addr as c_long,
+        to.len as c_long,
+    ];
     // SAFETY: `buf` is valid for reads of its length; `to` is valid per
     // AddrIn::new (or null); the call is a plain sendto.
-    unsafe {
-        sw.call(
-            libc::SYS_sendto,
-            [
-                sock as c_long,
-                buf.as_ptr() as c_long,
-                buf.len() as c_long,
-                flags as c_long,
-                to.addr as c_long,
-                to.len as c_long,
-            ],
-        )
-    }
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64"),
-    not(miri),
-    not(loom)
-)))]
-pub(crate) fn recv(
-    sw: &SigWaiter,
-    _sock: RawSocket,
-    _buf: &mut [u8],
-    _flags: c_int,
-    _from: AddrOut,
-) -> Result<usize, Stop> {
-    match *sw {}
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64"),
-    not(miri),
-    not(loom)
-)))]
-pub(crate) fn send(
-    sw: &SigWaiter,
-    _sock: RawSocket,
-    _buf: &[u8],
-    _flags: c_int,
-    _to: AddrIn,
-) -> Result<usize, Stop> {
-    match *sw {}
+    unsafe { imp::call(sw, imp::SENDTO, args) }
 }

@@ -244,6 +244,41 @@ static void sixty_four_waiters_one_cancel(void) { many_waiters(0); }
    before they wake up. */
 static void cancel_then_reset_still_fails_waiting_calls(void) { many_waiters(1); }
 
+/* Many threads on one token share one wake descriptor (a crowd, beyond
+   the token's first 8 waiters): rounds of 40 waiters, each ended by one
+   cancel and followed by a reset, then a round ended by a deadline set while
+   they wait. Every waiter ends every round, with the round's error. */
+static void crowds_come_back_after_resets_and_deadlines(void) {
+    enum { N = 40, ROUNDS = 4 };
+    rsock_token *t = rsock_token_new();
+    rsock_socket sv[2];
+    unix_pair(sv);
+    for (int round = 0; round < ROUNDS; round++) {
+        int by_deadline = round == ROUNDS - 1;
+        struct waiter ws[N];
+        pthread_t th[N];
+        atomic_int started = 0;
+        for (int i = 0; i < N; i++) {
+            ws[i] = (struct waiter){t, sv[0], 0, 0, &started, 0};
+            pthread_create(&th[i], NULL, wait_forever, &ws[i]);
+        }
+        while (atomic_load(&started) < N) sched_yield();
+        sleep_ms(50); /* all inside their waits */
+        double t0 = now_ms();
+        if (by_deadline) CHECK(rsock_token_set_deadline(t, 30) == 0);
+        else rsock_cancel(t);
+        for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+        double el = now_ms() - t0;
+        int want = by_deadline ? RSOCK_ETIMEDOUT : RSOCK_ECANCELED, ok = 0;
+        for (int i = 0; i < N; i++) ok += ws[i].result == -1 && ws[i].err == want;
+        CHECK(ok == N);
+        CHECK(el < 2000);
+        rsock_token_reset(t);
+    }
+    close_pair(sv);
+    rsock_token_unref(t);
+}
+
 #ifndef _WIN32
 /* ---- rsock_cancel from a signal handler ---- */
 
@@ -362,6 +397,7 @@ int main(void) {
     RUN(cancel_storm_loses_no_byte);
     RUN(sixty_four_waiters_one_cancel);
     RUN(cancel_then_reset_still_fails_waiting_calls);
+    RUN(crowds_come_back_after_resets_and_deadlines);
     RUN_POSIX(cancel_from_signal_handler, "needs signals (pthread_kill)");
     RUN(thread_churn_returns_descriptors);
     return rt_finish("test_race");
