@@ -3,7 +3,9 @@
    GCancellable, all in one process. Variants run alternately in blocks, so
    that drift of the machine hits all of them alike; each result is the
    median and 99th percentile over all blocks, and the ratio of medians to
-   the scenario's baseline.
+   the scenario's baseline. Ping-pong also gives the paired ratio: the
+   median over blocks of the variant's block median over the baseline's in
+   the same block (0 where a scenario has no blocks).
 
      rsock_bench [--quick] [--placement same|cross|any] [--json FILE] [--svg FILE]
                  [--only pingpong|tls|bulk|cancel|cancelall|tokens]
@@ -132,9 +134,13 @@ struct series {
     double *v;
     size_t n, cap;
     double median, p99;
+    /* Per block (ping-pong): the block's median, for paired ratios. */
+    double block[64];
+    int nblocks;
+    size_t block_start;
 };
 
-static struct series results[96];
+static struct series results[128];
 static int nresults;
 
 static struct series *series_for(const char *scenario, const char *variant, const char *unit, int baseline,
@@ -166,6 +172,34 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static double median_of(double *x, size_t n) {
+    qsort(x, n, sizeof *x, cmp_double);
+    return n ? x[n / 2] : 0;
+}
+
+/* Ends a block of samples: keeps its median (samples stay unsorted until
+   finish_series). */
+static void end_block(struct series *s) {
+    size_t n = s->n - s->block_start;
+    if (n == 0 || s->nblocks == (int)(sizeof s->block / sizeof s->block[0])) return;
+    double *x = malloc(n * sizeof *x);
+    OK(x);
+    memcpy(x, s->v + s->block_start, n * sizeof *x);
+    s->block[s->nblocks++] = median_of(x, n);
+    free(x);
+    s->block_start = s->n;
+}
+
+/* The paired ratio of s to r: the median over blocks of s's block median
+   over r's in the same block, which drift of the machine between blocks
+   does not move; 0 without blocks. */
+static double paired(const struct series *s, const struct series *r) {
+    if (!r || s->nblocks == 0 || s->nblocks != r->nblocks) return 0;
+    double q[64];
+    for (int b = 0; b < s->nblocks; b++) q[b] = s->block[b] / r->block[b];
+    return median_of(q, (size_t)s->nblocks);
+}
+
 static double quantile(const struct series *s, double q) {
     if (s->n == 0) return 0;
     size_t i = (size_t)(q * (double)(s->n - 1) + 0.5);
@@ -187,6 +221,12 @@ static const struct series *baseline_of(const struct series *s) {
     return NULL;
 }
 
+static const struct series *find_series(const char *scenario, const char *variant) {
+    for (int i = 0; i < nresults; i++)
+        if (!strcmp(results[i].scenario, scenario) && !strcmp(results[i].variant, variant)) return &results[i];
+    return NULL;
+}
+
 /* ---- endpoints: one side of a connection, per variant -------------------- */
 
 /* V_RSOCK_DL: rsock with a deadline on the token (far off: it never ends a
@@ -202,6 +242,7 @@ static const struct series *baseline_of(const struct series *s) {
    while these run. */
 enum variant {
     V_RAW,
+    V_RAW_MASK,
     V_POLL,
     V_POLL_TO,
     V_RSOCK,
@@ -215,6 +256,7 @@ enum variant {
     NV
 };
 static const char *vname[NV] = {"raw blocking",
+                                "raw blocking + mask query",
                                 "poll+eventfd",
                                 "poll+eventfd, 60 s timeout",
                                 "rsock",
@@ -292,6 +334,13 @@ static ssize_t ep_recv(struct endpoint *e, void *buf, size_t len) {
     switch (e->v) {
     case V_RAW:
         return recv(e->fd, buf, len, 0);
+    case V_RAW_MASK: {
+        /* What the fast path checks before each wait: one query of the
+           thread's signal mask (rt_sigprocmask, the kernel's 8-byte set). */
+        uint64_t mask;
+        if (syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &mask, sizeof mask) != 0) return -1;
+        return recv(e->fd, buf, len, 0);
+    }
     case V_POLL:
     case V_POLL_TO:
         for (;;) {
@@ -336,6 +385,7 @@ static ssize_t ep_send(struct endpoint *e, const void *buf, size_t len) {
         ssize_t n = -1;
         switch (e->v) {
         case V_RAW:
+        case V_RAW_MASK:
             n = send(e->fd, p + done, len - done, MSG_NOSIGNAL);
             break;
         case V_POLL:
@@ -434,8 +484,8 @@ static void *echo_peer(void *arg) {
 }
 
 static void pingpong(int tcp, size_t size) {
-    int blocks = opt.quick ? 2 : 12;
-    long rounds = opt.quick ? 300 : 3000, warm = rounds / 10;
+    int blocks = opt.quick ? 2 : 24;
+    long rounds = opt.quick ? 300 : 1500, warm = rounds / 10;
     char name[48];
     snprintf(name, sizeof name, "pingpong %s %s", tcp ? "tcp" : "unix", size == 1 ? "1B" : "1KiB");
     char buf[1024] = {0};
@@ -460,6 +510,7 @@ static void pingpong(int tcp, size_t size) {
                 if (ep_send(&me, buf, size) < 0 || recv_all(&me, buf, size) != 0) DIE("ping failed");
                 if (i >= warm) add(s, (now_ns() - t0) / 1e3);
             }
+            end_block(s);
             pthread_join(th, NULL);
             pthread_barrier_destroy(&start);
             ep_free(&me);
@@ -548,8 +599,8 @@ static void *tls_echo_peer(void *arg) {
 static void tls_pingpong(void) {
     OK(rsock_use_signal_wake(0) == 0); /* the ping-pong may have left it on */
     static const char *names[2] = {"socket BIO", "rsock BIO"};
-    int blocks = opt.quick ? 2 : 12;
-    long rounds = opt.quick ? 300 : 3000, warm = rounds / 10;
+    int blocks = opt.quick ? 2 : 24;
+    long rounds = opt.quick ? 300 : 1500, warm = rounds / 10;
     char buf[1024] = {0};
     tls_setup();
     pin_as(opt.place, 0);
@@ -574,6 +625,7 @@ static void tls_pingpong(void) {
                     DIE("TLS ping failed");
                 if (i >= warm) add(s, (now_ns() - t0) / 1e3);
             }
+            end_block(s);
             pthread_join(th, NULL);
             pthread_barrier_destroy(&start);
             SSL_free(me); /* closes the sockets */
@@ -616,6 +668,7 @@ static void bulk(int tcp) {
     for (int r = 0; r < reps; r++) {
         for (int k = 0; k < nvariants(); k++) {
             enum variant v = (enum variant)((r + k) % nvariants());
+            if (v == V_RAW_MASK) continue; /* ping-pong only */
             struct series *s = series_for(name, vname[v], "GB/s", v == V_RAW, 0);
             int sv[2];
             make_pair(tcp, sv);
@@ -1109,14 +1162,30 @@ static double ratio(const struct series *s) {
 }
 
 static void print_table(void) {
-    printf("\n%-30s %-20s %12s %12s %8s\n", "scenario", "variant", "median", "p99", "ratio");
+    printf("\n%-30s %-20s %12s %12s %8s %8s\n", "scenario", "variant", "median", "p99", "ratio", "paired");
     const char *last = "";
     for (int i = 0; i < nresults; i++) {
         const struct series *s = &results[i];
         if (strcmp(last, s->scenario)) printf("\n");
         last = s->scenario;
-        printf("%-30s %-20s %9.3f %-2s %9.3f %-2s %7.3fx%s\n", s->scenario, s->variant, s->median, s->unit,
-               s->p99, s->unit, ratio(s), s->baseline ? " (baseline)" : "");
+        printf("%-30s %-20s %9.3f %-2s %9.3f %-2s %7.3fx", s->scenario, s->variant, s->median, s->unit, s->p99,
+               s->unit, ratio(s));
+        if (s->baseline) printf(" (baseline)\n");
+        else if (s->nblocks) printf(" %7.3fx\n", paired(s, baseline_of(s)));
+        else printf("\n");
+    }
+    /* The designs' own floors: rsock's poll path against the hand-written
+       poll loop, the fast path against a raw call plus its mask query. */
+    int shown = 0;
+    for (int i = 0; i < nresults; i++) {
+        const struct series *s = &results[i], *r = NULL;
+        if (strncmp(s->scenario, "pingpong ", 9)) continue;
+        if (!strcmp(s->variant, vname[V_RSOCK])) r = find_series(s->scenario, vname[V_POLL]);
+        if (!strcmp(s->variant, vname[V_RSOCK_SIG]) || !strcmp(s->variant, vname[V_RSOCK_SIG_PLAIN]))
+            r = find_series(s->scenario, vname[V_RAW_MASK]);
+        if (!r) continue;
+        if (!shown++) printf("\nagainst each design's floor (paired):\n");
+        printf("%-30s %-20s / %s: %.3fx\n", s->scenario, s->variant, r->variant, paired(s, r));
     }
     printf("\nidle token: %.1f bytes, %.3f descriptors; a waiting call: %d descriptor(s)\n", tok.bytes_per_token,
            tok.fds_per_token, tok.fds_while_waiting);
@@ -1147,8 +1216,9 @@ static void write_json(const char *path) {
         const struct series *s = &results[i];
         fprintf(f,
                 "    {\"scenario\": \"%s\", \"variant\": \"%s\", \"unit\": \"%s\", \"samples\": %zu, "
-                "\"median\": %.4f, \"p99\": %.4f, \"ratio\": %.4f, \"baseline\": %s}%s\n",
-                s->scenario, s->variant, s->unit, s->n, s->median, s->p99, ratio(s), s->baseline ? "true" : "false",
+                "\"median\": %.4f, \"p99\": %.4f, \"ratio\": %.4f, \"paired\": %.4f, \"baseline\": %s}%s\n",
+                s->scenario, s->variant, s->unit, s->n, s->median, s->p99, ratio(s),
+                s->baseline ? 1.0 : paired(s, baseline_of(s)), s->baseline ? "true" : "false",
                 i + 1 < nresults ? "," : "");
     }
     fprintf(f, "  ]\n}\n");

@@ -309,7 +309,9 @@ fn pause(call: &Call, dl: &mut Deadline, ms: u64) -> Result<()> {
 /// after a receive on a socket found nothing, the next ones on that socket
 /// wait first (poll, then the call: two system calls). Every 8th call in that
 /// mode tries first again, and leaves the mode if it finds data ready, so a
-/// reader that falls behind a fast stream soon stops paying for the poll.
+/// reader that falls behind a fast stream soon stops paying for the poll;
+/// each probe that finds nothing doubles the interval, up to 64 calls, so
+/// that steady request/response traffic hardly pays for the probes.
 /// A receive that times out or is cancelled leaves the mode, so that a
 /// socket given up on, closed and its number reused starts by trying. (A
 /// number reused for something recv cannot use, such as a listener or a
@@ -323,16 +325,26 @@ struct WaitFirstState {
     sock: RawSocket,
     on: bool,
     since_probe: u8,
+    /// Calls between probes: FIRST_PROBE << shift.
+    shift: u8,
 }
+
+const WAIT_FIRST_OFF: WaitFirstState = WaitFirstState {
+    sock: sys::INVALID_SOCKET,
+    on: false,
+    since_probe: 0,
+    shift: 0,
+};
 
 thread_local! {
     static WAIT_FIRST: std::cell::Cell<WaitFirstState> = const {
-        std::cell::Cell::new(WaitFirstState { sock: sys::INVALID_SOCKET, on: false, since_probe: 0 })
+        std::cell::Cell::new(WAIT_FIRST_OFF)
     };
 }
 
 impl WaitFirst {
-    const PROBE_EVERY: u8 = 8;
+    const FIRST_PROBE: u8 = 8;
+    const MAX_SHIFT: u8 = 3;
 
     /// Whether this receive should wait before its first attempt.
     #[inline]
@@ -344,7 +356,7 @@ impl WaitFirst {
                     return false;
                 }
                 st.since_probe += 1;
-                let probe = st.since_probe >= Self::PROBE_EVERY;
+                let probe = st.since_probe >= Self::FIRST_PROBE << st.shift;
                 if probe {
                     st.since_probe = 0;
                 }
@@ -358,22 +370,26 @@ impl WaitFirst {
     fn forget(sock: RawSocket) {
         let _ = WAIT_FIRST.try_with(|c| {
             if c.get().sock == sock {
-                c.set(WaitFirstState {
-                    sock: sys::INVALID_SOCKET,
-                    on: false,
-                    since_probe: 0,
-                });
+                c.set(WAIT_FIRST_OFF);
             }
         });
     }
 
+    /// A first attempt (try-first, or a probe) that found nothing.
     #[inline]
     fn found_nothing(sock: RawSocket) {
         let _ = WAIT_FIRST.try_with(|c| {
+            let st = c.get();
+            // A probe in the mode found nothing: probe half as often.
+            let shift = match st.sock == sock && st.on {
+                true => (st.shift + 1).min(Self::MAX_SHIFT),
+                false => 0,
+            };
             c.set(WaitFirstState {
                 sock,
                 on: true,
                 since_probe: 0,
+                shift,
             })
         });
     }
@@ -385,9 +401,9 @@ impl WaitFirst {
             let st = c.get();
             if st.sock == sock && st.on && st.since_probe == 0 {
                 c.set(WaitFirstState {
-                    sock,
                     on: false,
-                    since_probe: 0,
+                    shift: 0,
+                    ..st
                 });
             }
         });

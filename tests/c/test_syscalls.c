@@ -184,35 +184,40 @@ static void *drip_bytes(void *arg) {
 
 /* A receive that finds nothing costs three system calls (attempt, poll,
    attempt); so once a receive on a socket found nothing, later ones on it
-   wait first (two), trying first again every 8th call. A reader that then
-   finds data ready each time goes back to one call per receive. */
+   wait first (two), trying first again on the 8th call, and half as often
+   after each such probe that finds nothing (16, 32, then every 64 calls).
+   A reader that then finds data ready each time goes back to one call per
+   receive. */
 static void receives_that_keep_waiting_poll_first(void) {
     rsock_token *t = rsock_token_new();
     int sv[2];
     unix_pair(sv);
     char c;
     CHECK_ERR(rsock_recv(t, sv[0], &c, 1, 0, 0), RSOCK_ETIMEDOUT); /* wake descriptor made */
-    struct drip d = {sv[1], 16, 3};
+    struct drip d = {sv[1], 40, 3};
     pthread_t th;
     pthread_create(&th, NULL, drip_bytes, &d);
     count_start();
     for (int i = 0; i < d.n; i++) CHECK(rsock_recv(t, sv[0], &c, 1, 0, 5000) == 1);
     count_stop();
     pthread_join(th, NULL);
-    printf("     16 receives that each waited: %d recv, %d poll\n", n_recv, n_poll);
-    CHECK(n_poll == 16);
-    CHECK(n_recv <= 16 + 2); /* the probes on the 8th and 16th call found nothing */
+    printf("     40 receives that each waited: %d recv, %d poll\n", n_recv, n_poll);
+    CHECK(n_poll == 40);
+    /* The first call's attempt and the probes on the 9th and 25th call
+       found nothing (probing every 8th call would make 5). */
+    CHECK(n_recv <= 40 + 3);
 
-    /* Now the data is always there: back to one recv each, soon. */
-    char many[40];
+    /* Now the data is always there: back to one recv each, within the
+       probe interval (now 32 calls). */
+    char many[64];
     memset(many, 'm', sizeof many);
     CHECK(send(sv[1], many, sizeof many, 0) == (ssize_t)sizeof many);
     count_start();
-    for (int i = 0; i < 40; i++) CHECK(rsock_recv(t, sv[0], &c, 1, 0, 5000) == 1);
+    for (int i = 0; i < 64; i++) CHECK(rsock_recv(t, sv[0], &c, 1, 0, 5000) == 1);
     count_stop();
-    printf("     40 receives with data ready: %d recv, %d poll\n", n_recv, n_poll);
-    CHECK(n_recv == 40);
-    CHECK(n_poll <= 8);
+    printf("     64 receives with data ready: %d recv, %d poll\n", n_recv, n_poll);
+    CHECK(n_recv == 64);
+    CHECK(n_poll <= 32);
     close_pair(sv);
     rsock_token_unref(t);
 }
