@@ -31,7 +31,7 @@ use std::ptr;
 // The process-wide lists stay on std atomics (statics); the records' own
 // fields, which cancellers touch, are what the loom models check.
 use std::sync::atomic as process;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::SeqCst};
 use std::sync::OnceLock;
 
 pub(crate) struct Waiter {
@@ -312,6 +312,7 @@ impl WaiterHandle {
             own: None,
             crowd: None,
             token,
+            kicked: false,
         };
         if alone {
             reg.register_alone()?;
@@ -361,6 +362,7 @@ impl WaiterHandle {
             own: None,
             crowd: None,
             token,
+            kicked: true,
         };
         reg.register_alone()?;
         Ok(reg)
@@ -397,6 +399,10 @@ pub(crate) struct Registration<'a> {
     /// The token's crowd, when the waiter is one of its members instead.
     crowd: Option<&'a Crowd>,
     token: &'a Token,
+    /// Made by `register_kicked`: the record points at the signal-wake
+    /// record until the registration ends (so that other waits need not
+    /// read the record to know).
+    kicked: bool,
 }
 
 impl Registration<'_> {
@@ -463,7 +469,7 @@ impl Drop for Registration<'_> {
             c.leave();
         }
         self.release_alone();
-        if !self.handle.rec.sig.load(Relaxed).is_null() {
+        if self.kicked {
             // A cancel that found a slot before its release may still kick
             // (or, from now on, signal the descriptor): a spurious wake-up.
             self.handle.rec.sig.store(ptr::null_mut(), SeqCst);
