@@ -1,6 +1,7 @@
 //! Cancellable socket operations: try the call without blocking, and wait
 //! (cancellably, with a deadline) only when it would block.
 
+use super::express;
 use crate::sys::fast::{SigWaiter, Stop};
 use crate::sys::{self, AddrIn, AddrOut, Error, PollFd, RawSocket, Result};
 use crate::wake::{fast, wait, wait_one, Call, Deadline, Plain, Token};
@@ -318,7 +319,7 @@ fn pause(call: &Call, dl: &mut Deadline, ms: u64) -> Result<()> {
 /// pipe, after a receive that completed still waits for it to be readable
 /// before failing with ENOTCONN or ENOTSOCK.)
 /// Per thread, for the socket it received on last.
-struct WaitFirst;
+pub(super) struct WaitFirst;
 
 #[derive(Clone, Copy)]
 struct WaitFirstState {
@@ -348,7 +349,7 @@ impl WaitFirst {
 
     /// Whether this receive should wait before its first attempt.
     #[inline]
-    fn now(sock: RawSocket) -> bool {
+    pub(super) fn now(sock: RawSocket) -> bool {
         WAIT_FIRST
             .try_with(|c| {
                 let mut st = c.get();
@@ -367,7 +368,7 @@ impl WaitFirst {
     }
 
     #[inline]
-    fn forget(sock: RawSocket) {
+    pub(super) fn forget(sock: RawSocket) {
         let _ = WAIT_FIRST.try_with(|c| {
             if c.get().sock == sock {
                 c.set(WAIT_FIRST_OFF);
@@ -377,7 +378,7 @@ impl WaitFirst {
 
     /// A first attempt (try-first, or a probe) that found nothing.
     #[inline]
-    fn found_nothing(sock: RawSocket) {
+    pub(super) fn found_nothing(sock: RawSocket) {
         let _ = WAIT_FIRST.try_with(|c| {
             let st = c.get();
             // A probe in the mode found nothing: probe half as often.
@@ -396,7 +397,7 @@ impl WaitFirst {
 
     /// A first attempt (try-first, or a probe) that completed at once.
     #[inline]
-    fn found_ready(sock: RawSocket) {
+    pub(super) fn found_ready(sock: RawSocket) {
         let _ = WAIT_FIRST.try_with(|c| {
             let st = c.get();
             if st.sock == sock && st.on && st.since_probe == 0 {
@@ -415,7 +416,7 @@ impl WaitFirst {
 /// what was queued). So does MSG_ERRQUEUE: reading the error queue never
 /// waits, in the kernel either (wait for POLLERR with rsock_poll).
 #[cfg_attr(windows, allow(clippy::bad_bit_mask))] // Windows has neither flag
-fn dont_wait(flags: i32) -> bool {
+pub(super) fn dont_wait(flags: i32) -> bool {
     flags & (sys::MSG_DONTWAIT | sys::MSG_ERRQUEUE) != 0
 }
 
@@ -639,6 +640,27 @@ fn receive(
     timeout_ms: i32,
     gather: bool,
     mut attempt: impl FnMut(&mut [u8], i32) -> Result<usize>,
+    blocking: impl FnMut(&SigWaiter, &mut [u8], i32) -> std::result::Result<usize, Stop>,
+) -> Result<Transfer> {
+    if let Some(call) = express::start_receive(token, sock, flags, timeout_ms) {
+        return express::receive(&call, sock, || attempt(buf, 0)).map(Transfer::all);
+    }
+    receive_general(
+        token, sock, buf, flags, timeout_ms, gather, attempt, blocking,
+    )
+}
+
+/// `receive` off the express lane.
+#[allow(clippy::too_many_arguments)] // as `receive`
+#[inline(never)]
+fn receive_general(
+    token: &Token,
+    sock: RawSocket,
+    buf: &mut [u8],
+    flags: i32,
+    timeout_ms: i32,
+    gather: bool,
+    mut attempt: impl FnMut(&mut [u8], i32) -> Result<usize>,
     mut blocking: impl FnMut(&SigWaiter, &mut [u8], i32) -> std::result::Result<usize, Stop>,
 ) -> Result<Transfer> {
     start_receive(
@@ -730,84 +752,111 @@ fn transmit(
     flags: i32,
     timeout_ms: i32,
     mut attempt: impl FnMut(&[u8]) -> Result<usize>,
-    mut blocking: impl FnMut(&SigWaiter, &[u8]) -> std::result::Result<usize, Stop>,
+    blocking: impl FnMut(&SigWaiter, &[u8]) -> std::result::Result<usize, Stop>,
 ) -> Result<Transfer> {
+    if let Some((call, mut dl)) = express::start_send(token, sock, flags, timeout_ms) {
+        return transmit_waiting(&call, sock, &mut dl, buf, attempt, blocking);
+    }
     start_send(token, sock, flags, timeout_ms, |call, dl, once| {
         if once {
             return attempt(buf).map(Transfer::all);
         }
-        let (mut done, mut full) = (0, false);
-        if sys::fast::signo() != 0 {
-            // First one attempt that does not block (most sends go
-            // through): the fast path's mask check only for a send that
-            // has to wait.
-            match attempt(buf) {
-                Ok(n) if n >= buf.len() => return Ok(Transfer::all(n)),
-                Ok(n) => (done, full) = (n, true),
-                Err(e) if e.would_block() => full = true,
-                Err(e) if e.0 == sys::EINTR => {}
-                Err(e) => return Err(e),
-            }
-        }
-        // The kernel's blocking send returns what it queued when a cancel
-        // interrupts it; the next round's check then ends the call.
-        let mut fast_send = |done: usize| match full {
-            true => fast(call, dl, |sw| blocking(sw, &buf[done..])),
-            false => None,
-        };
-        while let Some(r) = fast_send(done) {
-            match r {
-                Ok(n) => {
-                    done += n;
-                    if done >= buf.len() {
-                        return Ok(Transfer::all(done));
-                    }
-                    if dl.is_plain() && dl.unbounded() {
-                        // The plain call's count, cut short by its socket
-                        // timeout or mode (or a signal), unless a cancel
-                        // did it.
-                        let why = call
-                            .check()
-                            .err()
-                            .unwrap_or(Error(sys::SOCKET_TIMEOUT_ERROR));
-                        return Ok(Transfer {
-                            n: done,
-                            short: Some(Short::Stopped(why)),
-                        });
-                    }
+        transmit_waiting(call, sock, dl, buf, attempt, blocking)
+    })
+}
+
+/// A send that may wait: first one attempt that does not block (most sends
+/// go through, and the fast path's mask check is then not needed), then
+/// the fast path's blocking calls or the poll path's attempts and waits.
+#[inline(always)]
+fn transmit_waiting(
+    call: &Call,
+    sock: RawSocket,
+    dl: &mut Deadline,
+    buf: &[u8],
+    mut attempt: impl FnMut(&[u8]) -> Result<usize>,
+    blocking: impl FnMut(&SigWaiter, &[u8]) -> std::result::Result<usize, Stop>,
+) -> Result<Transfer> {
+    let (done, full) = match attempt(buf) {
+        Ok(n) if n >= buf.len() => return Ok(Transfer::all(n)),
+        Ok(n) => (n, true),
+        Err(e) if e.would_block() => (0, true),
+        Err(e) if e.0 == sys::EINTR => (0, false),
+        Err(e) => return Err(e),
+    };
+    transmit_rest(call, sock, dl, buf, done, full, attempt, blocking)
+}
+
+/// `transmit_waiting` after its first attempt, which sent `done` bytes
+/// and found the buffer `full`, or was interrupted.
+#[allow(clippy::too_many_arguments)] // the state of the send so far
+#[inline(never)]
+fn transmit_rest(
+    call: &Call,
+    sock: RawSocket,
+    dl: &mut Deadline,
+    buf: &[u8],
+    mut done: usize,
+    full: bool,
+    mut attempt: impl FnMut(&[u8]) -> Result<usize>,
+    mut blocking: impl FnMut(&SigWaiter, &[u8]) -> std::result::Result<usize, Stop>,
+) -> Result<Transfer> {
+    // The kernel's blocking send returns what it queued when a cancel
+    // interrupts it; the next round's check then ends the call.
+    let mut fast_send = |done: usize| match full {
+        true => fast(call, dl, |sw| blocking(sw, &buf[done..])),
+        false => None,
+    };
+    while let Some(r) = fast_send(done) {
+        match r {
+            Ok(n) => {
+                done += n;
+                if done >= buf.len() {
+                    return Ok(Transfer::all(done));
                 }
-                Err(e) if done > 0 => {
+                if dl.is_plain() && dl.unbounded() {
+                    // The plain call's count, cut short by its socket
+                    // timeout or mode (or a signal), unless a cancel
+                    // did it.
+                    let why = call
+                        .check()
+                        .err()
+                        .unwrap_or(Error(sys::SOCKET_TIMEOUT_ERROR));
                     return Ok(Transfer {
                         n: done,
-                        short: Some(Short::Stopped(e)),
-                    })
+                        short: Some(Short::Stopped(why)),
+                    });
                 }
-                Err(e) => return Err(e),
             }
-        }
-        // The poll path (after an attempt that found the buffer full, it
-        // waits first).
-        let rest = &buf[done..];
-        let sent = transfer(call, sock, sys::POLLOUT, rest.len(), dl, full, |more| {
-            attempt(&rest[more..]).map(Piece::more)
-        })
-        .map(|t| Transfer { n: done + t.n, ..t });
-        let sent = match sent {
-            Err(e) if done > 0 => Transfer {
-                n: done,
-                short: Some(Short::Stopped(e)),
-            },
-            r => r?,
-        };
-        match sent.short {
-            // As the plain call on Windows: a send its socket timeout
-            // stopped fails, whatever it sent.
-            Some(Short::Stopped(e)) if sys::SEND_TIMEOUT_FAILS && dl.socket_timeout_ended() => {
-                Err(e)
+            Err(e) if done > 0 => {
+                return Ok(Transfer {
+                    n: done,
+                    short: Some(Short::Stopped(e)),
+                })
             }
-            _ => Ok(sent),
+            Err(e) => return Err(e),
         }
+    }
+    // The poll path (after an attempt that found the buffer full, it
+    // waits first).
+    let rest = &buf[done..];
+    let sent = transfer(call, sock, sys::POLLOUT, rest.len(), dl, full, |more| {
+        attempt(&rest[more..]).map(Piece::more)
     })
+    .map(|t| Transfer { n: done + t.n, ..t });
+    let sent = match sent {
+        Err(e) if done > 0 => Transfer {
+            n: done,
+            short: Some(Short::Stopped(e)),
+        },
+        r => r?,
+    };
+    match sent.short {
+        // As the plain call on Windows: a send its socket timeout
+        // stopped fails, whatever it sent.
+        Some(Short::Stopped(e)) if sys::SEND_TIMEOUT_FAILS && dl.socket_timeout_ended() => Err(e),
+        _ => Ok(sent),
+    }
 }
 
 /// `accept`, cancellable. A cancelled or timed-out call leaves the pending

@@ -7,6 +7,7 @@
 
 mod blocking_hook;
 mod connect_host;
+mod express;
 #[cfg(unix)]
 mod fdio;
 mod io;

@@ -79,6 +79,29 @@ impl<'t> Call<'t> {
         Ok(call)
     }
 
+    /// Starts a call on the express lane (`ops::express`), where nothing
+    /// but the token's cancel can end it: a root token with no deadline,
+    /// not cancelled, on a thread with no blocking hook and no call
+    /// outstanding. None: start the call as usual, which says why not.
+    #[inline(always)]
+    pub(crate) fn enter_express(token: &'t Token) -> Option<Call<'t>> {
+        let epoch = token.root_plain_epoch()?;
+        STATE.with(|s| {
+            if s.in_call.get() || s.hook.get().is_some() {
+                return None;
+            }
+            s.in_call.set(true);
+            s.cancel_requested.set(false);
+            Some(())
+        })?;
+        Some(Call {
+            token,
+            epoch,
+            _defer_cancel: sys::CallDefer::new(),
+            _not_send: std::marker::PhantomData,
+        })
+    }
+
     /// Starts a call with a timeout: EINVAL for a timeout below -1, then
     /// as `enter`. The wait ends at the earlier of the timeout and the
     /// token's deadline.
@@ -112,13 +135,20 @@ impl<'t> Call<'t> {
     /// cancel).
     #[inline(always)]
     pub(crate) fn check(&self) -> sys::Result<()> {
-        // The common case inline: a root token, not cancelled since the
-        // call began, with no deadline (the same reads as `check_all`).
-        if self.token.root_unchanged_since(self.epoch) && !STATE.with(|s| s.cancel_requested.get())
-        {
+        // The common case inline (the same reads as `check_all`).
+        if self.unchanged() {
             return Ok(());
         }
         self.check_all()
+    }
+
+    /// Whether the token is a root with no deadline, not cancelled, nor
+    /// cancelled since the call began, and no hook cancelled the call
+    /// (false says nothing).
+    #[inline(always)]
+    pub(crate) fn unchanged(&self) -> bool {
+        self.token.root_plain_epoch() == Some(self.epoch)
+            && !STATE.with(|s| s.cancel_requested.get())
     }
 
     #[inline(never)]

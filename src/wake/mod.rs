@@ -46,7 +46,7 @@ pub(crate) use call::{in_call, replace_hook, request_cancel, Call, Hook};
 pub(crate) use deadline::{token_deadline, token_remaining_ms, Deadline, Plain};
 pub(crate) use thread_token::thread_token;
 pub(crate) use token::Token;
-pub(crate) use wait::{fast, wait, wait_one};
+pub(crate) use wait::{fast, wait, wait_express, wait_one};
 
 #[cfg(test)]
 pub(crate) use waiter::records_created;

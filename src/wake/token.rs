@@ -173,7 +173,9 @@ impl Slot {
     pub(crate) fn release(self) {
         // SAFETY: the slot lives in a segment of a token the waiter holds a
         // reference to for the whole wait; segments are freed only with it.
-        unsafe { (*self.0).store(ptr::null_mut(), SeqCst) }
+        // Release: a canceller that still finds the record wakes it for
+        // nothing, which every waiter allows for.
+        unsafe { (*self.0).store(ptr::null_mut(), Release) }
     }
 }
 
@@ -329,16 +331,16 @@ impl Token {
         self.effective_count()
     }
 
-    /// Whether this is a root token that has no deadline and was neither
-    /// cancelled nor cancelled since `epoch` (false says nothing).
+    /// A root token with no deadline that is not cancelled: its cancel
+    /// count (None says nothing).
     #[inline(always)]
-    pub(crate) fn root_unchanged_since(&self, epoch: u64) -> bool {
+    pub(crate) fn root_plain_epoch(&self) -> Option<u64> {
         let inner = self.inner();
         if inner.parent.is_some() {
-            return false;
+            return None;
         }
         let c = inner.cancels.load(SeqCst);
-        c == inner.base.load(SeqCst) && c == epoch && inner.deadline.load(SeqCst) == NO_DEADLINE
+        (c == inner.base.load(SeqCst) && inner.deadline.load(SeqCst) == NO_DEADLINE).then_some(c)
     }
 
     /// Whether a call that started at `epoch` must end cancelled: the token
@@ -445,6 +447,34 @@ impl Token {
         !first.as_ptr_range().contains(&own.0)
     }
 
+    /// The express lane's registration (`wait_express`), for a root token:
+    /// a slot in its first segment, if it has one and no crowd (which the
+    /// general `register` handles, as it makes the segment). Followed by a
+    /// check, as for `register`.
+    #[inline(always)]
+    pub(crate) fn register_express(&self, w: &'static Waiter) -> Option<Slot> {
+        let seg = self.inner().waiters.load(SeqCst);
+        if seg.is_null() {
+            return None;
+        }
+        // SAFETY: published segments live as long as the token.
+        let s = unsafe { &*seg };
+        if !s.crowd.load(SeqCst).is_null() {
+            return None;
+        }
+        let wp = w as *const Waiter as *mut Waiter;
+        let slot = s.slots.iter().find(|slot| {
+            slot.load(Relaxed).is_null()
+                && slot
+                    .compare_exchange(ptr::null_mut(), wp, SeqCst, SeqCst)
+                    .is_ok()
+        })?;
+        // As in `register`.
+        #[cfg(loom)]
+        fence(SeqCst);
+        Some(Slot(slot))
+    }
+
     /// Registers `w` on this token and every ancestor: returns this
     /// token's slot and appends the ancestors' to `ancestors` (nothing for a
     /// root, the common case: no vector is touched). Must be followed by a
@@ -467,8 +497,12 @@ impl Token {
         }
         // Slots written, then counts read (by the caller's check); `cancel`
         // writes its count, then reads slots. SeqCst operations alone forbid
-        // both sides reading stale values; the fences say so explicitly, and
-        // are what loom (which models SeqCst accesses as AcqRel) can check.
+        // both sides reading stale values (they have one total order, in
+        // which each side's write comes before its read); the claim's
+        // compare-and-swap and the check's loads are SeqCst, so this side
+        // needs no fence. Loom models SeqCst accesses as AcqRel: there the
+        // fence says it, and is what it checks.
+        #[cfg(loom)]
         fence(SeqCst);
         Ok(own)
     }

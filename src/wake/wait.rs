@@ -108,6 +108,44 @@ pub(crate) fn wait_one(
     Ok(fds[0].revents)
 }
 
+/// The express lane's wait (`ops::express`): `sock` alone, no timeout, no
+/// hook, for a call that `Call::enter_express` started. Returns the
+/// socket's `revents`; None where the general `wait` must take over, with
+/// nothing consumed: the token changed (a cancel, a reset, a deadline), a
+/// wake-up, EINTR, or any failure.
+#[inline]
+pub(crate) fn wait_express(call: &Call, sock: sys::RawSocket, events: i16) -> Option<i16> {
+    let r = with_waiter(|w| {
+        let Some(slot) = call.token().register_express(w.record()) else {
+            return Ok(None);
+        };
+        // Registered before this check: a change from here on wakes us.
+        if !call.unchanged() {
+            slot.release();
+            return Ok(None);
+        }
+        let mut fds = [
+            PollFd {
+                fd: sock,
+                events,
+                revents: 0,
+            },
+            sys::poll_entry(w.poll_fd(), sys::POLLIN),
+        ];
+        let r = match sys::poll(&mut fds, -1) {
+            Ok(_) if fds[1].revents == 0 => Some(fds[0].revents),
+            Ok(_) => {
+                w.drain();
+                None
+            }
+            Err(_) => None,
+        };
+        slot.release();
+        Ok(r)
+    });
+    r.ok().flatten()
+}
+
 /// The signal-wake fast path (`sys::fast`): `op`, the plain blocking call
 /// through the stub, which a cancel interrupts with a signal. `None` where
 /// it does not apply, and the caller takes the poll path: the fast path is

@@ -291,6 +291,12 @@ impl WaiterHandle {
             .map_or(sys::INVALID_SOCKET, |w| w.poll_fd())
     }
 
+    /// The thread's waiter record.
+    #[inline]
+    pub(crate) fn record(&self) -> &'static Waiter {
+        self.rec
+    }
+
     #[inline]
     pub(crate) fn drain(&self) {
         if let Some(w) = &self.wake {

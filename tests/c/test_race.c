@@ -5,6 +5,10 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+#ifdef __linux__
+#include <fcntl.h>
+#include <sys/syscall.h>
+#endif
 
 /* ---- cancel racing with the start, the wait and the end of a call ---- */
 
@@ -244,6 +248,108 @@ static void sixty_four_waiters_one_cancel(void) { many_waiters(0); }
    before they wake up. */
 static void cancel_then_reset_still_fails_waiting_calls(void) { many_waiters(1); }
 
+/* The same for calls that wait without a blocking hook, on a root token
+   that has had a waiter before: rsock's leanest wait (src/ops/express.rs),
+   which hands a woken call to the general path. The cancel still fails
+   them after the reset. */
+struct plain_waiter {
+    rsock_token *tok;
+    rsock_socket fd;
+    int cpu;
+    atomic_int tid;
+    long result;
+    int err;
+};
+
+static void *plain_wait(void *arg) {
+    struct plain_waiter *w = arg;
+    char c;
+#ifdef __linux__
+    /* On the canceller's CPU, in SCHED_IDLE, which never preempts it: the
+       waiters wake only once the canceller has also reset the token. */
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(w->cpu, &one);
+    struct sched_param idle = {0};
+    REQUIRE(pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0);
+    REQUIRE(pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) == 0);
+    atomic_store(&w->tid, (int)syscall(SYS_gettid));
+#else
+    atomic_store(&w->tid, 1);
+#endif
+    w->result = rsock_recv(w->tok, w->fd, &c, 1, 0, RSOCK_INFINITE);
+    w->err = rsock_last_error();
+    return NULL;
+}
+
+/* Returns once thread `tid` sleeps in poll (Linux; elsewhere after 200 ms). */
+static void wait_until_polling(int tid) {
+#ifdef __linux__
+    for (;;) {
+        char path[64], buf[64] = {0};
+        snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        long nr = n > 0 ? strtol(buf, NULL, 10) : -1;
+#ifdef SYS_poll
+        if (nr == SYS_poll) return;
+#endif
+        if (nr == SYS_ppoll) return;
+        sleep_ms(1);
+    }
+#else
+    (void)tid;
+    sleep_ms(200);
+#endif
+}
+
+static void cancel_then_reset_fails_calls_without_a_hook(void) {
+    enum { N = 6 }; /* the token's own slots (a crowd beyond 8 is tested below) */
+    rsock_token *t = rsock_token_new();
+    rsock_socket pairs[N][2];
+    struct plain_waiter ws[N];
+    pthread_t th[N];
+    char c;
+    int cpu = 0;
+#ifdef __linux__
+    cpu_set_t saved, one;
+    REQUIRE(pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0);
+    cpu = sched_getcpu();
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    REQUIRE(pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0);
+#endif
+    for (int i = 0; i < N; i++) unix_pair(pairs[i]);
+    /* A first wait makes the token's slots: later ones take the lean wait. */
+    CHECK_ERR(rsock_recv(t, pairs[0][0], &c, 1, 0, 1), RSOCK_ETIMEDOUT);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            ws[i] = (struct plain_waiter){t, pairs[i][0], cpu, 0, 0, 0};
+            pthread_create(&th[i], NULL, plain_wait, &ws[i]);
+        }
+        for (int i = 0; i < N; i++) {
+            while (atomic_load(&ws[i].tid) == 0) sched_yield();
+            wait_until_polling(atomic_load(&ws[i].tid));
+        }
+        rsock_cancel(t);
+        rsock_token_reset(t); /* before the waiters even wake */
+        int ok = 0;
+        for (int i = 0; i < N; i++) {
+            pthread_join(th[i], NULL);
+            ok += ws[i].result == -1 && ws[i].err == RSOCK_ECANCELED;
+        }
+        CHECK(ok == N);
+        CHECK(rsock_is_cancelled(t) == 0);
+    }
+#ifdef __linux__
+    REQUIRE(pthread_setaffinity_np(pthread_self(), sizeof saved, &saved) == 0);
+#endif
+    for (int i = 0; i < N; i++) close_pair(pairs[i]);
+    rsock_token_unref(t);
+}
+
 /* Many threads on one token share one wake descriptor (a crowd, beyond
    the token's first 8 waiters): rounds of 40 waiters, each ended by one
    cancel and followed by a reset, then a round ended by a deadline set while
@@ -397,6 +503,7 @@ int main(void) {
     RUN(cancel_storm_loses_no_byte);
     RUN(sixty_four_waiters_one_cancel);
     RUN(cancel_then_reset_still_fails_waiting_calls);
+    RUN(cancel_then_reset_fails_calls_without_a_hook);
     RUN(crowds_come_back_after_resets_and_deadlines);
     RUN_POSIX(cancel_from_signal_handler, "needs signals (pthread_kill)");
     RUN(thread_churn_returns_descriptors);
