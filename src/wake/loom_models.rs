@@ -98,6 +98,52 @@ fn cancel_racing_registration() {
     });
 }
 
+/// Proves: the express lane's wait (`wait::wait_express`) loses no cancel,
+/// even one followed at once by a reset or a deadline: its registration
+/// (`register_express`, a slot in the first segment) comes before its check
+/// (`Call::unchanged`: still a plain root at the call's epoch), which sees
+/// the change, or the change's scan signals it.
+#[test]
+fn cancel_racing_express_registration() {
+    for then in [0, 1, 2] {
+        loom::model(move || {
+            let t = Token::new();
+            // An earlier waiter made the segment, which the lane needs.
+            let mut none = Vec::new();
+            t.register(model_record(), &mut none)
+                .expect("memory")
+                .release();
+            let t2 = t.clone();
+            let other = thread::spawn(move || match then {
+                0 => t2.cancel(),
+                1 => {
+                    t2.cancel();
+                    t2.reset();
+                }
+                _ => t2.set_deadline(5),
+            });
+            // The call starts on the lane only on a plain root.
+            if let Some(epoch) = t.root_plain_epoch() {
+                let rec = model_record();
+                let fd = model::open();
+                rec.open(fd);
+                let slot = t.register_express(rec).expect("a free slot");
+                let unchanged = t.root_plain_epoch() == Some(epoch);
+                other.join().expect("other");
+                // A cancel (and reset) before the call started: nothing to
+                // see. (A deadline set before it keeps it off the lane.)
+                let before = epoch > 0;
+                assert!(before || !unchanged || model::signalled(fd), "lost wake-up");
+                slot.release();
+                rec.retire();
+                model::close(fd);
+            } else {
+                other.join().expect("other");
+            }
+        });
+    }
+}
+
 /// Proves: a cancel followed at once by a reset, racing with a waiter, is
 /// still seen by a call that started before the cancel (the epoch moved),
 /// and the reset leaves the token usable (not cancelled).
