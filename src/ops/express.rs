@@ -38,16 +38,22 @@ pub(super) fn receive(
 ) -> Result<usize> {
     let events = sys::POLLIN | sys::POLLRDHUP;
     let wait_first = WaitFirst::now(sock);
-    if !wait_first || wait_express(call, sock, events).is_some() {
-        match attempt() {
+    let waited = match wait_first {
+        true => wait_express(call, sock, events),
+        false => Some(Ok(0)),
+    };
+    match waited {
+        Some(Ok(_)) => match attempt() {
             Err(e) if e.would_block() => {
                 if !wait_first {
                     WaitFirst::found_nothing(sock);
-                    if wait_express(call, sock, events).is_some() {
-                        match attempt() {
+                    match wait_express(call, sock, events) {
+                        Some(Ok(_)) => match attempt() {
                             Err(e) if e.would_block() || e.0 == sys::EINTR => {}
                             r => return r,
-                        }
+                        },
+                        Some(Err(e)) => return Err(ended(sock, e)),
+                        None => {}
                     }
                 }
             }
@@ -56,9 +62,19 @@ pub(super) fn receive(
                 WaitFirst::found_ready(sock);
                 return r;
             }
-        }
+        },
+        Some(Err(e)) => return Err(ended(sock, e)),
+        None => {}
     }
     receive_general(call, sock, attempt)
+}
+
+/// A receive that its token ended: the next one on `sock` tries first (as
+/// in `io::retry_as`: the caller may close the socket and reuse its number).
+#[cold]
+fn ended(sock: RawSocket, e: sys::Error) -> sys::Error {
+    WaitFirst::forget(sock);
+    e
 }
 
 /// The rest of a receive the lane started, on the general path.

@@ -110,11 +110,16 @@ pub(crate) fn wait_one(
 
 /// The express lane's wait (`ops::express`): `sock` alone, no timeout, no
 /// hook, for a call that `Call::enter_express` started. Returns the
-/// socket's `revents`; None where the general `wait` must take over, with
-/// nothing consumed: the token changed (a cancel, a reset, a deadline), a
-/// wake-up, EINTR, or any failure.
+/// socket's `revents`, or the call's end (ECANCELED, or ETIMEDOUT for a
+/// deadline that has passed) when a wake-up came from its token; None
+/// where the general `wait` must take over, with nothing consumed: any
+/// other wake-up or change to the token, EINTR, or any failure.
 #[inline]
-pub(crate) fn wait_express(call: &Call, sock: sys::RawSocket, events: i16) -> Option<i16> {
+pub(crate) fn wait_express(
+    call: &Call,
+    sock: sys::RawSocket,
+    events: i16,
+) -> Option<sys::Result<i16>> {
     let r = with_waiter(|w| {
         let Some(slot) = call.token().register_express(w.record()) else {
             return Ok(None);
@@ -133,10 +138,11 @@ pub(crate) fn wait_express(call: &Call, sock: sys::RawSocket, events: i16) -> Op
             sys::poll_entry(w.poll_fd(), sys::POLLIN),
         ];
         let r = match sys::poll(&mut fds, -1) {
-            Ok(_) if fds[1].revents == 0 => Some(fds[0].revents),
+            Ok(_) if fds[1].revents == 0 => Some(Ok(fds[0].revents)),
             Ok(_) => {
                 w.drain();
-                None
+                // A cancel ends the call here, at once.
+                call.check().err().map(Err)
             }
             Err(_) => None,
         };

@@ -282,7 +282,7 @@ static void *plain_wait(void *arg) {
     return NULL;
 }
 
-/* Returns once thread `tid` sleeps in poll (Linux; elsewhere after 200 ms). */
+/* Returns once thread `tid` sleeps in its wait (Linux; elsewhere after 200 ms). */
 static void wait_until_polling(int tid) {
 #ifdef __linux__
     for (;;) {
@@ -296,7 +296,7 @@ static void wait_until_polling(int tid) {
 #ifdef SYS_poll
         if (nr == SYS_poll) return;
 #endif
-        if (nr == SYS_ppoll) return;
+        if (nr == SYS_ppoll || nr == SYS_recvfrom) return; /* recvfrom: the fast path */
         sleep_ms(1);
     }
 #else
