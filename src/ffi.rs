@@ -107,14 +107,20 @@ fn raw(t: *const rsock_token) -> *const c_void {
 }
 
 /// Runs `f` with the token `t`, or the thread's own token for NULL.
+/// (`f` is called in one place, so that one copy of it is inlined.)
 fn with_token<R>(t: *mut rsock_token, f: impl FnOnce(&Token) -> Result<R>) -> Result<R> {
-    if t.is_null() {
-        f(&thread_token()?)
+    let own;
+    let borrowed;
+    let token = if t.is_null() {
+        own = thread_token()?;
+        &own
     } else {
         // SAFETY: a non-NULL token passed by the caller is a live reference
         // (using a released token is undefined, as documented).
-        unsafe { Token::with_raw(raw(t), f) }
-    }
+        borrowed = unsafe { Token::borrow_raw(raw(t)) };
+        &*borrowed
+    };
+    f(token)
 }
 
 /// A token the caller must pass (NULL is EINVAL).

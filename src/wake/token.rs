@@ -564,9 +564,19 @@ impl Token {
     /// # Safety
     /// `p` must come from `into_raw` and still be referenced.
     pub(crate) unsafe fn with_raw<R>(p: *const c_void, f: impl FnOnce(&Token) -> R) -> R {
+        // SAFETY: per the function's contract.
+        f(&*unsafe { Token::borrow_raw(p) })
+    }
+
+    /// A raw token, borrowed: its count is not touched.
+    ///
+    /// # Safety
+    /// `p` must come from `into_raw` and stay referenced while the result
+    /// lives.
+    #[inline]
+    pub(crate) unsafe fn borrow_raw(p: *const c_void) -> std::mem::ManuallyDrop<Token> {
         // SAFETY: per the function's contract; ManuallyDrop keeps the count.
-        let t = std::mem::ManuallyDrop::new(unsafe { Token::from_raw(p) });
-        f(&t)
+        std::mem::ManuallyDrop::new(unsafe { Token::from_raw(p) })
     }
 }
 
