@@ -537,6 +537,8 @@ pub(super) fn transfer(
 }
 
 /// `recv`, cancellable. A cancelled or timed-out call consumed nothing.
+// Inlined, with `receive`, into the C entry: the express lane in one frame.
+#[inline(always)]
 pub fn recv(
     token: &Token,
     sock: RawSocket,
@@ -632,6 +634,7 @@ pub(super) fn receive_waiting<T>(
 /// on a stream gathers a full buffer (see `start_receive`). Or, on the
 /// signal-wake fast path (`wake::fast`), one `blocking` call.
 #[allow(clippy::too_many_arguments)] // the two forms of the one call
+#[inline(always)]
 fn receive(
     token: &Token,
     sock: RawSocket,
@@ -690,6 +693,8 @@ fn receive_general(
 
 /// `send`, cancellable: returns once all of `buf` is queued, or the partial
 /// count if cancelled, timed out or failed after some bytes were queued.
+// As for `recv`.
+#[inline(always)]
 pub fn send(
     token: &Token,
     sock: RawSocket,
@@ -745,6 +750,7 @@ pub(super) fn start_send<R>(
 
 /// A send made of non-blocking `attempt`s, each given what is left; or,
 /// on the signal-wake fast path (`wake::fast`), of `blocking` calls.
+#[inline(always)]
 fn transmit(
     token: &Token,
     sock: RawSocket,

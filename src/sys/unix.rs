@@ -405,7 +405,7 @@ use libc::write as write_nocancel;
 pub use super::model::signal;
 
 /// `poll`, with the error as a value. EINTR is returned to the caller.
-#[inline]
+#[inline(always)]
 pub fn poll(fds: &mut [PollFd], timeout_ms: c_int) -> Result<usize> {
     // SAFETY: fds is a valid, exclusively borrowed slice of pollfd.
     let n = unsafe { nc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };

@@ -114,41 +114,44 @@ pub(crate) fn wait_one(
 /// deadline that has passed) when a wake-up came from its token; None
 /// where the general `wait` must take over, with nothing consumed: any
 /// other wake-up or change to the token, EINTR, or any failure.
-#[inline]
+#[inline(always)]
 pub(crate) fn wait_express(
     call: &Call,
     sock: sys::RawSocket,
     events: i16,
 ) -> Option<sys::Result<i16>> {
-    let r = with_waiter(|w| {
-        let Some(slot) = call.token().register_express(w.record()) else {
-            return Ok(None);
-        };
-        // Registered before this check: a change from here on wakes us.
-        if !call.unchanged() {
-            slot.release();
-            return Ok(None);
-        }
-        let mut fds = [
-            PollFd {
-                fd: sock,
-                events,
-                revents: 0,
-            },
-            sys::poll_entry(w.poll_fd(), sys::POLLIN),
-        ];
-        let r = match sys::poll(&mut fds, -1) {
-            Ok(_) if fds[1].revents == 0 => Some(Ok(fds[0].revents)),
-            Ok(_) => {
-                w.drain();
-                // A cancel ends the call here, at once.
-                call.check().err().map(Err)
+    let r = with_waiter(
+        #[inline(always)]
+        |w| {
+            let Some(slot) = call.token().register_express(w.record()) else {
+                return Ok(None);
+            };
+            // Registered before this check: a change from here on wakes us.
+            if !call.unchanged() {
+                slot.release();
+                return Ok(None);
             }
-            Err(_) => None,
-        };
-        slot.release();
-        Ok(r)
-    });
+            let mut fds = [
+                PollFd {
+                    fd: sock,
+                    events,
+                    revents: 0,
+                },
+                sys::poll_entry(w.poll_fd(), sys::POLLIN),
+            ];
+            let r = match sys::poll(&mut fds, -1) {
+                Ok(_) if fds[1].revents == 0 => Some(Ok(fds[0].revents)),
+                Ok(_) => {
+                    w.drain();
+                    // A cancel ends the call here, at once.
+                    call.check().err().map(Err)
+                }
+                Err(_) => None,
+            };
+            slot.release();
+            Ok(r)
+        },
+    );
     r.ok().flatten()
 }
 

@@ -512,7 +512,7 @@ fn thread_key() -> Option<&'static sys::ThreadKey> {
 }
 
 /// The calling thread's handle, created (or, after fork, replaced) as needed.
-#[inline]
+#[inline(always)]
 fn thread_handle() -> sys::Result<*mut WaiterHandle> {
     let p = CURRENT.with(|c| c.get());
     // SAFETY: a non-null CURRENT is this thread's live handle.
@@ -547,7 +547,7 @@ fn new_thread_handle(p: *mut WaiterHandle) -> sys::Result<*mut WaiterHandle> {
 
 /// Runs `f` with the calling thread's waiter, creating it on first use.
 /// (`f` is called in one place only, so that it is inlined.)
-#[inline]
+#[inline(always)]
 pub(crate) fn with_waiter<R>(
     f: impl FnOnce(&mut WaiterHandle) -> sys::Result<R>,
 ) -> sys::Result<R> {
