@@ -439,8 +439,15 @@ static void cancel_from_signal_handler(void) {
         rsock_token_reset(sig_tok);
         atomic_store(&sigrace.go, i);
         spin_us(rt_rand(&seed) % 80);
-        /* The handler runs on the waiting thread itself, or on another. */
+        /* The handler runs on the waiting thread itself, or on another.
+           ThreadSanitizer defers a handler until its thread enters an
+           intercepted libc call; rsock waits in raw system calls, so a
+           handler aimed at the worker may never run there. */
+#ifdef RT_TSAN
+        pthread_kill(bystander, SIGUSR2);
+#else
         pthread_kill(i % 2 ? worker : bystander, SIGUSR2);
+#endif
         while (atomic_load(&sigrace.done) < i) sched_yield();
     }
     pthread_join(worker, NULL);
