@@ -906,16 +906,18 @@ static void cancel_latency(void) {
 enum avariant { A_EVENTFD, A_RSOCK, A_EVENTFD_AA, A_GLIB, NA };
 static const char *aname[NA] = {"shared eventfd", "rsock", "shared eventfd (A/A control)", "GLib GCancellable"};
 
+/* One set of threads serves every variant: round r waits the way
+   variant[r] says. */
 struct crowd {
-    enum avariant v;
     int idle, efd;
     rsock_token *tok;
     int rounds;
+    enum avariant *variant;
     atomic_int blocked, returned;
     int round;               /* guarded by m: threads park on c between rounds */
     pthread_mutex_t m;
     pthread_cond_t next;
-    double *t_end;
+    double *t_end, *cpu;
 #ifdef HAVE_GLIB
     GCancellable *gc;
 #endif
@@ -924,11 +926,16 @@ struct crowd {
 struct member {
     struct crowd *c;
     int i;
-    int fd;
 #ifdef HAVE_GLIB
     GSocket *gs;
 #endif
 };
+
+static double thread_cpu_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
 
 static void *crowd_member(void *arg) {
     struct member *m = arg;
@@ -939,8 +946,9 @@ static void *crowd_member(void *arg) {
         pthread_mutex_lock(&c->m);
         while (c->round != r) pthread_cond_wait(&c->next, &c->m);
         pthread_mutex_unlock(&c->m);
+        double cpu0 = thread_cpu_ns();
         atomic_fetch_add(&c->blocked, 1);
-        switch (c->v) {
+        switch (c->variant[r]) {
         case A_RSOCK:
             if (rsock_block(c->tok, c->idle, RSOCK_READABLE, RSOCK_INFINITE) != -1) DIE("rsock: not cancelled");
             break;
@@ -963,6 +971,7 @@ static void *crowd_member(void *arg) {
             break;
         }
         c->t_end[m->i] = now_ns();
+        c->cpu[m->i] = thread_cpu_ns() - cpu0;
         atomic_fetch_add(&c->returned, 1);
     }
     /* Parked until every round is measured: threads exiting (stacks
@@ -974,109 +983,127 @@ static void *crowd_member(void *arg) {
     return NULL;
 }
 
+/* The same n threads wait in every variant, a round each in turn, in a
+   different order each cycle: no variant pays for another's threads being
+   created or exiting, and a slow spell of the machine falls on all. Each
+   cycle is a block, so the paired ratio is the median over cycles of the
+   variant's round over the shared eventfd's in the same cycle. A second
+   scenario gives the CPU time each thread spent in its wait (entry, and
+   the way out once woken), the median over threads and rounds. */
 static void cancel_all(void) {
     int n = opt.quick ? 100 : 1000;
-    /* The variants take turns (passes of 5 rounds each), so that a slow
-       spell of the machine does not fall on one variant alone, and the
-       first three rotate places each pass: whichever runs right after
-       another variant's 1000 threads have exited measured about 5% slower. */
-    int passes = opt.quick ? 1 : 3;
-    int rounds = opt.quick ? 3 : 5;
+    int cycles = opt.quick ? 3 : 48;
     int nv = nvariants() == NV ? NA : A_GLIB;
-    char name[40];
+    int rounds = cycles * nv;
+    char name[48], cpu_name[48];
     snprintf(name, sizeof name, "cancel-all %d threads", n);
+    snprintf(cpu_name, sizeof cpu_name, "cancel-all %d threads, CPU per wait", n);
     int sv[2];
     OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     OK(rsock_use_signal_wake(0) == 0);
+    struct crowd c = {.idle = sv[0], .rounds = rounds, .round = -1};
+    c.variant = calloc((size_t)rounds, sizeof *c.variant);
+    c.t_end = calloc((size_t)n, sizeof *c.t_end);
+    c.cpu = calloc((size_t)n, sizeof *c.cpu);
+    struct member *ms = calloc((size_t)n, sizeof *ms);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    OK(c.variant && c.t_end && c.cpu && ms && th);
+    /* Orders in which each variant follows each other one equally often
+       (a Williams design for four; all six orders for three): what a round
+       leaves behind falls on every variant alike. */
+    static const int order4[4][4] = {{0, 1, 3, 2}, {1, 2, 0, 3}, {2, 3, 1, 0}, {3, 0, 2, 1}};
+    static const int order3[6][3] = {{0, 1, 2}, {1, 2, 0}, {2, 0, 1}, {0, 2, 1}, {1, 0, 2}, {2, 1, 0}};
+    for (int r = 0; r < rounds; r++) {
+        int cycle = r / nv, k = r % nv;
+        c.variant[r] = (enum avariant)(nv == 4 ? order4[cycle % 4][k] : order3[cycle % 6][k]);
+    }
+    pthread_mutex_init(&c.m, NULL);
+    pthread_cond_init(&c.next, NULL);
+    OK((c.efd = eventfd(0, EFD_CLOEXEC)) >= 0);
+    OK(c.tok = rsock_token_new());
+#ifdef HAVE_GLIB
+    if (nv > A_GLIB) c.gc = g_cancellable_new();
+#endif
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 128 * 1024);
-    for (int pass = 0; pass < passes; pass++)
-    for (int k = 0; k < nv; k++) {
-        enum avariant v = (enum avariant)(k < 3 ? (k + pass) % 3 : k);
+    for (int i = 0; i < n; i++) {
+        ms[i] = (struct member){.c = &c, .i = i};
+#ifdef HAVE_GLIB
+        if (nv > A_GLIB) OK(ms[i].gs = g_socket_new_from_fd(dup(sv[0]), NULL));
+#endif
+        OK(pthread_create(&th[i], &attr, crowd_member, &ms[i]) == 0);
+    }
+    for (int r = 0; r < rounds; r++) {
+        enum avariant v = c.variant[r];
         struct series *s = series_for(name, aname[v], "us", v == A_EVENTFD, 1);
-        struct crowd c = {.v = v, .idle = sv[0], .efd = -1, .rounds = rounds};
-        c.t_end = calloc((size_t)n, sizeof *c.t_end);
-        struct member *ms = calloc((size_t)n, sizeof *ms);
-        pthread_t *th = calloc((size_t)n, sizeof *th);
-        OK(c.t_end && ms && th);
-        c.round = -1;
-        pthread_mutex_init(&c.m, NULL);
-        pthread_cond_init(&c.next, NULL);
-        if ((v == A_EVENTFD || v == A_EVENTFD_AA)) OK((c.efd = eventfd(0, EFD_CLOEXEC)) >= 0);
-        if (v == A_RSOCK) OK(c.tok = rsock_token_new());
-#ifdef HAVE_GLIB
-        if (v == A_GLIB) c.gc = g_cancellable_new();
-#endif
-        for (int i = 0; i < n; i++) {
-            ms[i] = (struct member){.c = &c, .i = i, .fd = -1};
-#ifdef HAVE_GLIB
-            if (v == A_GLIB) OK(ms[i].gs = g_socket_new_from_fd(dup(sv[0]), NULL));
-#endif
-            OK(pthread_create(&th[i], &attr, crowd_member, &ms[i]) == 0);
-        }
-        for (int r = 0; r < rounds; r++) {
-            atomic_store(&c.blocked, 0);
-            atomic_store(&c.returned, 0);
-            pthread_mutex_lock(&c.m);
-            c.round = r;
-            pthread_cond_broadcast(&c.next);
-            pthread_mutex_unlock(&c.m);
-            while (atomic_load(&c.blocked) < n) sleep_us(1000);
-            sleep_us(opt.quick ? 20000 : 100000); /* all asleep in the kernel */
-            double t0 = now_ns();
-            switch (v) {
-            case A_RSOCK:
-                rsock_cancel(c.tok);
-                break;
-            case A_EVENTFD:
-            case A_EVENTFD_AA:
-                OK(eventfd_write(c.efd, 1) == 0);
-                break;
-#ifdef HAVE_GLIB
-            case A_GLIB:
-                g_cancellable_cancel(c.gc);
-                break;
-#endif
-            default:
-                break;
-            }
-            while (atomic_load(&c.returned) < n) sched_yield();
-            double last = t0;
-            for (int i = 0; i < n; i++)
-                if (c.t_end[i] > last) last = c.t_end[i];
-            add(s, (last - t0) / 1e3);
-            if (v == A_RSOCK) rsock_token_reset(c.tok);
-            if ((v == A_EVENTFD || v == A_EVENTFD_AA)) {
-                eventfd_t x;
-                OK(eventfd_read(c.efd, &x) == 0);
-            }
-#ifdef HAVE_GLIB
-            if (v == A_GLIB) g_cancellable_reset(c.gc);
-#endif
-        }
+        struct series *cs = series_for(cpu_name, aname[v], "us", v == A_EVENTFD, 1);
+        atomic_store(&c.blocked, 0);
+        atomic_store(&c.returned, 0);
         pthread_mutex_lock(&c.m);
-        c.round = rounds;
+        c.round = r;
         pthread_cond_broadcast(&c.next);
         pthread_mutex_unlock(&c.m);
-        for (int i = 0; i < n; i++) {
-            pthread_join(th[i], NULL);
+        while (atomic_load(&c.blocked) < n) sleep_us(1000);
+        sleep_us(opt.quick ? 20000 : 30000); /* all asleep in the kernel */
+        double t0 = now_ns();
+        switch (v) {
+        case A_RSOCK:
+            rsock_cancel(c.tok);
+            break;
+        case A_EVENTFD:
+        case A_EVENTFD_AA:
+            OK(eventfd_write(c.efd, 1) == 0);
+            break;
 #ifdef HAVE_GLIB
-            if (ms[i].gs) g_object_unref(ms[i].gs);
+        case A_GLIB:
+            g_cancellable_cancel(c.gc);
+            break;
 #endif
+        default:
+            break;
         }
-        if (c.efd >= 0) close(c.efd);
-        if (c.tok) rsock_token_unref(c.tok);
+        while (atomic_load(&c.returned) < n) sched_yield();
+        double last = t0;
+        for (int i = 0; i < n; i++) {
+            if (c.t_end[i] > last) last = c.t_end[i];
+            add(cs, c.cpu[i] / 1e3);
+        }
+        add(s, (last - t0) / 1e3);
+        end_block(s);
+        end_block(cs);
+        if (v == A_RSOCK) rsock_token_reset(c.tok);
+        if (v == A_EVENTFD || v == A_EVENTFD_AA) {
+            eventfd_t x;
+            OK(eventfd_read(c.efd, &x) == 0);
+        }
 #ifdef HAVE_GLIB
-        if (c.gc) g_object_unref(c.gc);
+        if (v == A_GLIB) g_cancellable_reset(c.gc);
 #endif
-        pthread_mutex_destroy(&c.m);
-        pthread_cond_destroy(&c.next);
-        free(c.t_end);
-        free(ms);
-        free(th);
+    }
+    pthread_mutex_lock(&c.m);
+    c.round = rounds;
+    pthread_cond_broadcast(&c.next);
+    pthread_mutex_unlock(&c.m);
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+#ifdef HAVE_GLIB
+        if (ms[i].gs) g_object_unref(ms[i].gs);
+#endif
     }
     pthread_attr_destroy(&attr);
+    close(c.efd);
+    rsock_token_unref(c.tok);
+#ifdef HAVE_GLIB
+    if (c.gc) g_object_unref(c.gc);
+#endif
+    pthread_mutex_destroy(&c.m);
+    pthread_cond_destroy(&c.next);
+    free(c.variant);
+    free(c.t_end);
+    free(c.cpu);
+    free(ms);
+    free(th);
     close(sv[0]);
     close(sv[1]);
 }

@@ -216,7 +216,10 @@ impl Crowd {
     }
 
     fn leave_with(&self, locked: bool) {
-        let mut m = self.members.load(SeqCst);
+        // A guess rather than a load: a failed compare-and-swap reads the
+        // count too, with its cache line already held for writing (a load
+        // first would fetch a line shared with many leavers twice).
+        let mut m = 2;
         while m > 1 {
             match self.members.compare_exchange_weak(m, m - 1, SeqCst, SeqCst) {
                 Ok(_) => return,

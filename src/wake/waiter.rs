@@ -472,7 +472,12 @@ impl Drop for Registration<'_> {
     #[inline]
     fn drop(&mut self) {
         if let Some(c) = self.crowd.take() {
+            // A member holds no slot of its own (the thread's record, and
+            // so its slots, are not touched: they are cold in a thread woken
+            // with a thousand others).
+            debug_assert!(self.own.is_none() && self.handle.slots.is_empty() && !self.kicked);
             c.leave();
+            return;
         }
         self.release_alone();
         if self.kicked {
