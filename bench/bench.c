@@ -3,9 +3,9 @@
    GCancellable, all in one process. Variants run alternately in blocks, so
    that drift of the machine hits all of them alike; each result is the
    median and 99th percentile over all blocks, and the ratio of medians to
-   the scenario's baseline. Ping-pong also gives the paired ratio: the
-   median over blocks of the variant's block median over the baseline's in
-   the same block (0 where a scenario has no blocks).
+   the scenario's baseline. Ping-pong and cancel-all also give the paired
+   ratio: the median over blocks of the variant's block median over the
+   baseline's in the same block (0 where a scenario has no blocks).
 
      rsock_bench [--quick] [--placement same|cross|any] [--json FILE] [--svg FILE]
                  [--only pingpong|tls|bulk|cancel|cancelall|tokens]
@@ -21,7 +21,8 @@
                cancel (always across CPUs); baseline: a condition-variable
                (futex) wake between the same threads
      cancelall 1000 threads blocked on one token, one cancel, until the last
-               returns; baseline: one shared eventfd
+               returns, and each thread's CPU time per wait; baseline: one
+               shared eventfd
      tokens    create+cancel+destroy time, bytes and descriptors per idle
                token, descriptors while a call waits */
 #define _GNU_SOURCE
